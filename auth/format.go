@@ -1,0 +1,67 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Limits of the key and key_id formats (SPEC 4.2).
+const (
+	// MinKeyLen is the shortest valid API key, in bytes.
+	MinKeyLen = 16
+	// MaxKeyLen is the longest valid API key, in bytes.
+	MaxKeyLen = 128
+	// MaxKeyIDLen is the longest valid key_id, in bytes. SPEC 4.2 sets no
+	// upper bound; this one keeps log lines and metric labels bounded.
+	MaxKeyIDLen = 128
+)
+
+// hashedPrefix introduces a key stored as the hex SHA-256 of the plain key.
+const hashedPrefix = "sha256:"
+
+// tokenChars[c] reports whether c is in [A-Za-z0-9_-]. It is never written
+// after initialisation.
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	t['_'] = true
+	t['-'] = true
+	return t
+}()
+
+// allTokenChars reports whether every byte of b is in [A-Za-z0-9_-].
+func allTokenChars[T string | []byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if !tokenChars[b[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidKey reports whether key has the format of an API key: 16 to 128
+// bytes of [A-Za-z0-9_-]. Only ASCII letters and digits count, unlike the
+// seed's str.isalnum, which also accepted non-ASCII letters.
+func ValidKey(key []byte) bool {
+	return len(key) >= MinKeyLen && len(key) <= MaxKeyLen && allTokenChars(key)
+}
+
+// ValidKeyID reports whether id has the format of a key_id: 1 to
+// MaxKeyIDLen (128) bytes of [A-Za-z0-9_-], ASCII only. A valid key_id needs
+// no quoting or escaping in log lines, JSON or metric labels.
+func ValidKeyID(id []byte) bool {
+	return len(id) >= 1 && len(id) <= MaxKeyIDLen && allTokenChars(id)
+}
+
+// HashedKey returns the form of key to store in a keys file instead of the
+// plain key: "sha256:" followed by the 64 lower-case hex digits of its
+// SHA-256 digest. It does not check key's format.
+func HashedKey(key []byte) string {
+	d := sha256.Sum256(key)
+	return hashedPrefix + hex.EncodeToString(d[:])
+}
