@@ -1,0 +1,224 @@
+package logsink
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Format selects how a Sink writes its lines. The zero value is FormatText.
+type Format uint8
+
+const (
+	// FormatText writes SPEC 5.4's line:
+	// "TIMESTAMP | KEY_ID | METHOD PATH | STATUS".
+	FormatText Format = iota
+	// FormatJSON writes one JSON object a line with the fields time, key_id,
+	// method, path, status, latency_ms, bytes_in, bytes_out, upstream and
+	// request_id.
+	FormatJSON
+)
+
+// ParseFormat returns the Format named s: "text" or "json" (lower case, as
+// ACCESS_LOG_FORMAT takes them). Any other value is an error wrapping
+// ErrUnknownFormat that names the value.
+func ParseFormat(s string) (Format, error) {
+	switch s {
+	case "text":
+		return FormatText, nil
+	case "json":
+		return FormatJSON, nil
+	}
+	return 0, fmt.Errorf("%w %q (want \"text\" or \"json\")", ErrUnknownFormat, s)
+}
+
+// String returns the name ParseFormat accepts for f, or "Format(N)" for a
+// value that is neither FormatText nor FormatJSON.
+func (f Format) String() string {
+	switch f {
+	case FormatText:
+		return "text"
+	case FormatJSON:
+		return "json"
+	}
+	return "Format(" + strconv.Itoa(int(f)) + ")"
+}
+
+// valid reports whether f is FormatText or FormatJSON.
+func (f Format) valid() bool { return f == FormatText || f == FormatJSON }
+
+// Entry is one access-log record. Sink.Write copies everything it needs
+// before it returns, so the byte slices may point into memory the caller
+// reuses afterwards (a fasthttp request, for instance).
+type Entry struct {
+	// Time is when the request arrived. It is written in UTC, as RFC 3339
+	// with microseconds (truncated): 2026-11-27T06:30:22.123456Z. The zero
+	// Time means time.Now().
+	Time time.Time
+	// KeyID is the authenticated key_id; empty is written as "-"
+	// (unauthenticated).
+	KeyID string
+	// Method is the request method; empty is written as "-".
+	Method []byte
+	// Path is the request path. Everything from the first '?' on is cut
+	// off, so a full request URI may be passed; an empty path is written as
+	// "-".
+	Path []byte
+	// Status is the response status code.
+	Status int
+
+	// The fields below are written by FormatJSON only.
+
+	// Latency is the time from the request's arrival to the end of its
+	// response, written as latency_ms with three decimals.
+	Latency time.Duration
+	// BytesIn is the size of the request body.
+	BytesIn int64
+	// BytesOut is the size of the response body.
+	BytesOut int64
+	// Upstream is the base URL of the upstream that served the request;
+	// empty when none did.
+	Upstream string
+	// RequestID is the request's X-Request-Id; may be empty.
+	RequestID []byte
+}
+
+// timestampLayout is the time.Layout equivalent of appendTimestamp.
+const timestampLayout = "2006-01-02T15:04:05.000000Z"
+
+// appendTimestamp appends t in UTC as "2006-01-02T15:04:05.000000Z",
+// microseconds truncated. It is time.AppendFormat with timestampLayout,
+// about twice as fast.
+func appendTimestamp(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, timestampLayout)
+	}
+	hour, minute, sec := t.Clock()
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, t.Nanosecond()/1000, 6)
+	return append(dst, 'Z')
+}
+
+// appendDigits appends the non-negative n as exactly width decimal digits,
+// zero-padded on the left; n must be below 10^width.
+func appendDigits(dst []byte, n, width int) []byte {
+	var buf [8]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(dst, buf[:width]...)
+}
+
+// mustEscape reports whether c is written percent-encoded: control
+// characters, space, DEL, non-ASCII bytes, and the field delimiters '|',
+// '"' and '\'.
+func mustEscape(c byte) bool {
+	return c < 0x21 || c >= 0x7f || c == '|' || c == '"' || c == '\\'
+}
+
+const upperHex = "0123456789ABCDEF"
+
+// appendEscaped appends src with every byte for which mustEscape reports
+// true written as %XX.
+func appendEscaped[T string | []byte](dst []byte, src T) []byte {
+	start := 0
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if !mustEscape(c) {
+			continue
+		}
+		dst = append(dst, src[start:i]...)
+		dst = append(dst, '%', upperHex[c>>4], upperHex[c&0xf])
+		start = i + 1
+	}
+	return append(dst, src[start:]...)
+}
+
+// appendField appends src escaped, or "-" when src is empty.
+func appendField[T string | []byte](dst []byte, src T) []byte {
+	if len(src) == 0 {
+		return append(dst, '-')
+	}
+	return appendEscaped(dst, src)
+}
+
+// cutQuery returns path up to its first '?'.
+func cutQuery(path []byte) []byte {
+	for i, c := range path {
+		if c == '?' {
+			return path[:i]
+		}
+	}
+	return path
+}
+
+// entryTime returns e.Time, or now when it is zero.
+func entryTime(e *Entry) time.Time {
+	if e.Time.IsZero() {
+		return time.Now()
+	}
+	return e.Time
+}
+
+// appendText appends e as a FormatText line, newline included.
+func appendText(dst []byte, e *Entry) []byte {
+	dst = appendTimestamp(dst, entryTime(e))
+	dst = append(dst, " | "...)
+	dst = appendField(dst, e.KeyID)
+	dst = append(dst, " | "...)
+	dst = appendField(dst, e.Method)
+	dst = append(dst, ' ')
+	dst = appendField(dst, cutQuery(e.Path))
+	dst = append(dst, " | "...)
+	dst = strconv.AppendInt(dst, int64(e.Status), 10)
+	return append(dst, '\n')
+}
+
+// appendJSON appends e as a FormatJSON line, newline included. No string
+// needs JSON escaping: appendEscaped has already encoded '"', '\' and every
+// control and non-ASCII byte.
+func appendJSON(dst []byte, e *Entry) []byte {
+	dst = append(dst, `{"time":"`...)
+	dst = appendTimestamp(dst, entryTime(e))
+	dst = append(dst, `","key_id":"`...)
+	dst = appendField(dst, e.KeyID)
+	dst = append(dst, `","method":"`...)
+	dst = appendField(dst, e.Method)
+	dst = append(dst, `","path":"`...)
+	dst = appendField(dst, cutQuery(e.Path))
+	dst = append(dst, `","status":`...)
+	dst = strconv.AppendInt(dst, int64(e.Status), 10)
+	dst = append(dst, `,"latency_ms":`...)
+	dst = strconv.AppendFloat(dst, float64(e.Latency)/float64(time.Millisecond), 'f', 3, 64)
+	dst = append(dst, `,"bytes_in":`...)
+	dst = strconv.AppendInt(dst, e.BytesIn, 10)
+	dst = append(dst, `,"bytes_out":`...)
+	dst = strconv.AppendInt(dst, e.BytesOut, 10)
+	dst = append(dst, `,"upstream":"`...)
+	dst = appendEscaped(dst, e.Upstream)
+	dst = append(dst, `","request_id":"`...)
+	dst = appendEscaped(dst, e.RequestID)
+	return append(dst, "\"}\n"...)
+}
+
+// appendLine appends e in format f, newline included.
+func appendLine(dst []byte, f Format, e *Entry) []byte {
+	if f == FormatJSON {
+		return appendJSON(dst, e)
+	}
+	return appendText(dst, e)
+}

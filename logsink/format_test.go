@@ -1,0 +1,251 @@
+package logsink
+
+import (
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fixedTime is 2026-11-27T06:30:22.123456789Z.
+var fixedTime = time.Date(2026, 11, 27, 6, 30, 22, 123456789, time.UTC)
+
+func TestParseFormat(t *testing.T) {
+	f := func(s string, want Format) {
+		t.Helper()
+		got, err := ParseFormat(s)
+		if err != nil {
+			t.Fatalf("ParseFormat(%q): %v", s, err)
+		}
+		if got != want {
+			t.Fatalf("ParseFormat(%q) = %v, want %v", s, got, want)
+		}
+		if got.String() != s {
+			t.Fatalf("%v.String() = %q, want %q", got, got.String(), s)
+		}
+	}
+	f("text", FormatText)
+	f("json", FormatJSON)
+
+	bad := func(s string) {
+		t.Helper()
+		_, err := ParseFormat(s)
+		if !errors.Is(err, ErrUnknownFormat) {
+			t.Fatalf("ParseFormat(%q) error = %v, want ErrUnknownFormat", s, err)
+		}
+		if !strings.Contains(err.Error(), `"`+s+`"`) {
+			t.Fatalf("ParseFormat(%q) error %q does not name the value", s, err)
+		}
+	}
+	bad("")
+	bad("JSON")
+	bad("xml")
+	bad("text ")
+
+	if got := Format(7).String(); got != "Format(7)" {
+		t.Fatalf("Format(7).String() = %q", got)
+	}
+}
+
+func TestAppendText(t *testing.T) {
+	f := func(e Entry, want string) {
+		t.Helper()
+		got := string(appendText(nil, &e))
+		if got != want+"\n" {
+			t.Fatalf("appendText:\n got %q\nwant %q", got, want+"\n")
+		}
+	}
+	// SPEC 5.4's example; nanoseconds are truncated to microseconds.
+	f(Entry{Time: fixedTime, KeyID: "alice", Method: []byte("POST"), Path: []byte("/v1/chat/completions"), Status: 200},
+		"2026-11-27T06:30:22.123456Z | alice | POST /v1/chat/completions | 200")
+	// A non-UTC time is converted to UTC.
+	f(Entry{Time: time.Date(2026, 11, 27, 12, 0, 22, 999999999, time.FixedZone("IST", 5*3600+30*60)), KeyID: "bob", Method: []byte("GET"), Path: []byte("/v1/models"), Status: 200},
+		"2026-11-27T06:30:22.999999Z | bob | GET /v1/models | 200")
+	// Across midnight and a year boundary.
+	f(Entry{Time: time.Date(2027, 1, 1, 0, 30, 0, 0, time.FixedZone("CET", 3600)), KeyID: "k", Method: []byte("GET"), Path: []byte("/"), Status: 404},
+		"2026-12-31T23:30:00.000000Z | k | GET / | 404")
+	// Whole microseconds keep their leading zeros.
+	f(Entry{Time: time.Date(2026, 2, 3, 4, 5, 6, 7000, time.UTC), KeyID: "k", Method: []byte("GET"), Path: []byte("/"), Status: 200},
+		"2026-02-03T04:05:06.000007Z | k | GET / | 200")
+	// No key: "-".
+	f(Entry{Time: fixedTime, Method: []byte("POST"), Path: []byte("/v1/completions"), Status: 401},
+		"2026-11-27T06:30:22.123456Z | - | POST /v1/completions | 401")
+	// The query string is cut.
+	f(Entry{Time: fixedTime, KeyID: "alice", Method: []byte("GET"), Path: []byte("/v1/models?api_key=sk-secret&x=1"), Status: 200},
+		"2026-11-27T06:30:22.123456Z | alice | GET /v1/models | 200")
+	f(Entry{Time: fixedTime, KeyID: "alice", Method: []byte("GET"), Path: []byte("/a?"), Status: 200},
+		"2026-11-27T06:30:22.123456Z | alice | GET /a | 200")
+	// Empty method and path (also after the cut): "-".
+	f(Entry{Time: fixedTime, Path: []byte("?q"), Status: 400},
+		"2026-11-27T06:30:22.123456Z | - | - - | 400")
+	// A forged line cannot be injected.
+	f(Entry{Time: fixedTime, KeyID: "alice", Method: []byte("GET"), Path: []byte("/x | 200\n2026-01-01T00:00:00.000000Z | admin | GET /y"), Status: 404},
+		"2026-11-27T06:30:22.123456Z | alice | GET /x%20%7C%20200%0A2026-01-01T00:00:00.000000Z%20%7C%20admin%20%7C%20GET%20/y | 404")
+}
+
+func TestAppendTimestampMatchesAppendFormat(t *testing.T) {
+	f := func(tm time.Time) {
+		t.Helper()
+		got := string(appendTimestamp(nil, tm))
+		want := tm.UTC().Format(timestampLayout)
+		if got != want {
+			t.Fatalf("appendTimestamp(%v) = %q, want %q", tm, got, want)
+		}
+	}
+	f(time.Time{})
+	f(fixedTime)
+	f(time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.UTC))
+	f(time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC))
+	f(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)) // falls back to AppendFormat
+	f(time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC))    // falls back to AppendFormat
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		f(time.Unix(r.Int64N(1<<35)-1<<34, r.Int64N(1e9)).In(time.FixedZone("", r.IntN(50000)-25000)))
+	}
+
+	// The layout itself gives six fraction digits and a literal Z.
+	if got := fixedTime.Format(timestampLayout); got != "2026-11-27T06:30:22.123456Z" {
+		t.Fatalf("layout gives %q", got)
+	}
+}
+
+func TestAppendEscaped(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		if got := string(appendEscaped(nil, in)); got != want {
+			t.Fatalf("appendEscaped(%q) = %q, want %q", in, got, want)
+		}
+		if got := string(appendEscaped(nil, []byte(in))); got != want {
+			t.Fatalf("appendEscaped([]byte(%q)) = %q, want %q", in, got, want)
+		}
+	}
+	f("", "")
+	f("alice", "alice")
+	f("/v1/chat/completions", "/v1/chat/completions")
+	f("a-b_c.d~e:f@g!$&'()*+,;=%", "a-b_c.d~e:f@g!$&'()*+,;=%")
+	f(" ", "%20")
+	f("a b", "a%20b")
+	f("\n", "%0A")
+	f("\r\n", "%0D%0A")
+	f("\t", "%09")
+	f("\x00", "%00")
+	f("\x1f", "%1F")
+	f("!", "!")
+	f("~", "~")
+	f("\x7f", "%7F")
+	f("\x80", "%80")
+	f("\xff", "%FF")
+	f("é", "%C3%A9")
+	f("|", "%7C")
+	f(`"`, "%22")
+	f(`\`, "%5C")
+	f(`x"y\z|w`, "x%22y%5Cz%7Cw")
+	f("\u2028", "%E2%80%A8") // JSON-safe, and no Unicode line separator either
+
+	// Every byte: escaped exactly when mustEscape says so, and never
+	// into anything but [!-~] minus the delimiters.
+	for c := 0; c < 256; c++ {
+		got := string(appendEscaped(nil, []byte{byte(c)}))
+		esc := c < 0x21 || c >= 0x7f || c == '|' || c == '"' || c == '\\'
+		if esc != (len(got) == 3) {
+			t.Fatalf("byte %#02x escaped as %q", c, got)
+		}
+		for i := 0; i < len(got); i++ {
+			if mustEscape(got[i]) {
+				t.Fatalf("byte %#02x escaped as %q, which holds %q", c, got, got[i])
+			}
+		}
+	}
+}
+
+func TestAppendJSON(t *testing.T) {
+	e := Entry{
+		Time:      fixedTime,
+		KeyID:     "alice",
+		Method:    []byte("POST"),
+		Path:      []byte("/v1/chat/completions?stream=true"),
+		Status:    200,
+		Latency:   1234567 * time.Nanosecond,
+		BytesIn:   12,
+		BytesOut:  345,
+		Upstream:  "http://10.0.0.1:8000",
+		RequestID: []byte("req-1"),
+	}
+	want := `{"time":"2026-11-27T06:30:22.123456Z","key_id":"alice","method":"POST","path":"/v1/chat/completions","status":200,"latency_ms":1.235,"bytes_in":12,"bytes_out":345,"upstream":"http://10.0.0.1:8000","request_id":"req-1"}` + "\n"
+	if got := string(appendJSON(nil, &e)); got != want {
+		t.Fatalf("appendJSON:\n got %s\nwant %s", got, want)
+	}
+
+	want = `{"time":"2026-11-27T06:30:22.123456Z","key_id":"-","method":"-","path":"-","status":0,"latency_ms":0.000,"bytes_in":0,"bytes_out":0,"upstream":"","request_id":""}` + "\n"
+	if got := string(appendJSON(nil, &Entry{Time: fixedTime})); got != want {
+		t.Fatalf("appendJSON of an empty entry:\n got %s\nwant %s", got, want)
+	}
+}
+
+// jsonLine is what a FormatJSON line decodes into.
+type jsonLine struct {
+	Time      string  `json:"time"`
+	KeyID     string  `json:"key_id"`
+	Method    string  `json:"method"`
+	Path      string  `json:"path"`
+	Status    int     `json:"status"`
+	LatencyMS float64 `json:"latency_ms"`
+	BytesIn   int64   `json:"bytes_in"`
+	BytesOut  int64   `json:"bytes_out"`
+	Upstream  string  `json:"upstream"`
+	RequestID string  `json:"request_id"`
+}
+
+// checkJSONLine asserts that line is one newline-terminated JSON object
+// holding exactly the fields of jsonLine, and returns it decoded.
+func checkJSONLine(t testing.TB, line []byte) jsonLine {
+	t.Helper()
+	if len(line) == 0 || line[len(line)-1] != '\n' || strings.Count(string(line), "\n") != 1 {
+		t.Fatalf("not one line: %q", line)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(line, &fields); err != nil {
+		t.Fatalf("line %q does not parse: %v", line, err)
+	}
+	if len(fields) != 10 {
+		t.Fatalf("line %q has %d fields, want 10", line, len(fields))
+	}
+	var v jsonLine
+	if err := json.Unmarshal(line, &v); err != nil {
+		t.Fatalf("line %q does not parse: %v", line, err)
+	}
+	return v
+}
+
+func TestAppendJSONHostile(t *testing.T) {
+	f := func(keyID, method, path, upstream, requestID string) {
+		t.Helper()
+		e := Entry{Time: fixedTime, KeyID: keyID, Method: []byte(method), Path: []byte(path), Status: 200, Latency: -time.Millisecond, BytesIn: -1, BytesOut: 1 << 62, Upstream: upstream, RequestID: []byte(requestID)}
+		v := checkJSONLine(t, appendJSON(nil, &e))
+		if v.Time != "2026-11-27T06:30:22.123456Z" || v.Status != 200 || v.LatencyMS != -1 || v.BytesIn != -1 || v.BytesOut != 1<<62 {
+			t.Fatalf("decoded %+v", v)
+		}
+		if want := string(appendEscaped(nil, requestID)); v.RequestID != want {
+			t.Fatalf("request_id = %q, want %q", v.RequestID, want)
+		}
+	}
+	f("alice", "GET", "/", "", "")
+	f(`a","key_id":"admin`, `G"E\T`, `/"}`+"\n"+`{"x":1`, `\u0000`, "\x00\x01\xff")
+	f("\xed\xa0\x80", "\xc3", "/\u2028\u2029", "\\", `"`)
+	f("|||", "\r\n", "/%22", "\t", "\x7f")
+}
+
+func TestEntryZeroTimeIsNow(t *testing.T) {
+	before := time.Now().UTC().Truncate(time.Microsecond)
+	line := string(appendText(nil, &Entry{Status: 200}))
+	after := time.Now().UTC()
+	ts, err := time.Parse(time.RFC3339Nano, line[:len("2006-01-02T15:04:05.000000Z")])
+	if err != nil {
+		t.Fatalf("line %q: %v", line, err)
+	}
+	if ts.Before(before) || ts.After(after) {
+		t.Fatalf("timestamp %v outside [%v, %v]", ts, before, after)
+	}
+}

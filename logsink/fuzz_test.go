@@ -1,0 +1,39 @@
+package logsink
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzAppendLine checks that no input can split a line or add a field: a
+// text line has exactly four " | "-separated fields, a JSON line parses
+// into exactly its ten fields.
+func FuzzAppendLine(f *testing.F) {
+	f.Add("alice", []byte("POST"), []byte("/v1/chat/completions"), []byte("req-1"), "http://u:1", int64(0))
+	f.Add("", []byte(""), []byte("?x"), []byte(""), "", int64(-1))
+	f.Add("a | b", []byte("G\nET"), []byte("/x | 200\n2026 | admin | GET /y"), []byte(`"},{"`), `\`, int64(1<<62))
+	f.Add("\xff\x00", []byte("\x7f"), []byte("/\u2028?\n"), []byte("\\u0000"), "\"", int64(123456789))
+	f.Fuzz(func(t *testing.T, keyID string, method, path, requestID []byte, upstream string, ns int64) {
+		e := Entry{Time: time.Unix(0, ns), KeyID: keyID, Method: method, Path: path, Status: 200, Latency: time.Duration(ns), Upstream: upstream, RequestID: requestID}
+
+		text := string(appendText(nil, &e))
+		if strings.Count(text, "\n") != 1 || !strings.HasSuffix(text, "\n") {
+			t.Fatalf("text line %q is not one line", text)
+		}
+		fields := strings.Split(strings.TrimSuffix(text, "\n"), " | ")
+		if len(fields) != 4 || strings.Count(fields[2], " ") != 1 || fields[3] != "200" {
+			t.Fatalf("text line %q: fields %q", text, fields)
+		}
+		for _, field := range fields[1:] {
+			if strings.ContainsAny(field, "|\"\\\r\n\t\x00") {
+				t.Fatalf("text line %q: unescaped byte in %q", text, field)
+			}
+		}
+
+		v := checkJSONLine(t, appendJSON(nil, &e))
+		if v.KeyID != fields[1] || v.Method+" "+v.Path != fields[2] {
+			t.Fatalf("JSON %+v disagrees with text %q", v, text)
+		}
+	})
+}

@@ -1,0 +1,252 @@
+package logsink
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultBufferLines   = 65536
+	DefaultFlushInterval = 200 * time.Millisecond
+	DefaultBatchBytes    = 64 << 10
+)
+
+// maxPooledLine is the capacity above which a line buffer is not returned
+// to the pool, so that one huge line does not pin its memory.
+const maxPooledLine = 64 << 10
+
+// Config configures a Sink. Only Path is required; every other zero field
+// takes the default it names.
+type Config struct {
+	// Path is the log file; "-" means standard output. The file's directory
+	// is created (0o755) if missing, and the file is opened for appending,
+	// created 0o644 if missing. Required.
+	Path string
+	// Format is the line format; the zero value is FormatText.
+	Format Format
+	// BufferLines is the capacity, in lines, of the channel between Write
+	// and the writer goroutine; Write blocks while it is full. Zero means
+	// DefaultBufferLines.
+	BufferLines int
+	// FlushInterval is the longest a line received by the writer goroutine
+	// waits in memory before write(2). Zero means DefaultFlushInterval.
+	FlushInterval time.Duration
+	// BatchBytes is how many bytes the writer goroutine buffers before it
+	// calls write(2) without waiting for FlushInterval. Zero means
+	// DefaultBatchBytes.
+	BatchBytes int
+	// ErrorLog receives write failures, at most one message every 10 s with
+	// a count of the suppressed ones. Nil means slog.Default().
+	ErrorLog *slog.Logger
+}
+
+// Stats are a Sink's counters since New. Written+Failed is the number of
+// lines the writer goroutine has handled.
+type Stats struct {
+	// Written counts lines write(2) accepted.
+	Written uint64
+	// Failed counts lines lost because write(2) failed; each failure is
+	// reported through Config.ErrorLog.
+	Failed uint64
+	// Waited counts Writes that found the buffer full and blocked.
+	Waited uint64
+}
+
+// Sink is an access log: Write formats an Entry into one line and queues it
+// for a writer goroutine, which batches lines into the file (see the
+// package comment for the delivery policy). Create it with New and stop it
+// with Close; the zero Sink is not usable. All methods are safe for
+// concurrent use, with each other and with Close.
+type Sink struct {
+	format Format
+	pool   sync.Pool // of *[]byte line buffers
+
+	// mu is read-locked by Write around its send on lines and write-locked
+	// by Close to set closed and close lines, so no Write sends on a closed
+	// channel and every accepted line is received before the writer exits.
+	mu     sync.RWMutex
+	closed bool // guarded by mu
+	lines  chan *[]byte
+
+	ctl       chan ctlRequest // Flush and Reopen requests to the writer
+	done      chan struct{}   // closed when the writer goroutine has exited
+	closeOnce sync.Once
+	closeErr  error // set by the writer goroutine before done is closed
+
+	written atomic.Uint64 // updated by the writer goroutine, once a batch
+	failed  atomic.Uint64 // updated by the writer goroutine, once a batch
+	waited  atomic.Uint64 // updated by Write on its slow path only
+}
+
+// ctlRequest asks the writer goroutine to write everything queued and, if
+// reopen is set, to reopen the file; the result goes to reply, which has
+// room for it.
+type ctlRequest struct {
+	reopen bool
+	reply  chan error
+}
+
+// New validates cfg, opens the log file and starts the writer goroutine.
+// Errors for a bad cfg wrap ErrInvalidConfig; the caller must Close the
+// returned Sink to stop the goroutine and release the file.
+func New(cfg Config) (*Sink, error) {
+	switch {
+	case cfg.Path == "":
+		return nil, fmt.Errorf("%w: Path is empty", ErrInvalidConfig)
+	case !cfg.Format.valid():
+		return nil, fmt.Errorf("%w: unknown Format %d", ErrInvalidConfig, cfg.Format)
+	case cfg.BufferLines < 0:
+		return nil, fmt.Errorf("%w: negative BufferLines %d", ErrInvalidConfig, cfg.BufferLines)
+	case cfg.FlushInterval < 0:
+		return nil, fmt.Errorf("%w: negative FlushInterval %s", ErrInvalidConfig, cfg.FlushInterval)
+	case cfg.BatchBytes < 0:
+		return nil, fmt.Errorf("%w: negative BatchBytes %d", ErrInvalidConfig, cfg.BatchBytes)
+	}
+	if cfg.BufferLines == 0 {
+		cfg.BufferLines = DefaultBufferLines
+	}
+	if cfg.FlushInterval == 0 {
+		cfg.FlushInterval = DefaultFlushInterval
+	}
+	if cfg.BatchBytes == 0 {
+		cfg.BatchBytes = DefaultBatchBytes
+	}
+	if cfg.ErrorLog == nil {
+		cfg.ErrorLog = slog.Default()
+	}
+
+	var f *os.File
+	if cfg.Path == "-" {
+		f = os.Stdout
+	} else {
+		var err error
+		if f, err = openLog(cfg.Path); err != nil {
+			return nil, err
+		}
+	}
+
+	s := &Sink{
+		format: cfg.Format,
+		lines:  make(chan *[]byte, cfg.BufferLines),
+		ctl:    make(chan ctlRequest),
+		done:   make(chan struct{}),
+	}
+	s.pool.New = func() any {
+		b := make([]byte, 0, 256)
+		return &b
+	}
+	w := &writer{
+		s:        s,
+		path:     cfg.Path,
+		f:        f,
+		stdout:   cfg.Path == "-",
+		batch:    make([]byte, 0, cfg.BatchBytes),
+		maxBatch: cfg.BatchBytes,
+		interval: cfg.FlushInterval,
+		errs:     errorReporter{log: cfg.ErrorLog, path: cfg.Path},
+	}
+	go w.run()
+	return s, nil
+}
+
+// Write formats e as one line and queues it for the writer goroutine. It
+// copies everything it keeps, so e and the memory its slices point to may
+// be reused as soon as Write returns.
+//
+// Write never drops a line: while the queue is full it blocks until the
+// writer makes room. It returns nil once the line is queued (a later write
+// failure is counted in Stats.Failed and reported through Config.ErrorLog,
+// not returned here), ErrClosed once Close has begun, and ErrNilEntry for a
+// nil e. It does not allocate in steady state.
+func (s *Sink) Write(e *Entry) error {
+	if e == nil {
+		return ErrNilEntry
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	bp := s.pool.Get().(*[]byte)
+	*bp = appendLine((*bp)[:0], s.format, e)
+	select {
+	case s.lines <- bp:
+	default:
+		// Slow path: the queue is full. Only here is a shared counter
+		// written.
+		s.waited.Add(1)
+		s.lines <- bp
+	}
+	s.mu.RUnlock()
+	return nil
+}
+
+// putLine returns a line buffer to the pool once its bytes are copied.
+func (s *Sink) putLine(bp *[]byte) {
+	if cap(*bp) <= maxPooledLine {
+		s.pool.Put(bp)
+	}
+}
+
+// Flush returns once every line whose Write returned before the call has
+// been handed to write(2) (no fsync). It returns an error if a write failed
+// since the previous Flush or Reopen, and ErrClosed once Close has finished
+// or is finishing (Close writes every line itself).
+func (s *Sink) Flush() error {
+	return s.control(ctlRequest{})
+}
+
+// Reopen writes every queued line to the current file, then opens the file
+// at the configured path again and closes the old one, for log rotation
+// (SIGUSR1): lines whose Write returned before the call go to the old file,
+// the following ones to the new file, and none is lost. If the new file
+// cannot be opened, the old one stays in use and the error is returned. It
+// does nothing more than Flush for standard output, and returns ErrClosed
+// once Close has finished or is finishing.
+func (s *Sink) Reopen() error {
+	return s.control(ctlRequest{reopen: true})
+}
+
+// control passes req to the writer goroutine and waits for its answer.
+func (s *Sink) control(req ctlRequest) error {
+	req.reply = make(chan error, 1)
+	select {
+	case s.ctl <- req:
+		return <-req.reply
+	case <-s.done:
+		return ErrClosed
+	}
+}
+
+// Close stops accepting lines (Write returns ErrClosed from then on),
+// writes every line already accepted, fsyncs and closes the file (standard
+// output is neither synced nor closed), and stops the writer goroutine.
+// Writes blocked on a full queue complete before Close does. It returns the
+// errors of those last steps, and of any write that failed since the last
+// Flush or Reopen. Close is idempotent: later calls wait for the first to
+// finish and return the same error.
+func (s *Sink) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.lines)
+		s.mu.Unlock()
+	})
+	<-s.done
+	return s.closeErr
+}
+
+// Stats returns the Sink's counters. It may be called at any time,
+// concurrently with everything else, including after Close.
+func (s *Sink) Stats() Stats {
+	return Stats{
+		Written: s.written.Load(),
+		Failed:  s.failed.Load(),
+		Waited:  s.waited.Load(),
+	}
+}
