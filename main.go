@@ -1,0 +1,350 @@
+// Command authgate is an API-key gateway for OpenAI-compatible inference
+// servers. See README.md and shared/SPEC.md.
+//
+//	authgate serve                      the gateway (configured by environment and flags)
+//	authgate demo                       gateway + mock upstream + a generated key
+//	authgate mock-upstream --listen A   a fake OpenAI-compatible server
+//	authgate keys gen --id ID           print a new keys-file line
+//	authgate keys hash                  print the sha256: form of a key read on stdin
+//	authgate keys check FILE            check a keys file
+//
+// Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/authgate/authgate/logsink"
+	"github.com/authgate/authgate/server"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// env looks up an environment variable, like os.LookupEnv.
+type env func(string) (string, bool)
+
+const usage = `usage: authgate COMMAND [flags]
+
+commands:
+  serve                       run the gateway (see 'authgate serve --help')
+  demo                        gateway on 127.0.0.1:8080 + mock upstream + a generated key
+  mock-upstream --listen ADDR a fake OpenAI-compatible server
+  keys gen --id ID            print a new "ID:sk-..." keys-file line
+  keys hash                   read a key on stdin, print its sha256: form
+  keys check FILE             check a keys file; exit 1 if any line is invalid
+`
+
+// run is main without os.Exit, for tests.
+func run(args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(args[1:], getenv, stdout, stderr)
+	case "demo":
+		return runDemo(args[1:], stdout, stderr)
+	case "mock-upstream":
+		return runMockUpstream(args[1:], stdout, stderr)
+	case "keys":
+		return runKeys(args[1:], stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "authgate: unknown command %q\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+// serveConfig is everything `serve` reads from its environment and flags.
+type serveConfig struct {
+	gw            server.Config
+	listen        string
+	shutdownGrace time.Duration
+}
+
+// setting is one configuration value: an environment variable and a flag
+// of the same meaning. A flag wins over its variable; an empty variable
+// counts as unset.
+type setting struct {
+	env, flag, def, usage string
+	apply                 func(c *serveConfig, v string) error
+}
+
+// settings lists serve's configuration (shared/SPEC.md section 3). Defaults
+// that depend on DATA_DIR are filled in by loadServeConfig.
+var settings = []setting{
+	{"AUTH_ENABLED", "auth-enabled", "true", "false: accept every request without a key", func(c *serveConfig, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.gw.DisableAuth = !b
+		return err
+	}},
+	{"DATA_DIR", "data-dir", "/data", "base of the default keys file and access log paths", func(*serveConfig, string) error { return nil }},
+	{"AUTH_KEYS_FILE", "keys-file", "", "keys file (default $DATA_DIR/api_keys.txt)", func(c *serveConfig, v string) error {
+		c.gw.KeysFile = v
+		return nil
+	}},
+	{"MAX_REQUESTS_PER_MINUTE", "rpm", "100", "default limit per key_id in any sliding 60 s window", func(c *serveConfig, v string) error {
+		n, err := strconv.Atoi(v)
+		if err == nil && n < 1 {
+			err = errors.New("must be at least 1")
+		}
+		c.gw.DefaultRPM = n
+		return err
+	}},
+	{"LISTEN_ADDR", "listen", ":8080", "public listener address", func(c *serveConfig, v string) error {
+		c.listen = v
+		return nil
+	}},
+	{"UPSTREAM_URL", "upstream", "", "upstream base URL(s), comma-separated (required)", func(c *serveConfig, v string) error {
+		ups, err := server.ParseUpstreams(v)
+		c.gw.Upstreams = ups
+		return err
+	}},
+	{"UPSTREAM_API_KEY", "upstream-api-key", "", "sent upstream as 'Authorization: Bearer ...' when set", func(c *serveConfig, v string) error {
+		c.gw.UpstreamAPIKey = v
+		return nil
+	}},
+	{"ACCESS_LOG", "access-log", "", "access log path, '-' for stdout (default $DATA_DIR/logs/api_access.log)", func(c *serveConfig, v string) error {
+		c.gw.AccessLog = v
+		return nil
+	}},
+	{"ACCESS_LOG_FORMAT", "access-log-format", "text", "access log format: text or json", func(c *serveConfig, v string) error {
+		f, err := logsink.ParseFormat(v)
+		c.gw.AccessLogFormat = f
+		return err
+	}},
+	{"UPSTREAM_TIMEOUT", "upstream-timeout", "10m", "longest wait for the upstream's response", func(c *serveConfig, v string) error {
+		d, err := parsePositiveDuration(v)
+		c.gw.UpstreamTimeout = d
+		return err
+	}},
+	{"MAX_REQUEST_BODY", "max-request-body", "32MiB", "larger request bodies are answered 413", func(c *serveConfig, v string) error {
+		n, err := parseSize(v)
+		c.gw.MaxRequestBody = n
+		return err
+	}},
+	{"SHUTDOWN_GRACE", "shutdown-grace", "30s", "how long a stop waits for requests in flight", func(c *serveConfig, v string) error {
+		d, err := parsePositiveDuration(v)
+		c.shutdownGrace = d
+		return err
+	}},
+	{"AUTH_ALLOW_NO_KEYS", "allow-no-keys", "false", "fail open (accept all requests) when no valid key is configured", func(c *serveConfig, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.gw.AllowNoKeys = b
+		return err
+	}},
+	// Settings of the contract that this version does not implement yet.
+	// Setting one is refused rather than silently ignored: each changes what
+	// the gateway guarantees (shared limits, TLS).
+	{"REDIS_URL", "redis-url", "", "not implemented yet: must be empty", refuseUnimplemented},
+	{"TLS_CERT_FILE", "tls-cert", "", "not implemented yet: must be empty", refuseUnimplemented},
+	{"TLS_KEY_FILE", "tls-key", "", "not implemented yet: must be empty", refuseUnimplemented},
+}
+
+func refuseUnimplemented(_ *serveConfig, v string) error {
+	if v != "" {
+		return errors.New("not supported by this version of authgate")
+	}
+	return nil
+}
+
+// loadServeConfig builds serve's configuration from args and the
+// environment. Errors name the variable or flag at fault.
+func loadServeConfig(args []string, getenv env, stderr io.Writer) (*serveConfig, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flagVals := map[string]string{}
+	for _, s := range settings {
+		name := s.flag
+		fs.Func(name, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), func(v string) error {
+			flagVals[name] = v
+			return nil
+		})
+	}
+	// ADMIN_ADDR is part of the contract; this version has no admin listener.
+	var adminAddr string
+	fs.StringVar(&adminAddr, "admin-listen", "", "admin listener (not implemented yet; ignored with a warning)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	value := func(s setting) (v, source string, explicit bool) {
+		if v, ok := flagVals[s.flag]; ok {
+			return v, "--" + s.flag, true
+		}
+		if v, ok := getenv(s.env); ok && v != "" {
+			return v, s.env, true
+		}
+		return s.def, s.env, false
+	}
+
+	c := &serveConfig{}
+	dataDir := "/data"
+	for _, s := range settings {
+		v, source, explicit := value(s)
+		if s.env == "DATA_DIR" {
+			dataDir = v
+		}
+		if !explicit && s.def == "" {
+			continue
+		}
+		if err := s.apply(c, v); err != nil {
+			return nil, fmt.Errorf("invalid %s %q: %w", source, v, err)
+		}
+	}
+	if c.gw.KeysFile == "" {
+		c.gw.KeysFile = filepath.Join(dataDir, "api_keys.txt")
+	}
+	if c.gw.AccessLog == "" {
+		c.gw.AccessLog = filepath.Join(dataDir, "logs", "api_access.log")
+	}
+	if len(c.gw.Upstreams) == 0 {
+		return nil, errors.New("UPSTREAM_URL (or --upstream) is required")
+	}
+	if v, ok := getenv("ADMIN_ADDR"); (ok && v != "") || adminAddr != "" {
+		fmt.Fprintln(stderr, "authgate: warning: ADMIN_ADDR/--admin-listen is not implemented in this version; no admin listener is started")
+	}
+	return c, nil
+}
+
+// runServe is `authgate serve`.
+func runServe(args []string, getenv env, stdout, stderr io.Writer) int {
+	cfg, err := loadServeConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "authgate serve: %v\n", err)
+		return exitUsage
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg.gw.Logger = logger
+	gw, err := server.New(cfg.gw)
+	if err != nil {
+		fmt.Fprintf(stderr, "authgate serve: %v\n", err)
+		return exitUsage
+	}
+	ln, err := server.Listen(cfg.listen, logger)
+	if err != nil {
+		gw.Close()
+		fmt.Fprintf(stderr, "authgate serve: %v\n", err)
+		return exitFailure
+	}
+	logger.Info("authgate serving", "listen", ln.Addr().String(), "upstreams", strings.Join(cfg.gw.Upstreams, ","),
+		"auth", !cfg.gw.DisableAuth, "rpm", cfg.gw.DefaultRPM, "access_log", cfg.gw.AccessLog)
+	return serveUntilSignal(gw, ln, cfg.shutdownGrace, logger)
+}
+
+// serveUntilSignal serves gw on ln until SIGINT or SIGTERM, then drains for
+// at most grace. SIGHUP reloads the keys; SIGUSR1 reopens the access log.
+func serveUntilSignal(gw *server.Gateway, ln net.Listener, grace time.Duration, logger *slog.Logger) int {
+	if grace == 0 {
+		grace = server.DefaultShutdownGrace
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ln) }()
+	for {
+		select {
+		case err := <-served:
+			logger.Error("listener failed", "err", err)
+			gw.Close()
+			return exitFailure
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				if err := gw.Reload(); err != nil {
+					logger.Error("keys reload failed", "err", err)
+				}
+			case syscall.SIGUSR1:
+				if err := gw.ReopenAccessLog(); err != nil {
+					logger.Error("access log reopen failed", "err", err)
+				} else {
+					logger.Info("access log reopened")
+				}
+			default:
+				logger.Info("stopping: draining requests in flight", "signal", sig.String(), "grace", grace.String())
+				ctx, cancel := context.WithTimeout(context.Background(), grace)
+				err := gw.Shutdown(ctx)
+				cancel()
+				<-served
+				if err != nil {
+					logger.Error("shutdown incomplete", "err", err)
+					return exitFailure
+				}
+				logger.Info("stopped", "access_log_lines", gw.AccessLogStats().Written)
+				return exitOK
+			}
+		}
+	}
+}
+
+// parsePositiveDuration parses a Go duration ("30s", "10m") that must be
+// greater than zero.
+func parsePositiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err == nil && d <= 0 {
+		err = errors.New("must be greater than zero")
+	}
+	return d, err
+}
+
+// parseSize parses a byte size: a whole number with an optional unit B, KB,
+// KiB, MB, MiB, GB or GiB (case-insensitive; KB = 1000, KiB = 1024).
+func parseSize(v string) (int, error) {
+	s := strings.TrimSpace(v)
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, errors.New("want a number of bytes, e.g. 32MiB")
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	mult := map[string]int64{"": 1, "b": 1, "kb": 1e3, "kib": 1 << 10, "mb": 1e6, "mib": 1 << 20, "gb": 1e9, "gib": 1 << 30}
+	m, ok := mult[strings.ToLower(strings.TrimSpace(s[i:]))]
+	if !ok {
+		return 0, fmt.Errorf("unknown unit %q (use B, KB, KiB, MB, MiB, GB or GiB)", s[i:])
+	}
+	if n > (1<<31-1)/m {
+		return 0, errors.New("too large (at most 2GiB-1)")
+	}
+	if n == 0 {
+		return 0, errors.New("must be greater than zero")
+	}
+	return int(n * m), nil
+}

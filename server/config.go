@@ -1,0 +1,187 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/logsink"
+)
+
+// Defaults applied by New to zero-valued Config fields.
+const (
+	DefaultRPM             = 100
+	DefaultUpstreamTimeout = 10 * time.Minute
+	DefaultMaxRequestBody  = 32 << 20
+	DefaultShutdownGrace   = 30 * time.Second
+	DefaultReadTimeout     = 60 * time.Second
+	DefaultIdleTimeout     = 120 * time.Second
+
+	// RateWindow is the length of the sliding window every limit counts in.
+	RateWindow = time.Minute
+)
+
+// Pseudo key_ids under which requests are logged when no key is checked.
+const (
+	KeyIDAuthDisabled     = "auth-disabled"
+	KeyIDNoKeysConfigured = "no-keys-configured"
+	KeyIDNone             = "-"
+)
+
+// Config holds a Gateway's settings: the same ones as the CLI's environment
+// variables and flags (shared/SPEC.md section 3). The zero value of every
+// field is valid and means the documented default, except that Upstreams must
+// name at least one server and, with authentication on, Keys or KeysFile must
+// provide at least one key.
+type Config struct {
+	// DisableAuth passes every request without a key (AUTH_ENABLED=false),
+	// logged under key_id "auth-disabled" and not rate-limited.
+	// The zero value keeps authentication on.
+	DisableAuth bool
+
+	// KeysFile is the keys file (shared/SPEC.md section 4). Ignored when Keys
+	// is set.
+	KeysFile string
+
+	// Keys is an in-memory key set used instead of KeysFile.
+	Keys *auth.KeySet
+
+	// AllowNoKeys restores the seed's fail-open mode: with authentication on
+	// but no usable key (missing file or no valid line), every request passes
+	// under key_id "no-keys-configured". The zero value fails closed: New
+	// returns an error wrapping ErrNoKeys.
+	AllowNoKeys bool
+
+	// DefaultRPM is the limit of a key_id without its own rpm= setting, in
+	// any sliding 60 s window. Zero means DefaultRPM (100).
+	DefaultRPM int
+
+	// Upstreams are the base URLs of the upstream servers (http or https,
+	// host and optional port and path prefix). The first one receives the
+	// traffic in this version.
+	Upstreams []string
+
+	// UpstreamAPIKey, when set, is sent upstream as "Authorization: Bearer …".
+	// The client's own Authorization header never reaches the upstream.
+	UpstreamAPIKey string
+
+	// UpstreamTimeout bounds the wait for the upstream's response.
+	// Zero means DefaultUpstreamTimeout (10 minutes: LLM answers are slow).
+	UpstreamTimeout time.Duration
+
+	// MaxRequestBody is the largest request body accepted, in bytes; larger
+	// ones are answered 413 without reaching the upstream.
+	// Zero means DefaultMaxRequestBody (32 MiB).
+	MaxRequestBody int
+
+	// AccessLog is the access log path, "-" for standard output. Empty means
+	// no access log (the CLI always sets one).
+	AccessLog string
+
+	// AccessLogFormat selects the access log's line format.
+	AccessLogFormat logsink.Format
+
+	// ReadTimeout bounds reading one request (headers and body) from a client.
+	// Zero means DefaultReadTimeout.
+	ReadTimeout time.Duration
+
+	// IdleTimeout bounds how long an idle keep-alive connection is kept.
+	// Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+
+	// Logger receives operational messages (never keys). Nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// ErrNoKeys is returned by New when authentication is on, AllowNoKeys is
+// off, and no usable key was found.
+var ErrNoKeys = errors.New("server: no valid API key configured")
+
+// ErrNoUpstream is returned by New when Config.Upstreams is empty.
+var ErrNoUpstream = errors.New("server: no upstream configured")
+
+// ParseUpstreams splits a comma-separated UPSTREAM_URL value into base URLs
+// and checks each one: scheme http or https, a host, no query, fragment or
+// user info. Blank items are an error, not skipped.
+func ParseUpstreams(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, ErrNoUpstream
+	}
+	parts := strings.Split(s, ",")
+	out := make([]string, 0, len(parts))
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if _, err := parseUpstream(p); err != nil {
+			return nil, fmt.Errorf("upstream %d of %d: %w", i+1, len(parts), err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// parseUpstream validates one upstream base URL.
+func parseUpstream(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, errors.New("empty upstream URL")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse upstream URL %q: %w", s, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("upstream URL %q: scheme must be http or https", s)
+	case u.Host == "" || u.Hostname() == "":
+		return nil, fmt.Errorf("upstream URL %q: missing host", s)
+	case u.User != nil:
+		return nil, fmt.Errorf("upstream URL %q: user info is not allowed; use UPSTREAM_API_KEY", u.Redacted())
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return nil, fmt.Errorf("upstream URL %q: query and fragment are not allowed", s)
+	}
+	return u, nil
+}
+
+// withDefaults returns c with zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	if c.DefaultRPM == 0 {
+		c.DefaultRPM = DefaultRPM
+	}
+	if c.UpstreamTimeout == 0 {
+		c.UpstreamTimeout = DefaultUpstreamTimeout
+	}
+	if c.MaxRequestBody == 0 {
+		c.MaxRequestBody = DefaultMaxRequestBody
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// validate reports the first setting that is out of range.
+func (c *Config) validate() error {
+	switch {
+	case c.DefaultRPM < 1:
+		return fmt.Errorf("default rpm %d: must be at least 1", c.DefaultRPM)
+	case c.UpstreamTimeout < 0:
+		return fmt.Errorf("upstream timeout %v: must not be negative", c.UpstreamTimeout)
+	case c.MaxRequestBody < 0:
+		return fmt.Errorf("max request body %d: must not be negative", c.MaxRequestBody)
+	case len(c.Upstreams) == 0:
+		return ErrNoUpstream
+	case strings.ContainsAny(c.UpstreamAPIKey, "\r\n"):
+		return errors.New("upstream API key must not contain line breaks")
+	}
+	return nil
+}

@@ -1,0 +1,36 @@
+package server
+
+import (
+	"errors"
+
+	"github.com/valyala/fasthttp"
+)
+
+// errorHandler answers requests fasthttp could not parse, in OpenAI's
+// error shape, and logs them like any other request.
+func (g *Gateway) errorHandler(ctx *fasthttp.RequestCtx, err error) {
+	status, body := parseErrorResponse(err)
+	ctx.Response.Reset()
+	ctx.Response.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
+	ctx.Response.SetBodyRaw(body)
+	var rid [32]byte
+	g.logRequest(ctx, KeyIDNone, ctx.Time(), requestID(&ctx.Request.Header, &rid), "")
+}
+
+// parseErrorResponse maps an error from reading a request to its status
+// and body: 413 for a body over MaxRequestBody, 431 for headers over the
+// read buffer, 408 for a read timeout, 400 for anything malformed.
+func parseErrorResponse(err error) (int, []byte) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, body413
+	case errors.As(err, &small):
+		return fasthttp.StatusRequestHeaderFieldsTooLarge, body431
+	case isTimeout(err):
+		return fasthttp.StatusRequestTimeout, body408
+	default:
+		return fasthttp.StatusBadRequest, body400
+	}
+}

@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/logsink"
+)
+
+// Gateway is authgate's request path: authentication, rate limiting,
+// proxying and access logging. Build it with New; the zero value is not
+// usable. Its methods are safe for concurrent use.
+type Gateway struct {
+	cfg      Config
+	log      *slog.Logger
+	keys     atomic.Pointer[keySnapshot]
+	accounts accounts
+	open     *account // the account of every request when no key is checked
+	proxy    *proxy
+	sink     *logsink.Sink // nil: no access log
+	srv      *fasthttp.Server
+
+	reloadMu sync.Mutex // serialises Reload
+	closed   atomic.Bool
+}
+
+// New builds a Gateway from cfg: it loads the keys, opens the access log and
+// prepares the upstream client. It returns an error (never exits) when a
+// setting is invalid, when the keys cannot be loaded (wrapping ErrNoKeys when
+// authentication is on, AllowNoKeys is off and no key is usable), or when the
+// access log cannot be opened. Close releases what New opened.
+func New(cfg Config) (*Gateway, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger}
+
+	p, err := newProxy(&g.cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.proxy = p
+
+	switch {
+	case cfg.DisableAuth:
+		g.log.Warn("authentication is DISABLED: every request is accepted without a key (AUTH_ENABLED=false)")
+		g.open = &account{keyID: KeyIDAuthDisabled}
+	default:
+		keys, err := g.loadKeys()
+		if err != nil && !cfg.AllowNoKeys {
+			return nil, err
+		}
+		if keys == nil {
+			keys, _ = auth.NewKeySet(nil)
+		}
+		g.publish(keys)
+	}
+
+	if cfg.AccessLog != "" {
+		sink, err := logsink.New(logsink.Config{
+			Path:     cfg.AccessLog,
+			Format:   cfg.AccessLogFormat,
+			ErrorLog: g.log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		g.sink = sink
+	}
+
+	g.srv = &fasthttp.Server{
+		Handler:               g.Handler,
+		ErrorHandler:          g.errorHandler,
+		Name:                  "authgate",
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         false,
+		MaxRequestBodySize:    cfg.MaxRequestBody,
+		ReadTimeout:           cfg.ReadTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		CloseOnShutdown:       true,
+		SecureErrorLogMessage: true,
+		Logger:                fasthttpLogger{g.log},
+	}
+	return g, nil
+}
+
+// loadKeys reads the configured key source. It returns ErrNoKeys (wrapped,
+// naming the file) when the source has no valid key, and logs every skipped
+// line by number and reason, never its key.
+func (g *Gateway) loadKeys() (*auth.KeySet, error) {
+	if g.cfg.Keys != nil {
+		if g.cfg.Keys.Len() == 0 {
+			return nil, fmt.Errorf("in-memory key set is empty: %w", ErrNoKeys)
+		}
+		return g.cfg.Keys, nil
+	}
+	if g.cfg.KeysFile == "" {
+		return nil, fmt.Errorf("no keys file configured: %w", ErrNoKeys)
+	}
+	keys, warnings, err := auth.Load(g.cfg.KeysFile)
+	for _, w := range warnings {
+		g.log.Warn("keys file: line skipped", "file", g.cfg.KeysFile, "line", w.Line, "reason", w.Error())
+	}
+	if err != nil {
+		if g.cfg.AllowNoKeys {
+			g.log.Warn("keys file unusable and AUTH_ALLOW_NO_KEYS=true: accepting ALL requests without a key", "file", g.cfg.KeysFile, "err", err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrNoKeys, err)
+	}
+	if keys.Len() == 0 {
+		if g.cfg.AllowNoKeys {
+			g.log.Warn("keys file holds no valid key and AUTH_ALLOW_NO_KEYS=true: accepting ALL requests without a key", "file", g.cfg.KeysFile)
+		}
+		return nil, fmt.Errorf("keys file %q holds no valid key: %w", g.cfg.KeysFile, ErrNoKeys)
+	}
+	g.log.Info("keys loaded", "file", g.cfg.KeysFile, "keys", keys.Len(), "key_ids", len(keys.Identities()))
+	return keys, nil
+}
+
+// publish makes keys the key set of every request from now on.
+func (g *Gateway) publish(keys *auth.KeySet) {
+	g.accounts.sync(keys, g.cfg.DefaultRPM)
+	g.keys.Store(newKeySnapshot(keys, g.cfg.DefaultRPM))
+}
+
+// Reload reads the key source again and, if it yields at least one valid key,
+// swaps it in atomically: requests in flight keep the set they started with,
+// and key_ids that remain keep their limiter state. On any failure the
+// current keys stay in force and the error says why (a reload never fails
+// open). With authentication disabled it does nothing.
+func (g *Gateway) Reload() error {
+	if g.cfg.DisableAuth {
+		return nil
+	}
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	keys, err := g.loadKeys()
+	if err != nil {
+		if g.cfg.AllowNoKeys && g.keys.Load().keys.Len() == 0 {
+			return err // still fail-open, as before
+		}
+		return fmt.Errorf("reload failed, keeping the previous keys: %w", err)
+	}
+	g.publish(keys)
+	return nil
+}
+
+// Ready reports whether the gateway can serve authenticated traffic: keys
+// are loaded (or no key is required).
+func (g *Gateway) Ready() bool {
+	if g.cfg.DisableAuth {
+		return true
+	}
+	return g.keys.Load().keys.Len() > 0 || g.cfg.AllowNoKeys
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// Shutdown, else the listener's error.
+func (g *Gateway) Serve(ln net.Listener) error {
+	if err := g.srv.Serve(ln); err != nil && !g.closed.Load() {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections, waits for requests in flight until
+// ctx is done, then closes the access log (writing and syncing every line).
+// It returns ctx's error if requests were still running at the deadline.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.closed.Store(true)
+	err := g.srv.ShutdownWithContext(ctx)
+	return errors.Join(err, g.Close())
+}
+
+// Close flushes and closes the access log and releases upstream
+// connections. It does not wait for requests in flight; use Shutdown for
+// that. Close is idempotent.
+func (g *Gateway) Close() error {
+	g.closed.Store(true)
+	g.proxy.close()
+	if g.sink != nil {
+		return g.sink.Close()
+	}
+	return nil
+}
+
+// AccessLogStats returns the access log's counters; zero without a log.
+func (g *Gateway) AccessLogStats() logsink.Stats {
+	if g.sink == nil {
+		return logsink.Stats{}
+	}
+	return g.sink.Stats()
+}
+
+// ReopenAccessLog reopens the access log file (after logrotate moved it).
+func (g *Gateway) ReopenAccessLog() error {
+	if g.sink == nil {
+		return nil
+	}
+	return g.sink.Reopen()
+}
+
+// fasthttpLogger sends fasthttp's own messages to slog.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"github.com/authgate/authgate/auth"
+)
+
+// Wire bytes built once. Bodies are OpenAI's error shape, byte for byte as
+// shared/SPEC.md gives them; they are written with SetBodyRaw, so they must
+// never be modified.
+var (
+	strContentTypeJSON = []byte("application/json")
+	strTextPlain       = []byte("text/plain; charset=utf-8")
+	strOK              = []byte("ok")
+	strNotReady        = []byte("not ready")
+
+	strAuthorization      = []byte("Authorization")
+	strXRequestID         = []byte("X-Request-Id")
+	strXForwardedFor      = []byte("X-Forwarded-For")
+	strRetryAfter         = []byte("Retry-After")
+	strRetryAfterMs       = []byte("retry-after-ms")
+	strRateLimitLimit     = []byte("x-ratelimit-limit-requests")
+	strRateLimitRemaining = []byte("x-ratelimit-remaining-requests")
+	strRateLimitReset     = []byte("x-ratelimit-reset-requests")
+
+	// body401 is indexed by auth.Reason.
+	body401 = func() [auth.ReasonUnknown + 1][]byte {
+		var b [auth.ReasonUnknown + 1][]byte
+		for r := auth.ReasonMissing; r <= auth.ReasonUnknown; r++ {
+			b[r] = []byte(`{"error":{"message":"` + r.Message() +
+				`","type":"invalid_request_error","param":"authorization","code":"invalid_api_key"}}`)
+		}
+		return b
+	}()
+
+	body413 = apiError("Request body too large", "invalid_request_error", "request_too_large")
+	body431 = apiError("Request header fields too large", "invalid_request_error", "request_header_too_large")
+	body408 = apiError("Timed out reading the request", "invalid_request_error", "request_timeout")
+	body400 = apiError("Malformed HTTP request", "invalid_request_error", "bad_request")
+	body502 = apiError("The upstream server is unavailable", "api_error", "upstream_unavailable")
+	body504 = apiError("The upstream server timed out", "api_error", "upstream_timeout")
+)
+
+// apiError builds an OpenAI-shaped error body. Arguments are constants of
+// this package; they are not JSON-escaped.
+func apiError(message, typ, code string) []byte {
+	return []byte(`{"error":{"message":"` + message + `","type":"` + typ + `","param":null,"code":"` + code + `"}}`)
+}
+
+// rateLimitBody returns the 429 body for keyID. key_ids are [A-Za-z0-9_-]+
+// (auth.ValidKeyID), so they need no escaping; the gateway's own pseudo
+// key_ids are of the same alphabet.
+func rateLimitBody(keyID string) []byte {
+	return []byte(`{"error":{"message":"Rate limit exceeded for ` + keyID +
+		`","type":"rate_limit_error","code":"rate_limit_exceeded"}}`)
+}
