@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,6 +143,11 @@ func parseUpstream(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("upstream URL %q: user info is not allowed; use UPSTREAM_API_KEY", u.Redacted())
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
 		return nil, fmt.Errorf("upstream URL %q: query and fragment are not allowed", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("upstream URL %q: port must be 1 to 65535", s)
+		}
 	}
 	return u, nil
 }

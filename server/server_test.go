@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -109,6 +110,9 @@ func startGateway(t *testing.T, cfg server.Config) *gateway {
 	t.Helper()
 	if cfg.AccessLog == "" {
 		cfg.AccessLog = filepath.Join(t.TempDir(), "logs", "api_access.log")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	gw, err := server.New(cfg)
 	if err != nil {

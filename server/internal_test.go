@@ -1,0 +1,175 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+func TestAppendDuration(t *testing.T) {
+	f := func(d time.Duration, want string) {
+		t.Helper()
+		if got := string(appendDuration([]byte("x="), d)); got != "x="+want {
+			t.Errorf("appendDuration(%v) = %q, want %q", d, got, "x="+want)
+		}
+	}
+	f(0, "0s")
+	f(-time.Second, "0s")
+	f(400*time.Microsecond, "0s")
+	f(time.Millisecond, "1ms")
+	f(999*time.Millisecond, "999ms")
+	f(time.Second, "1s")
+	f(59500*time.Millisecond, "59.5s")
+	f(59999*time.Millisecond+600*time.Microsecond, "1m0s")
+	f(6*time.Minute, "6m0s")
+	f(61*time.Second+20*time.Millisecond, "1m1.02s")
+	f(2*time.Hour+3*time.Second, "2h0m3s")
+
+	// Every millisecond duration up to two minutes agrees with Duration.String.
+	for ms := 1; ms <= 120_000; ms += 7 {
+		d := time.Duration(ms) * time.Millisecond
+		if got := string(appendDuration(nil, d)); got != d.String() {
+			t.Fatalf("appendDuration(%v) = %q", d, got)
+		}
+	}
+}
+
+func TestRetryAfterSeconds(t *testing.T) {
+	f := func(d time.Duration, want int64) {
+		t.Helper()
+		if got := retryAfterSeconds(d); got != want {
+			t.Errorf("retryAfterSeconds(%v) = %d, want %d", d, got, want)
+		}
+	}
+	f(0, 1)
+	f(time.Millisecond, 1)
+	f(time.Second, 1)
+	f(time.Second+time.Nanosecond, 2)
+	f(59500*time.Millisecond, 60)
+	f(time.Minute, 60)
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+var _ net.Error = timeoutErr{}
+
+func TestUpstreamErrorStatus(t *testing.T) {
+	f := func(err error, want int) {
+		t.Helper()
+		if got := upstreamErrorStatus(err); got != want {
+			t.Errorf("upstreamErrorStatus(%v) = %d, want %d", err, got, want)
+		}
+	}
+	f(fasthttp.ErrTimeout, 504)
+	f(fmt.Errorf("wrapped: %w", fasthttp.ErrTimeout), 504)
+	f(os.ErrDeadlineExceeded, 504)
+	f(&net.OpError{Op: "read", Err: timeoutErr{}}, 504)
+	f(fasthttp.ErrDialTimeout, 502)
+	f(&net.OpError{Op: "dial", Err: errors.New("connection refused")}, 502)
+	f(fasthttp.ErrConnectionClosed, 502)
+	f(errors.New("malformed response"), 502)
+	f(fasthttp.ErrNoFreeConns, 502)
+}
+
+func TestParseErrorResponse(t *testing.T) {
+	f := func(err error, want int) {
+		t.Helper()
+		got, body := parseErrorResponse(err)
+		if got != want || !strings.HasPrefix(string(body), `{"error":{"message":"`) {
+			t.Errorf("parseErrorResponse(%v) = %d %s, want %d", err, got, body, want)
+		}
+	}
+	f(fasthttp.ErrBodyTooLarge, 413)
+	f(&fasthttp.ErrSmallBuffer{}, 431)
+	f(os.ErrDeadlineExceeded, 408)
+	f(errors.New("cannot parse request line"), 400)
+}
+
+func TestParseUpstreams(t *testing.T) {
+	ok := func(in string, want ...string) {
+		t.Helper()
+		got, err := ParseUpstreams(in)
+		if err != nil || strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("ParseUpstreams(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	bad := func(in string) {
+		t.Helper()
+		if got, err := ParseUpstreams(in); err == nil {
+			t.Errorf("ParseUpstreams(%q) = %q, want an error", in, got)
+		}
+	}
+	ok("http://127.0.0.1:8000", "http://127.0.0.1:8000")
+	ok(" http://a:1 , https://b/v1 ", "http://a:1", "https://b/v1")
+	ok("http://[::1]:8000", "http://[::1]:8000")
+	bad("")
+	bad("  ")
+	bad("http://a,,http://b")
+	bad("http://a,")
+	bad("127.0.0.1:8000")
+	bad("ftp://a")
+	bad("http://")
+	bad("http://:80")
+	bad("http://u:p@a")
+	bad("http://a/?q=1")
+	bad("http://a/#f")
+	bad("http://a:99999999")
+}
+
+func TestValidRequestID(t *testing.T) {
+	f := func(id string, want bool) {
+		t.Helper()
+		if got := validRequestID([]byte(id)); got != want {
+			t.Errorf("validRequestID(%q) = %v", id, got)
+		}
+	}
+	f("req-123", true)
+	f("0f8e2c9a-1b2c-4d5e-8f90-a1b2c3d4e5f6", true)
+	f(strings.Repeat("a", 128), true)
+	f(strings.Repeat("a", 129), false)
+	f("", false)
+	f("a b", false)
+	f("a|b", false)
+	f("a\"b", false)
+	f("é", false)
+}
+
+func TestForEachToken(t *testing.T) {
+	f := func(in string, want ...string) {
+		t.Helper()
+		var got []string
+		forEachToken([]byte(in), func(b []byte) { got = append(got, string(b)) })
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("forEachToken(%q) = %q, want %q", in, got, want)
+		}
+	}
+	f("")
+	f("close", "close")
+	f(" keep-alive , X-Foo,,X-Bar ", "keep-alive", "X-Foo", "X-Bar")
+}
+
+func TestThrottle(t *testing.T) {
+	var th throttle
+	base := time.Unix(1_700_000_000, 0)
+	if n, ok := th.allow(base); !ok || n != 0 {
+		t.Fatalf("first event: %d %v", n, ok)
+	}
+	for i := 1; i <= 3; i++ {
+		if _, ok := th.allow(base.Add(time.Duration(i) * time.Second)); ok {
+			t.Fatalf("event %d let through within the interval", i)
+		}
+	}
+	if n, ok := th.allow(base.Add(throttleInterval)); !ok || n != 3 {
+		t.Fatalf("after the interval: %d suppressed, ok %v; want 3, true", n, ok)
+	}
+}
