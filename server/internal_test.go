@@ -173,3 +173,29 @@ func TestThrottle(t *testing.T) {
 		t.Fatalf("after the interval: %d suppressed, ok %v; want 3, true", n, ok)
 	}
 }
+
+// TestUnknownKeysAllocateNoState: rejected keys never create limiter state;
+// a key_id's state is created on its first request only.
+func TestUnknownKeysAllocateNoState(t *testing.T) {
+	g := newTestGateway(t, false)
+	count := func() int {
+		n := 0
+		g.accounts.each(func(*account) { n++ })
+		return n
+	}
+	for i := 0; i < 1000; i++ {
+		ctx := newCtx(fmt.Sprintf("Bearer sk-guess-%016d", i))
+		if s := serveOnce(g, ctx, nil); s != 401 {
+			t.Fatalf("status %d", s)
+		}
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d accounts after 1000 unknown keys, want 0", n)
+	}
+	if s := serveOnce(g, newCtx("Bearer "+testKeyHigh), nil); s != 200 {
+		t.Fatalf("status %d", s)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d accounts after one known key_id's request, want 1", n)
+	}
+}
