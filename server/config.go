@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -62,17 +64,34 @@ type Config struct {
 	DefaultRPM int
 
 	// Upstreams are the base URLs of the upstream servers (http or https,
-	// host and optional port and path prefix). The first one receives the
-	// traffic in this version.
+	// host and optional port and path prefix). Requests go to the healthy
+	// one with the fewest requests in flight.
 	Upstreams []string
 
 	// UpstreamAPIKey, when set, is sent upstream as "Authorization: Bearer …".
 	// The client's own Authorization header never reaches the upstream.
 	UpstreamAPIKey string
 
-	// UpstreamTimeout bounds the wait for the upstream's response.
-	// Zero means DefaultUpstreamTimeout (10 minutes: LLM answers are slow).
+	// UpstreamTimeout bounds the wait for the upstream's response headers,
+	// and then for each piece of a streamed body. Zero means
+	// DefaultUpstreamTimeout (10 minutes: LLM answers are slow).
 	UpstreamTimeout time.Duration
+
+	// HealthCheckPath is what the active health check GETs on each upstream
+	// (after its base path); a status below 500 passes. HealthCheckTCP ("-")
+	// checks only that a TCP connection opens. Empty means
+	// DefaultHealthCheckPath ("/v1/models").
+	HealthCheckPath string
+
+	// HealthCheckInterval is the time between two checks of an upstream.
+	// Zero means DefaultHealthCheckInterval (2 s); negative turns active
+	// checks off, and with them passive ejection (an upstream that refused
+	// a connection would otherwise never rejoin).
+	HealthCheckInterval time.Duration
+
+	// UpstreamDial, if set, opens connections to upstreams instead of a
+	// net.Dialer (tests and benchmarks use in-memory pipes).
+	UpstreamDial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// MaxRequestBody is the largest request body accepted, in bytes; larger
 	// ones are answered 413 without reaching the upstream.
@@ -163,6 +182,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxRequestBody == 0 {
 		c.MaxRequestBody = DefaultMaxRequestBody
 	}
+	if c.HealthCheckPath == "" {
+		c.HealthCheckPath = DefaultHealthCheckPath
+	}
+	if c.HealthCheckInterval == 0 {
+		c.HealthCheckInterval = DefaultHealthCheckInterval
+	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = DefaultReadTimeout
 	}
@@ -186,6 +211,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("max request body %d: must not be negative", c.MaxRequestBody)
 	case len(c.Upstreams) == 0:
 		return ErrNoUpstream
+	case c.HealthCheckPath != HealthCheckTCP && !strings.HasPrefix(c.HealthCheckPath, "/"):
+		return fmt.Errorf("health check path %q: must start with / (or be %q for a TCP check)", c.HealthCheckPath, HealthCheckTCP)
 	case strings.ContainsAny(c.UpstreamAPIKey, "\r\n"):
 		return errors.New("upstream API key must not contain line breaks")
 	}

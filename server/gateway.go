@@ -25,6 +25,7 @@ type Gateway struct {
 	accounts accounts
 	open     *account // the account of every request when no key is checked
 	proxy    *proxy
+	raws     rawConns
 	sink     *logsink.Sink // nil: no access log
 	srv      *fasthttp.Server
 
@@ -90,7 +91,9 @@ func New(cfg Config) (*Gateway, error) {
 		CloseOnShutdown:       true,
 		SecureErrorLogMessage: true,
 		Logger:                fasthttpLogger{g.log},
+		ConnState:             g.connState,
 	}
+	g.proxy.start()
 	return g, nil
 }
 
@@ -155,13 +158,20 @@ func (g *Gateway) Reload() error {
 	return nil
 }
 
-// Ready reports whether the gateway can serve authenticated traffic: keys
-// are loaded (or no key is required).
+// Ready reports whether the gateway can serve traffic: keys are loaded (or
+// none is required) and at least one upstream is healthy.
 func (g *Gateway) Ready() bool {
-	if g.cfg.DisableAuth {
-		return true
+	if !g.proxy.healthy() {
+		return false
 	}
-	return g.keys.Load().keys.Len() > 0 || g.cfg.AllowNoKeys
+	return g.cfg.DisableAuth || g.cfg.AllowNoKeys || g.keys.Load().keys.Len() > 0
+}
+
+// connState forgets a closed client connection's cached RawConn.
+func (g *Gateway) connState(c net.Conn, s fasthttp.ConnState) {
+	if s == fasthttp.StateClosed || s == fasthttp.StateHijacked {
+		g.raws.forget(c)
+	}
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a

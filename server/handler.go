@@ -61,12 +61,12 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 			g.logRequest(ctx, acct.keyID, start, requestID, "")
 			return
 		}
-		up := g.proxy.serve(ctx, requestID)
+		up := g.proxy.serve(ctx, requestID, startWatch(ctx.Conn(), g.raws.get(ctx.Conn())))
 		setRateHeaders(ctx, res)
 		g.logRequest(ctx, acct.keyID, start, requestID, up)
 		return
 	}
-	up := g.proxy.serve(ctx, requestID)
+	up := g.proxy.serve(ctx, requestID, startWatch(ctx.Conn(), g.raws.get(ctx.Conn())))
 	g.logRequest(ctx, acct.keyID, start, requestID, up)
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -42,6 +43,9 @@ func newTestGateway(tb testing.TB, withLog bool) *Gateway {
 		Keys:      keys,
 		Upstreams: []string{"http://upstream.test"},
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		UpstreamDial: func(context.Context, string, string) (net.Conn, error) {
+			return ln.Dial()
+		},
 	}
 	if withLog {
 		cfg.AccessLog = filepath.Join(tb.TempDir(), "access.log")
@@ -50,7 +54,6 @@ func newTestGateway(tb testing.TB, withLog bool) *Gateway {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g.proxy.ups[0].client.Dial = func(string) (net.Conn, error) { return ln.Dial() }
 	tb.Cleanup(func() { g.Close() })
 	return g
 }

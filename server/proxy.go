@@ -3,149 +3,334 @@ package server
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
-// proxy forwards admitted requests to an upstream over pooled keep-alive
+// proxy forwards admitted requests to the upstreams over pooled keep-alive
 // connections. Method, path, query and body pass unchanged; the client's
-// Authorization and hop-by-hop headers do not.
-//
-// This version sends everything to one upstream, the first configured; the
-// type keeps the per-upstream state in upstream so that a balancer over
-// several can replace pick without touching serve.
+// Authorization and hop-by-hop headers do not. Responses with a body of
+// unknown or large size (server-sent events, chunked) are streamed to the
+// client as the upstream sends them; others are read whole and passed on.
 type proxy struct {
 	ups        []*upstream
 	authHeader []byte // "Bearer <UPSTREAM_API_KEY>", or nil
+	timeout    time.Duration
+	passive    bool // mark an upstream down when it refuses connections
+	anyPrefix  bool
+	health     *healthChecker // nil when checks are off
 	log        *slog.Logger
 	errLog     throttle
 }
 
-// upstream is one upstream server.
-type upstream struct {
-	name   string // the base URL as configured, for logs
-	scheme []byte
-	host   []byte // Host header value
-	prefix []byte // base path prepended to every request path, or nil
-	client *fasthttp.HostClient
-}
+// maxBuffered is the largest response body read whole before it is passed
+// on; larger ones, and those of unknown length, are streamed.
+const maxBuffered = 1 << 20
+
+// StatusClientClosed is logged for a request whose client went away before
+// its response was sent (nginx's 499).
+const StatusClientClosed = 499
 
 func newProxy(cfg *Config) (*proxy, error) {
-	p := &proxy{log: cfg.Logger}
+	p := &proxy{log: cfg.Logger, timeout: cfg.UpstreamTimeout}
 	if cfg.UpstreamAPIKey != "" {
 		p.authHeader = []byte("Bearer " + cfg.UpstreamAPIKey)
 	}
 	for _, raw := range cfg.Upstreams {
-		u, err := parseUpstream(raw)
+		up, err := newUpstream(raw, cfg)
 		if err != nil {
 			return nil, err
 		}
-		port := u.Port()
-		if port == "" {
-			port = "80"
-			if u.Scheme == "https" {
-				port = "443"
-			}
-		}
-		up := &upstream{
-			name:   raw,
-			scheme: []byte(u.Scheme),
-			host:   []byte(u.Host),
-			client: &fasthttp.HostClient{
-				Addr:                          net.JoinHostPort(u.Hostname(), port),
-				IsTLS:                         u.Scheme == "https",
-				NoDefaultUserAgentHeader:      true,
-				DisableHeaderNamesNormalizing: true,
-				DisablePathNormalizing:        true,
-				ReadTimeout:                   cfg.UpstreamTimeout,
-				MaxConns:                      8192,
-				MaxConnWaitTimeout:            5 * time.Second,
-				ReadBufferSize:                16 << 10,
-				SecureErrorLogMessage:         true,
-			},
-		}
-		if prefix := strings.TrimSuffix(u.EscapedPath(), "/"); prefix != "" {
-			up.prefix = []byte(prefix)
-		}
+		p.anyPrefix = p.anyPrefix || up.prefix != nil
 		p.ups = append(p.ups, up)
+	}
+	if cfg.HealthCheckInterval > 0 {
+		p.passive = true
+		p.health = newHealthChecker(p.ups, cfg, p.authHeader)
 	}
 	return p, nil
 }
 
-// pick chooses the upstream for the next request.
-func (p *proxy) pick() *upstream { return p.ups[0] }
+// start begins the health checks, if any.
+func (p *proxy) start() {
+	if p.health != nil {
+		go p.health.run()
+	}
+}
+
+// healthy reports whether at least one upstream is healthy.
+func (p *proxy) healthy() bool {
+	for _, up := range p.ups {
+		if up.healthy.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// close stops the health checks and closes idle upstream connections.
+func (p *proxy) close() {
+	if p.health != nil {
+		p.health.stop()
+	}
+	for _, up := range p.ups {
+		up.pool.close()
+	}
+}
 
 // serve forwards ctx's request and fills ctx's response: the upstream's, or
-// an OpenAI-shaped 502/504 when it cannot be had. requestID is sent upstream
-// and returned to the client. It returns the upstream's name, for the log.
-func (p *proxy) serve(ctx *fasthttp.RequestCtx, requestID []byte) string {
-	up := p.pick()
+// an OpenAI-shaped 502/504 when it cannot be had, or 499 when the client went
+// away first. watch, if not nil, is the client's disconnect watch; serve
+// takes it over. It returns the name of the upstream tried last, for the log.
+func (p *proxy) serve(ctx *fasthttp.RequestCtx, requestID []byte, watch *clientWatch) string {
 	req := &ctx.Request
 	clientClose := req.Header.ConnectionClose()
-
 	removeHopByHop(&req.Header)
+	req.Header.DelBytes(strExpect)
 	req.Header.DelBytes(strAuthorization)
 	if p.authHeader != nil {
 		req.Header.SetBytesKV(strAuthorization, p.authHeader)
 	}
 	req.Header.SetBytesKV(strXRequestID, requestID)
 	appendForwardedFor(ctx)
-	if up.prefix != nil {
-		var buf [256]byte
-		uri := append(append(buf[:0], up.prefix...), req.Header.RequestURI()...)
-		req.Header.SetRequestURIBytes(uri)
-	}
-	uri := req.URI()
-	uri.DisablePathNormalizing = true
-	uri.SetSchemeBytes(up.scheme)
-	uri.SetHostBytes(up.host)
-
-	err := up.client.Do(req, &ctx.Response)
-	if err != nil {
-		status := upstreamErrorStatus(err)
-		ctx.Response.Reset()
-		ctx.Response.SetStatusCode(status)
-		ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
-		if status == fasthttp.StatusGatewayTimeout {
-			ctx.Response.SetBodyRaw(body504)
+	if len(req.Header.PeekBytes(strXForwardedProto)) == 0 {
+		if ctx.IsTLS() {
+			req.Header.SetBytesKV(strXForwardedProto, strHTTPS)
 		} else {
-			ctx.Response.SetBodyRaw(body502)
+			req.Header.SetBytesKV(strXForwardedProto, strHTTP)
 		}
-		if n, ok := p.errLog.allow(time.Now()); ok {
-			p.log.Error("upstream request failed", "upstream", up.name, "status", status, "err", err, "suppressed", n)
+	}
+	var origURI []byte
+	if p.anyPrefix {
+		origURI = append([]byte(nil), req.Header.RequestURI()...)
+	}
+
+	var skip *upstream
+	name := ""
+	for attempt := 0; ; attempt++ {
+		up := pick(p.ups, skip)
+		if up == nil {
+			watch.stop()
+			p.fail(ctx, name, errNoHealthyUpstream)
+			break
 		}
-	} else {
-		removeResponseHopByHop(&ctx.Response.Header)
+		name = up.name
+		if origURI != nil {
+			req.SetRequestURIBytes(append(append(make([]byte, 0, len(up.prefix)+len(origURI)), up.prefix...), origURI...))
+		}
+		uri := req.URI()
+		uri.DisablePathNormalizing = true
+		uri.SetHostBytes(up.host)
+
+		pc, err := up.pool.get()
+		if err != nil {
+			if p.passive {
+				setHealth(up, false, err, p.log)
+			}
+			if attempt == 0 && len(p.ups) > 1 {
+				skip = up // nothing was sent: try another upstream once
+				continue
+			}
+			watch.stop()
+			p.fail(ctx, name, err)
+			break
+		}
+		up.inflight.Add(1)
+		watch.attach(pc)
+		p.roundTrip(ctx, up, pc, watch)
+		break
 	}
 	// The upstream connection's lifetime is not the client's: keep the
 	// client's connection open unless the client asked to close it.
-	ctx.Response.Header.ResetConnectionClose()
-	if clientClose {
-		ctx.Response.SetConnectionClose()
+	if ctx.Response.StatusCode() != StatusClientClosed {
+		ctx.Response.Header.ResetConnectionClose()
+		if clientClose {
+			ctx.Response.SetConnectionClose()
+		}
 	}
 	ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
-	return up.name
+	return name
 }
 
-// close releases idle upstream connections.
-func (p *proxy) close() {
-	for _, up := range p.ups {
-		up.client.CloseIdleConnections()
+var errNoHealthyUpstream = errors.New("no healthy upstream")
+
+// roundTrip sends the request on pc and fills ctx's response. It owns pc,
+// watch and one count of up.inflight: it releases them itself, or hands
+// them to the response's body stream.
+func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, watch *clientWatch) {
+	x := exchangePool.Get().(*exchange)
+	x.up, x.pc, x.watch, x.timeout = up, pc, watch, p.timeout
+	upResp := &x.resp
+
+	pc.SetDeadline(time.Now().Add(p.timeout))
+	err := ctx.Request.Write(pc.bw)
+	if err == nil {
+		err = pc.bw.Flush()
+	}
+	stream := false
+	if err == nil {
+		stream, err = readResponseHead(upResp, pc, ctx.IsHead())
+	}
+	if err != nil {
+		gone := watch.clientGone()
+		x.finish(false)
+		if gone {
+			clientClosed(ctx)
+			return
+		}
+		p.fail(ctx, up.name, err)
+		return
+	}
+
+	h := &ctx.Response.Header
+	upResp.Header.CopyTo(h)
+	removeResponseHopByHop(h)
+	if !stream {
+		// Swap the upstream's body buffer in: no copy.
+		upResp.SwapBody(ctx.Response.SwapBody(upResp.SwapBody(nil)))
+		x.finish(true)
+		return
+	}
+	size := upResp.Header.ContentLength()
+	if size < 0 {
+		size = -1 // chunked to the client, however the upstream framed it
+		h.SetBytesKV(strXAccelBuffering, strNo)
+	} else if bytes.HasPrefix(upResp.Header.ContentType(), strEventStream) {
+		h.SetBytesKV(strXAccelBuffering, strNo)
+	}
+	x.inner = upResp.BodyStream()
+	pc.SetWriteDeadline(time.Time{})
+	ctx.Response.ImmediateHeaderFlush = true
+	ctx.Response.SetBodyStream(x, size)
+}
+
+// readResponseHead reads the status line and headers (past any interim 1xx
+// response) into resp, then either the whole body (stream false) or sets up
+// resp.BodyStream to read it (stream true).
+func readResponseHead(resp *fasthttp.Response, pc *upConn, head bool) (stream bool, err error) {
+	for i := 0; ; i++ {
+		if err := resp.Header.Read(pc.br); err != nil {
+			return false, err
+		}
+		code := resp.StatusCode()
+		if code >= 200 || code == fasthttp.StatusSwitchingProtocols {
+			break
+		}
+		if i == 4 {
+			return false, errors.New("too many interim responses")
+		}
+	}
+	code := resp.StatusCode()
+	if head || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
+		resp.SkipBody = true
+		return false, nil
+	}
+	size := resp.Header.ContentLength()
+	stream = size < 0 || size > maxBuffered || bytes.HasPrefix(resp.Header.ContentType(), strEventStream)
+	resp.StreamBody = stream
+	return stream, resp.ReadBody(pc.br, 0)
+}
+
+// exchange is one request's use of an upstream connection. For a streamed
+// response it is also the body stream handed to fasthttp: each Read passes
+// on what the upstream sent (fasthttp writes it as a chunk and flushes it),
+// waiting at most timeout; fasthttp calls CloseWithError when done, with the
+// error that stopped it (client gone, upstream failed). finish then releases
+// the connection: back to the pool after a complete body, closed otherwise,
+// so that an upstream whose client left sees the disconnect. Exchanges are
+// pooled.
+type exchange struct {
+	up       *upstream
+	pc       *upConn
+	watch    *clientWatch
+	resp     fasthttp.Response
+	inner    io.Reader
+	timeout  time.Duration
+	complete bool
+	closed   bool
+}
+
+var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+
+func (x *exchange) Read(b []byte) (int, error) {
+	x.pc.SetReadDeadline(time.Now().Add(x.timeout))
+	n, err := x.inner.Read(b)
+	if errors.Is(err, io.EOF) {
+		x.complete = true
+	}
+	return n, err
+}
+
+// CloseWithError is called by fasthttp once it has written the body, or
+// failed to.
+func (x *exchange) CloseWithError(err error) error {
+	if !x.closed {
+		x.closed = true
+		x.finish(err == nil && x.complete)
+	}
+	return nil
+}
+
+// finish ends the exchange: it stops the client watch, returns the
+// connection to the pool (reuse, and the upstream did not ask to close it)
+// or closes it, and recycles x.
+func (x *exchange) finish(reuse bool) {
+	x.watch.stop()
+	reuse = reuse && !x.resp.ConnectionClose()
+	if !reuse {
+		x.pc.Close() // first, so that closing the body stream reads nothing
+	}
+	if x.inner != nil {
+		x.resp.CloseBodyStream()
+	}
+	if reuse {
+		x.up.pool.put(x.pc)
+	}
+	x.up.inflight.Add(-1)
+	x.resp.Reset()
+	x.up, x.pc, x.watch, x.inner = nil, nil, nil, nil
+	x.complete, x.closed = false, false
+	exchangePool.Put(x)
+}
+
+// clientClosed records that the client left before its response.
+func clientClosed(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Reset()
+	ctx.Response.SetStatusCode(StatusClientClosed)
+	ctx.Response.SetConnectionClose()
+}
+
+// fail answers an upstream failure in OpenAI's shape and logs it,
+// throttled so that a dead upstream does not flood the log.
+func (p *proxy) fail(ctx *fasthttp.RequestCtx, upName string, err error) {
+	status := upstreamErrorStatus(err)
+	ctx.Response.Reset()
+	ctx.Response.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
+	if status == fasthttp.StatusGatewayTimeout {
+		ctx.Response.SetBodyRaw(body504)
+	} else {
+		ctx.Response.SetBodyRaw(body502)
+	}
+	if n, ok := p.errLog.allow(time.Now()); ok {
+		p.log.Error("upstream request failed", "upstream", upName, "status", status, "err", err, "suppressed", n)
 	}
 }
 
-// upstreamErrorStatus maps an error from the upstream client to the status
-// the client gets: 504 when the upstream timed out, 502 otherwise
+// upstreamErrorStatus maps an error from reaching the upstream to the
+// status the client gets: 504 when the upstream timed out, 502 otherwise
 // (connection refused or reset, DNS failure, dial timeout, bad response).
 func upstreamErrorStatus(err error) int {
-	if errors.Is(err, fasthttp.ErrDialTimeout) {
+	var de *errDial
+	if errors.As(err, &de) || errors.Is(err, fasthttp.ErrDialTimeout) {
 		return fasthttp.StatusBadGateway
 	}
 	if isTimeout(err) {
@@ -177,7 +362,16 @@ var hopByHop = [][]byte{
 	[]byte("Upgrade"),
 }
 
-var strConnection = []byte("Connection")
+var (
+	strConnection      = []byte("Connection")
+	strExpect          = []byte("Expect")
+	strXForwardedProto = []byte("X-Forwarded-Proto")
+	strXAccelBuffering = []byte("X-Accel-Buffering")
+	strEventStream     = []byte("text/event-stream")
+	strNo              = []byte("no")
+	strHTTP            = []byte("http")
+	strHTTPS           = []byte("https")
+)
 
 // removeHopByHop deletes the headers named in Connection, then the fixed
 // hop-by-hop list, from a request header.

@@ -1,0 +1,131 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// clientWatch notices a client that goes away while its request is with
+// the upstream, and then closes the upstream connection, so that the
+// inference server sees the disconnect and frees the slot.
+//
+// fasthttp does not read a connection while its handler runs, nor while it
+// writes a streamed response body, so a goroutine may wait for the client's
+// socket to become readable meanwhile: readable with nothing to read is the
+// client's FIN (or RST). Bytes instead mean the client pipelined its next
+// request; the watch then stops, unable to tell any more.
+//
+// A watch is started by startWatch and must be ended by stop before the
+// connection serves its next request. Watches are pooled.
+type clientWatch struct {
+	conn   net.Conn
+	raw    syscall.RawConn
+	up     atomic.Pointer[upConn]
+	gone   atomic.Bool
+	done   chan struct{}
+	waitFn func(fd uintptr) bool // w.wait, bound once
+}
+
+var watchPool = sync.Pool{New: func() any {
+	w := &clientWatch{done: make(chan struct{}, 1)}
+	w.waitFn = w.wait
+	return w
+}}
+
+// rawConns caches each client connection's RawConn (SyscallConn allocates),
+// removed when the connection closes (Gateway.connState).
+type rawConns struct{ m sync.Map }
+
+func (rc *rawConns) get(c net.Conn) syscall.RawConn {
+	if v, ok := rc.m.Load(c); ok {
+		return v.(syscall.RawConn)
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	rc.m.Store(c, raw)
+	return raw
+}
+
+func (rc *rawConns) forget(c net.Conn) { rc.m.Delete(c) }
+
+// startWatch starts watching conn; it returns nil for connections that
+// cannot be watched (not TCP, e.g. in-memory listeners in tests).
+func startWatch(conn net.Conn, raw syscall.RawConn) *clientWatch {
+	if raw == nil {
+		return nil
+	}
+	w := watchPool.Get().(*clientWatch)
+	w.conn, w.raw = conn, raw
+	w.gone.Store(false)
+	w.up.Store(nil)
+	go w.run()
+	return w
+}
+
+func (w *clientWatch) run() {
+	w.raw.Read(w.waitFn) // returns when readable, or at the deadline stop sets
+	if w.gone.Load() {
+		if c := w.up.Load(); c != nil {
+			c.Close()
+		}
+	}
+	w.done <- struct{}{}
+}
+
+// wait is run by RawConn.Read whenever the socket may be readable;
+// returning false waits for the next readiness.
+func (w *clientWatch) wait(fd uintptr) bool {
+	var buf [1]byte
+	n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	switch {
+	case errors.Is(err, syscall.EAGAIN):
+		return false // still open and quiet
+	case err != nil || n == 0:
+		w.gone.Store(true) // reset, or end of stream
+	}
+	return true
+}
+
+// attach makes c the upstream connection to close if the client goes.
+func (w *clientWatch) attach(c *upConn) {
+	if w == nil {
+		return
+	}
+	w.up.Store(c)
+	if w.gone.Load() {
+		c.Close()
+	}
+}
+
+// clientGone reports whether the client has been seen to go away.
+func (w *clientWatch) clientGone() bool { return w != nil && w.gone.Load() }
+
+// aLongTimeAgo is a deadline in the past, to wake a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// stop ends the watch and waits for its goroutine, leaving the client
+// connection as it found it, and reports whether the client went away.
+// After stop, w must not be used.
+func (w *clientWatch) stop() bool {
+	if w == nil {
+		return false
+	}
+	w.conn.SetReadDeadline(aLongTimeAgo)
+	<-w.done
+	w.conn.SetReadDeadline(time.Time{})
+	gone := w.gone.Load()
+	w.conn, w.raw = nil, nil
+	w.up.Store(nil)
+	watchPool.Put(w)
+	return gone
+}

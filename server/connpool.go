@@ -1,0 +1,186 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// upConn is one keep-alive connection to an upstream, with its buffers.
+// It is owned by one request at a time, or idle in its pool.
+type upConn struct {
+	net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	raw       syscall.RawConn // of the TCP connection; nil if it has none
+	idleSince time.Time
+
+	peekFn    func(fd uintptr) bool // c.peek, bound once so that alive does not allocate
+	peekAlive bool
+}
+
+// errDial marks a failure to connect: nothing of the request was sent, so
+// another upstream may be tried.
+type errDial struct{ err error }
+
+func (e *errDial) Error() string { return "cannot connect to upstream: " + e.err.Error() }
+func (e *errDial) Unwrap() error { return e.err }
+
+// connPool keeps idle keep-alive connections to one upstream address.
+//
+// fasthttp's HostClient pools connections too, but gives no way to abort a
+// request in flight when its client goes away; owning the connection lets
+// the proxy close exactly the one its request uses (see clientWatch).
+// Requests are written and responses read with fasthttp's own
+// Request.Write and Response.Read.
+type connPool struct {
+	addr        string
+	tlsConfig   *tls.Config // nil for http
+	dialTimeout time.Duration
+	idleTimeout time.Duration
+	maxIdle     int
+	dialer      func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	mu     sync.Mutex
+	idle   []*upConn // most recently used last
+	closed bool
+}
+
+// Pool defaults.
+const (
+	defaultDialTimeout = 5 * time.Second
+	// defaultIdleTimeout is below the keep-alive timeouts of common
+	// inference servers (uvicorn, as used by vLLM: 5 s), so that an idle
+	// connection is dropped here before the upstream drops it.
+	defaultIdleTimeout = 4 * time.Second
+	defaultMaxIdle     = 1024
+	upBufferSize       = 16 << 10
+)
+
+// get returns an idle connection that is still open, or dials a new one.
+// A dial failure is returned as *errDial.
+func (p *connPool) get() (*upConn, error) {
+	now := time.Now()
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			break
+		}
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		if now.Sub(c.idleSince) < p.idleTimeout && c.alive() {
+			return c, nil
+		}
+		c.Close()
+	}
+	return p.dial()
+}
+
+func (p *connPool) dial() (*upConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.dialTimeout)
+	defer cancel()
+	dial := p.dialer
+	if dial == nil {
+		dial = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, &errDial{err}
+	}
+	c := &upConn{Conn: conn}
+	if sc, ok := conn.(syscall.Conn); ok && p.tlsConfig == nil {
+		// Peeking under TLS would see TLS records (session tickets) as
+		// unexpected bytes; TLS connections skip the liveness check.
+		c.raw, _ = sc.SyscallConn()
+		c.peekFn = c.peek
+	}
+	if p.tlsConfig != nil {
+		tc := tls.Client(conn, p.tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, &errDial{err}
+		}
+		c.Conn = tc
+	}
+	c.br = bufio.NewReaderSize(c.Conn, upBufferSize)
+	c.bw = bufio.NewWriterSize(c.Conn, upBufferSize)
+	return c, nil
+}
+
+// put returns c to the pool for reuse. The caller must have read the whole
+// response and must not use c afterwards.
+func (p *connPool) put(c *upConn) {
+	if c.br.Buffered() > 0 {
+		c.Close() // bytes after the response: not safe to reuse
+		return
+	}
+	c.idleSince = time.Now()
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.maxIdle {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// closeIdle closes the idle connections older than the idle timeout, or all
+// of them if all is set.
+func (p *connPool) closeIdle(now time.Time, all bool) {
+	p.mu.Lock()
+	keep := p.idle[:0]
+	var stale []*upConn
+	for _, c := range p.idle {
+		if all || now.Sub(c.idleSince) >= p.idleTimeout {
+			stale = append(stale, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	p.mu.Unlock()
+	for _, c := range stale {
+		c.Close()
+	}
+}
+
+// close closes every idle connection and makes put close connections from
+// now on.
+func (p *connPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.closeIdle(time.Time{}, true)
+}
+
+// alive reports whether an idle connection is still open: the upstream may
+// have closed it (its keep-alive timeout) or sent something unexpected. It
+// peeks without blocking; a connection without a RawConn is assumed alive.
+func (c *upConn) alive() bool {
+	if c.raw == nil {
+		return true
+	}
+	c.peekAlive = false
+	return c.raw.Read(c.peekFn) == nil && c.peekAlive
+}
+
+// peek is alive's non-blocking look at the socket: open and quiet means
+// recv would block (EAGAIN); end of stream, an error or unexpected bytes
+// mean the connection must not be reused.
+func (c *upConn) peek(fd uintptr) bool {
+	var buf [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.peekAlive = errors.Is(err, syscall.EAGAIN)
+	return true
+}

@@ -1,0 +1,91 @@
+package server
+
+import (
+	"crypto/tls"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync/atomic"
+)
+
+// upstream is one upstream server: its address, its connection pool and
+// the state the balancer reads. Fields written per request are padded off
+// the read-only ones.
+type upstream struct {
+	name   string // the base URL as configured, for logs and metrics
+	host   []byte // Host header value
+	prefix []byte // base path prepended to every request path, or nil
+	pool   *connPool
+	health healthCheck
+
+	_        [64]byte
+	inflight atomic.Int64 // requests sent and not yet finished
+	healthy  atomic.Bool
+	_        [64]byte
+}
+
+func newUpstream(raw string, cfg *Config) (*upstream, error) {
+	u, err := parseUpstream(raw)
+	if err != nil {
+		return nil, err
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	up := &upstream{
+		name: raw,
+		host: []byte(u.Host),
+		pool: &connPool{
+			addr:        net.JoinHostPort(u.Hostname(), port),
+			dialTimeout: defaultDialTimeout,
+			idleTimeout: defaultIdleTimeout,
+			maxIdle:     defaultMaxIdle,
+			dialer:      cfg.UpstreamDial,
+		},
+	}
+	if u.Scheme == "https" {
+		up.pool.tlsConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	}
+	if prefix := strings.TrimSuffix(u.EscapedPath(), "/"); prefix != "" {
+		up.prefix = []byte(prefix)
+	}
+	up.healthy.Store(true) // until a check says otherwise
+	return up, nil
+}
+
+// pick returns the healthy upstream with the fewest requests in flight,
+// ties broken at random, skipping skip (the one a retry moves away from).
+// It returns nil when no healthy upstream is left.
+func pick(ups []*upstream, skip *upstream) *upstream {
+	if len(ups) == 1 {
+		if up := ups[0]; up != skip && up.healthy.Load() {
+			return up
+		}
+		return nil
+	}
+	var best *upstream
+	var bestLoad int64
+	ties := 0
+	for _, up := range ups {
+		if up == skip || !up.healthy.Load() {
+			continue
+		}
+		load := up.inflight.Load()
+		switch {
+		case best == nil || load < bestLoad:
+			best, bestLoad, ties = up, load, 1
+		case load == bestLoad:
+			// Reservoir sampling: each of the tied upstreams is kept with
+			// equal probability.
+			ties++
+			if rand.IntN(ties) == 0 {
+				best = up
+			}
+		}
+	}
+	return best
+}
