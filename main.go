@@ -95,6 +95,10 @@ type setting struct {
 	apply                 func(c *serveConfig, v string) error
 }
 
+// secretSettings may hold credentials (a key, a URL with a password): their
+// values are never repeated in an error message.
+var secretSettings = map[string]bool{"UPSTREAM_URL": true, "UPSTREAM_API_KEY": true, "REDIS_URL": true}
+
 // settings lists serve's configuration (shared/SPEC.md section 3). Defaults
 // that depend on DATA_DIR are filled in by loadServeConfig.
 var settings = []setting{
@@ -118,7 +122,7 @@ var settings = []setting{
 	}},
 	{"LISTEN_ADDR", "listen", ":8080", "public listener address", func(c *serveConfig, v string) error {
 		c.listen = v
-		return nil
+		return checkListenAddr(v)
 	}},
 	{"UPSTREAM_URL", "upstream", "", "upstream base URL(s), comma-separated (required)", func(c *serveConfig, v string) error {
 		ups, err := server.ParseUpstreams(v)
@@ -127,6 +131,9 @@ var settings = []setting{
 	}},
 	{"UPSTREAM_API_KEY", "upstream-api-key", "", "sent upstream as 'Authorization: Bearer ...' when set", func(c *serveConfig, v string) error {
 		c.gw.UpstreamAPIKey = v
+		if strings.ContainsAny(v, "\r\n") {
+			return errors.New("must not contain line breaks")
+		}
 		return nil
 	}},
 	{"ACCESS_LOG", "access-log", "", "access log path, '-' for stdout (default $DATA_DIR/logs/api_access.log)", func(c *serveConfig, v string) error {
@@ -136,6 +143,22 @@ var settings = []setting{
 	{"ACCESS_LOG_FORMAT", "access-log-format", "text", "access log format: text or json", func(c *serveConfig, v string) error {
 		f, err := logsink.ParseFormat(v)
 		c.gw.AccessLogFormat = f
+		return err
+	}},
+	{"UPSTREAM_HEALTH_PATH", "health-path", "/v1/models", "path each upstream's health check GETs; '-' for a TCP connect check", func(c *serveConfig, v string) error {
+		if v != server.HealthCheckTCP && !strings.HasPrefix(v, "/") {
+			return errors.New("must start with / (or be - for a TCP check)")
+		}
+		c.gw.HealthCheckPath = v
+		return nil
+	}},
+	{"UPSTREAM_HEALTH_INTERVAL", "health-interval", "2s", "time between two health checks of an upstream; 'off' disables them", func(c *serveConfig, v string) error {
+		if v == "off" {
+			c.gw.HealthCheckInterval = -1
+			return nil
+		}
+		d, err := parsePositiveDuration(v)
+		c.gw.HealthCheckInterval = d
 		return err
 	}},
 	{"UPSTREAM_TIMEOUT", "upstream-timeout", "10m", "longest wait for the upstream's response", func(c *serveConfig, v string) error {
@@ -217,6 +240,9 @@ func loadServeConfig(args []string, getenv env, stderr io.Writer) (*serveConfig,
 			continue
 		}
 		if err := s.apply(c, v); err != nil {
+			if secretSettings[s.env] {
+				return nil, fmt.Errorf("invalid %s: %w", source, err)
+			}
 			return nil, fmt.Errorf("invalid %s %q: %w", source, v, err)
 		}
 	}
@@ -308,6 +334,18 @@ func serveUntilSignal(gw *server.Gateway, ln net.Listener, grace time.Duration, 
 			}
 		}
 	}
+}
+
+// checkListenAddr checks that v is HOST:PORT with a port of 0 to 65535.
+func checkListenAddr(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return errors.New("want HOST:PORT, e.g. :8080 or 127.0.0.1:8080")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return errors.New("port must be 0 to 65535")
+	}
+	return nil
 }
 
 // parsePositiveDuration parses a Go duration ("30s", "10m") that must be
