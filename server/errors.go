@@ -2,12 +2,15 @@ package server
 
 import (
 	"errors"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
-// errorHandler answers requests fasthttp could not parse, in OpenAI's
-// error shape, and logs them like any other request.
+// errorHandler answers requests fasthttp could not read, in OpenAI's error
+// shape, and logs them like any other request, under key_id "-": such a
+// request (a body over MaxRequestBody, say) is refused before its key is
+// looked at.
 func (g *Gateway) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	status, body := parseErrorResponse(err)
 	ctx.Response.Reset()
@@ -15,7 +18,11 @@ func (g *Gateway) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
 	ctx.Response.SetBodyRaw(body)
 	var rid [32]byte
-	g.logRequest(ctx, KeyIDNone, ctx.Time(), requestID(&ctx.Request.Header, &rid), "")
+	id := requestID(&ctx.Request.Header, &rid)
+	ctx.Response.Header.SetBytesKV(strXRequestID, id)
+	// ctx.Time() is not set for a request that could not be read: it would
+	// be the previous request's time on a kept-alive connection.
+	g.logRequest(ctx, KeyIDNone, time.Now(), id, "")
 }
 
 // parseErrorResponse maps an error from reading a request to its status

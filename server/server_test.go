@@ -522,15 +522,30 @@ func TestUpstreamErrors(t *testing.T) {
 func TestRequestBodyTooLarge(t *testing.T) {
 	up := &seen{}
 	g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{startUpstream(t, up.handler(200, "{}"))}, MaxRequestBody: 1024})
+	// First a request under the limit, then one over it on the same
+	// kept-alive connection.
+	if resp, _ := do(t, "POST", g.url+"/v1/embeddings", "Bearer "+keyAlice, strings.Repeat("x", 1000)); resp.StatusCode != 200 {
+		t.Fatalf("body under the limit: %d", resp.StatusCode)
+	}
 	resp, body := do(t, "POST", g.url+"/v1/embeddings", "Bearer "+keyAlice, strings.Repeat("x", 4096))
 	if resp.StatusCode != 413 || !strings.Contains(body, `"code":"request_too_large"`) {
 		t.Fatalf("status %d body %s", resp.StatusCode, body)
 	}
-	if up.count() != 0 {
+	if resp.Header.Get("X-Request-Id") == "" {
+		t.Error("413 without X-Request-Id")
+	}
+	if up.count() != 1 {
 		t.Fatal("an oversized body reached the upstream")
 	}
-	if resp, _ := do(t, "POST", g.url+"/v1/embeddings", "Bearer "+keyAlice, strings.Repeat("x", 1000)); resp.StatusCode != 200 {
-		t.Fatalf("body under the limit: %d", resp.StatusCode)
+	lines := g.logLines(t)
+	if len(lines) != 2 || !strings.HasSuffix(lines[1], " | - | POST /v1/embeddings | 413") {
+		t.Fatalf("log:\n%s", strings.Join(lines, "\n"))
+	}
+	// Regression: the 413 line was stamped with the previous request's time.
+	t0, _ := time.Parse(time.RFC3339Nano, strings.Split(lines[0], " | ")[0])
+	t1, _ := time.Parse(time.RFC3339Nano, strings.Split(lines[1], " | ")[0])
+	if !t1.After(t0) {
+		t.Errorf("413 logged at %v, not after the request before it (%v)", t1, t0)
 	}
 }
 
