@@ -28,11 +28,13 @@ type clientWatch struct {
 	gone   atomic.Bool
 	done   chan struct{}
 	waitFn func(fd uintptr) bool // w.wait, bound once
+	runFn  func()                // w.run, bound once: go w.runFn() does not allocate
 }
 
 var watchPool = sync.Pool{New: func() any {
 	w := &clientWatch{done: make(chan struct{}, 1)}
 	w.waitFn = w.wait
+	w.runFn = w.run
 	return w
 }}
 
@@ -68,7 +70,7 @@ func startWatch(conn net.Conn, raw syscall.RawConn) *clientWatch {
 	w.conn, w.raw = conn, raw
 	w.gone.Store(false)
 	w.up.Store(nil)
-	go w.run()
+	go w.runFn()
 	return w
 }
 
