@@ -192,6 +192,11 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, wa
 
 	h := &ctx.Response.Header
 	upResp.Header.CopyTo(h)
+	// CopyTo brings the upstream's framing along: the client gets HTTP/1.1
+	// whatever the upstream spoke, and no Content-Type the upstream did not
+	// send.
+	h.SetProtocol(strHTTP11)
+	h.SetNoDefaultContentType(true)
 	removeResponseHopByHop(h)
 	if !stream {
 		// Swap the upstream's body buffer in: no copy.
@@ -370,6 +375,7 @@ var (
 	strEventStream     = []byte("text/event-stream")
 	strNo              = []byte("no")
 	strHTTP            = []byte("http")
+	strHTTP11          = []byte("HTTP/1.1")
 	strHTTPS           = []byte("https")
 )
 
