@@ -82,6 +82,12 @@ func (h *healthChecker) run() {
 	defer t.Stop()
 	for {
 		h.checkAll()
+		// A stop that came during a long check wins over a pending tick.
+		select {
+		case <-h.stopCh:
+			return
+		default:
+		}
 		select {
 		case <-h.stopCh:
 			return

@@ -83,6 +83,9 @@ func (p *proxy) close() {
 	}
 	for _, up := range p.ups {
 		up.pool.close()
+		if up.health.client != nil {
+			up.health.client.CloseIdleConnections()
+		}
 	}
 }
 
@@ -288,7 +291,9 @@ func (x *exchange) CloseWithError(err error) error {
 // connection to the pool (reuse, and the upstream did not ask to close it)
 // or closes it, and recycles x.
 func (x *exchange) finish(reuse bool) {
-	x.watch.stop()
+	if x.watch.stop() {
+		reuse = false // the watch may have closed the connection
+	}
 	reuse = reuse && !x.resp.ConnectionClose()
 	if !reuse {
 		x.pc.Close() // first, so that closing the body stream reads nothing
