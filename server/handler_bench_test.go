@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,20 @@ func BenchmarkDecision(b *testing.B) {
 		})
 	}
 	b.Run("admit", func(b *testing.B) { run(b, "Bearer "+testKeyHigh) })
+	// One key_id per goroutine: no shared limiter state, so this is the
+	// figure that should scale with cores.
+	b.Run("admit-key-per-goroutine", func(b *testing.B) {
+		var next atomic.Int32
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			key := testKeysSpread[int(next.Add(1)-1)%len(testKeysSpread)]
+			ctx := newCtx("Bearer " + key)
+			for pb.Next() {
+				acct := g.authenticate(ctx)
+				acct.window.AllowAt(time.Now())
+			}
+		})
+	})
 	b.Run("limited", func(b *testing.B) { run(b, "Bearer "+testKey) })
 	b.Run("unknown", func(b *testing.B) { run(b, "Bearer sk-unknown-0123456789abcdef") })
 }

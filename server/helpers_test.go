@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +20,12 @@ const (
 	testKeyHigh = "sk-high-0123456789abcdef"
 )
 
+// testKeysSpread are keys of distinct key_ids with rpm=1000000.
+var testKeysSpread = []string{
+	"sk-spread-0-0123456789abcdef", "sk-spread-1-0123456789abcdef",
+	"sk-spread-2-0123456789abcdef", "sk-spread-3-0123456789abcdef",
+}
+
 // newTestGateway returns a gateway whose upstream is a fixed-200 fasthttp
 // handler on an in-memory listener, with an access log in a temp dir when
 // withLog is set. testKey has rpm=1; testKeyHigh rpm=1000000.
@@ -32,10 +39,14 @@ func newTestGateway(tb testing.TB, withLog bool) *Gateway {
 	go up.Serve(ln)
 	tb.Cleanup(func() { ln.Close() })
 
-	keys, warns := auth.NewKeySet([]auth.Entry{
+	entries := []auth.Entry{
 		entry(tb, 1, "low", testKey, 1),
 		entry(tb, 2, "high", testKeyHigh, 1_000_000),
-	})
+	}
+	for i, k := range testKeysSpread {
+		entries = append(entries, entry(tb, 3+i, fmt.Sprintf("spread%d", i), k, 1_000_000))
+	}
+	keys, warns := auth.NewKeySet(entries)
 	if len(warns) > 0 {
 		tb.Fatal(warns)
 	}
