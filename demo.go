@@ -61,11 +61,12 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 
 	accessLog := filepath.Join(dir, "logs", "api_access.log")
 	gw, err := server.New(server.Config{
-		KeysFile:   keysFile,
-		DefaultRPM: *rpm,
-		Upstreams:  []string{"http://" + mockLn.Addr().String()},
-		AccessLog:  accessLog,
-		Logger:     logger,
+		KeysFile:      keysFile,
+		WatchKeysFile: true,
+		DefaultRPM:    *rpm,
+		Upstreams:     []string{"http://" + mockLn.Addr().String()},
+		AccessLog:     accessLog,
+		Logger:        logger,
 	})
 	if err != nil {
 		return fail(err)

@@ -84,16 +84,21 @@ func run(args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) i
 type serveConfig struct {
 	gw            server.Config
 	listen        string
+	admin         string // admin listener address; empty: none
 	shutdownGrace time.Duration
 }
 
 // setting is one configuration value: an environment variable and a flag
 // of the same meaning. A flag wins over its variable; an empty variable
-// counts as unset.
+// counts as unset, except for those in emptyIsSet.
 type setting struct {
 	env, flag, def, usage string
 	apply                 func(c *serveConfig, v string) error
 }
+
+// emptyIsSet lists the settings whose variable, set but empty, is a value
+// rather than unset: ADMIN_ADDR= disables the admin listener.
+var emptyIsSet = map[string]bool{"ADMIN_ADDR": true}
 
 // secretSettings may hold credentials (a key, a URL with a password): their
 // values are never repeated in an error message.
@@ -176,17 +181,38 @@ var settings = []setting{
 		c.shutdownGrace = d
 		return err
 	}},
+	{"SHUTDOWN_DRAIN", "shutdown-drain", "1s", "first phase of a stop: keep accepting, closing each connection after its response ('0s' skips it)", func(c *serveConfig, v string) error {
+		d, err := time.ParseDuration(v)
+		if err == nil && d < 0 {
+			err = errors.New("must not be negative")
+		}
+		c.gw.DrainDelay = d
+		return err
+	}},
+	{"ADMIN_ADDR", "admin-listen", "127.0.0.1:9090", "admin listener (/metrics, /limits, /debug/pprof/); empty disables it", func(c *serveConfig, v string) error {
+		c.admin = v
+		if v == "" {
+			return nil
+		}
+		return checkListenAddr(v)
+	}},
 	{"AUTH_ALLOW_NO_KEYS", "allow-no-keys", "false", "fail open (accept all requests) when no valid key is configured", func(c *serveConfig, v string) error {
 		b, err := strconv.ParseBool(v)
 		c.gw.AllowNoKeys = b
 		return err
 	}},
+	{"TLS_CERT_FILE", "tls-cert", "", "PEM certificate chain (leaf first): with TLS_KEY_FILE, the public listener speaks HTTPS only; reread on SIGHUP", func(c *serveConfig, v string) error {
+		c.gw.TLSCertFile = v
+		return nil
+	}},
+	{"TLS_KEY_FILE", "tls-key", "", "PEM private key of TLS_CERT_FILE; reread on SIGHUP", func(c *serveConfig, v string) error {
+		c.gw.TLSKeyFile = v
+		return nil
+	}},
 	// Settings of the contract that this version does not implement yet.
 	// Setting one is refused rather than silently ignored: each changes what
-	// the gateway guarantees (shared limits, TLS).
+	// the gateway guarantees (shared limits).
 	{"REDIS_URL", "redis-url", "", "not implemented yet: must be empty", refuseUnimplemented},
-	{"TLS_CERT_FILE", "tls-cert", "", "not implemented yet: must be empty", refuseUnimplemented},
-	{"TLS_KEY_FILE", "tls-key", "", "not implemented yet: must be empty", refuseUnimplemented},
 }
 
 func refuseUnimplemented(_ *serveConfig, v string) error {
@@ -209,9 +235,6 @@ func loadServeConfig(args []string, getenv env, stderr io.Writer) (*serveConfig,
 			return nil
 		})
 	}
-	// ADMIN_ADDR is part of the contract; this version has no admin listener.
-	var adminAddr string
-	fs.StringVar(&adminAddr, "admin-listen", "", "admin listener (not implemented yet; ignored with a warning)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -223,7 +246,7 @@ func loadServeConfig(args []string, getenv env, stderr io.Writer) (*serveConfig,
 		if v, ok := flagVals[s.flag]; ok {
 			return v, "--" + s.flag, true
 		}
-		if v, ok := getenv(s.env); ok && v != "" {
+		if v, ok := getenv(s.env); ok && (v != "" || emptyIsSet[s.env]) {
 			return v, s.env, true
 		}
 		return s.def, s.env, false
@@ -255,8 +278,11 @@ func loadServeConfig(args []string, getenv env, stderr io.Writer) (*serveConfig,
 	if len(c.gw.Upstreams) == 0 {
 		return nil, errors.New("UPSTREAM_URL (or --upstream) is required")
 	}
-	if v, ok := getenv("ADMIN_ADDR"); (ok && v != "") || adminAddr != "" {
-		fmt.Fprintln(stderr, "authgate: warning: ADMIN_ADDR/--admin-listen is not implemented in this version; no admin listener is started")
+	if c.gw.TLSCertFile != "" && c.gw.TLSKeyFile == "" {
+		return nil, errors.New("TLS_KEY_FILE (or --tls-key) is required when TLS_CERT_FILE is set")
+	}
+	if c.gw.TLSKeyFile != "" && c.gw.TLSCertFile == "" {
+		return nil, errors.New("TLS_CERT_FILE (or --tls-cert) is required when TLS_KEY_FILE is set")
 	}
 	return c, nil
 }
@@ -273,6 +299,7 @@ func runServe(args []string, getenv env, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg.gw.Logger = logger
+	cfg.gw.WatchKeysFile = true // SPEC 7: the keys file is watched as well as reloaded on SIGHUP
 	gw, err := server.New(cfg.gw)
 	if err != nil {
 		fmt.Fprintf(stderr, "authgate serve: %v\n", err)
@@ -285,12 +312,29 @@ func runServe(args []string, getenv env, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	logger.Info("authgate serving", "listen", ln.Addr().String(), "upstreams", strings.Join(cfg.gw.Upstreams, ","),
-		"auth", !cfg.gw.DisableAuth, "rpm", cfg.gw.DefaultRPM, "access_log", cfg.gw.AccessLog)
+		"auth", !cfg.gw.DisableAuth, "rpm", cfg.gw.DefaultRPM, "access_log", cfg.gw.AccessLog, "tls", gw.TLSEnabled())
+	if cfg.admin != "" {
+		adminLn, err := server.Listen(cfg.admin, logger)
+		if err != nil {
+			ln.Close()
+			gw.Close()
+			fmt.Fprintf(stderr, "authgate serve: admin listener: %v\n", err)
+			return exitFailure
+		}
+		logger.Info("admin listener serving /metrics, /limits and /debug/pprof/", "listen", adminLn.Addr().String())
+		// It stops when the gateway does (Shutdown and Close stop it).
+		go func() {
+			if err := gw.ServeAdmin(adminLn); err != nil {
+				logger.Error("admin listener failed", "err", err)
+			}
+		}()
+	}
 	return serveUntilSignal(gw, ln, cfg.shutdownGrace, logger)
 }
 
 // serveUntilSignal serves gw on ln until SIGINT or SIGTERM, then drains for
-// at most grace. SIGHUP reloads the keys; SIGUSR1 reopens the access log.
+// at most grace. SIGHUP reloads the keys and, with TLS on, the certificate;
+// SIGUSR1 reopens the access log.
 func serveUntilSignal(gw *server.Gateway, ln net.Listener, grace time.Duration, logger *slog.Logger) int {
 	if grace == 0 {
 		grace = server.DefaultShutdownGrace
@@ -312,6 +356,12 @@ func serveUntilSignal(gw *server.Gateway, ln net.Listener, grace time.Duration, 
 			case syscall.SIGHUP:
 				if err := gw.Reload(); err != nil {
 					logger.Error("keys reload failed", "err", err)
+				}
+				if gw.TLSEnabled() {
+					// Success is logged by the gateway ("TLS certificate loaded").
+					if err := gw.ReloadTLS(); err != nil {
+						logger.Error("TLS certificate reload failed", "err", err)
+					}
 				}
 			case syscall.SIGUSR1:
 				if err := gw.ReopenAccessLog(); err != nil {

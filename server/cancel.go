@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -19,11 +20,21 @@ import (
 // client's FIN (or RST). Bytes instead mean the client pipelined its next
 // request; the watch then stops, unable to tell any more.
 //
+// Under TLS the watch peeks at the TCP connection beneath the tls.Conn, so
+// it sees TLS records, not requests. A client closing a TLS connection
+// sends a close_notify alert before its FIN, so bytes do not mean a
+// pipelined request there: on Linux the watch keeps waiting, and on each
+// wake-up asks the kernel whether the peer has closed (the socket has left
+// ESTABLISHED: FIN or RST received), which is then the client's leaving.
+// Elsewhere it stops at the first bytes, as for plain HTTP, and a TLS
+// client that closes cleanly is noticed only when the response is written.
+//
 // A watch is started by startWatch and must be ended by stop before the
 // connection serves its next request. Watches are pooled.
 type clientWatch struct {
 	conn   net.Conn
 	raw    syscall.RawConn
+	tls    bool // conn is a *tls.Conn: raw is the TCP connection beneath it
 	up     atomic.Pointer[upConn]
 	gone   atomic.Bool
 	done   chan struct{}
@@ -39,14 +50,19 @@ var watchPool = sync.Pool{New: func() any {
 }}
 
 // rawConns caches each client connection's RawConn (SyscallConn allocates),
-// removed when the connection closes (Gateway.connState).
+// removed when the connection closes (Gateway.connState). A *tls.Conn's
+// RawConn is that of the connection beneath it.
 type rawConns struct{ m sync.Map }
 
 func (rc *rawConns) get(c net.Conn) syscall.RawConn {
 	if v, ok := rc.m.Load(c); ok {
 		return v.(syscall.RawConn)
 	}
-	sc, ok := c.(syscall.Conn)
+	inner := c
+	if tc, ok := c.(*tls.Conn); ok {
+		inner = tc.NetConn()
+	}
+	sc, ok := inner.(syscall.Conn)
 	if !ok {
 		return nil
 	}
@@ -68,6 +84,7 @@ func startWatch(conn net.Conn, raw syscall.RawConn) *clientWatch {
 	}
 	w := watchPool.Get().(*clientWatch)
 	w.conn, w.raw = conn, raw
+	_, w.tls = conn.(*tls.Conn)
 	w.gone.Store(false)
 	w.up.Store(nil)
 	go w.runFn()
@@ -94,6 +111,21 @@ func (w *clientWatch) wait(fd uintptr) bool {
 		return false // still open and quiet
 	case err != nil || n == 0:
 		w.gone.Store(true) // reset, or end of stream
+	case w.tls:
+		// A TLS record: a pipelined request, or the close_notify a
+		// closing client sends before its FIN.
+		closed, known := peerClosed(fd)
+		if !known {
+			return true // cannot tell: stop watching, as for plain HTTP
+		}
+		if closed {
+			w.gone.Store(true)
+			return true
+		}
+		// Wait for the next readiness: the poller is edge-triggered, so
+		// unread bytes do not wake it again, but more bytes, a FIN or an
+		// RST do.
+		return false
 	}
 	return true
 }

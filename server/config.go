@@ -53,6 +53,15 @@ type Config struct {
 	// Keys is an in-memory key set used instead of KeysFile.
 	Keys *auth.KeySet
 
+	// WatchKeysFile watches KeysFile and reloads it on change; ignored with
+	// Keys or DisableAuth. The watch is on the file's directory, so a
+	// rename over the file and a swap of a symlink on its path (Kubernetes
+	// Secret volumes) are seen as well as a write; a change applies within
+	// about 100 ms, and within 1 s where only the 500 ms fingerprint poll
+	// sees it. A change that leaves no valid key keeps the last good set,
+	// as Reload does. The zero value reloads only when Reload is called.
+	WatchKeysFile bool
+
 	// AllowNoKeys restores the seed's fail-open mode: with authentication on
 	// but no usable key (missing file or no valid line), every request passes
 	// under key_id "no-keys-configured". The zero value fails closed: New
@@ -105,6 +114,12 @@ type Config struct {
 	// AccessLogFormat selects the access log's line format.
 	AccessLogFormat logsink.Format
 
+	// DrainDelay is the first phase of Shutdown: for this long the gateway
+	// keeps accepting but answers every request with "Connection: close",
+	// so that keep-alive clients reconnect (to a successor bound to the same
+	// port) before the listener closes. Zero means no drain phase.
+	DrainDelay time.Duration
+
 	// ReadTimeout bounds reading one request (headers and body) from a client.
 	// Zero means DefaultReadTimeout.
 	ReadTimeout time.Duration
@@ -112,6 +127,14 @@ type Config struct {
 	// IdleTimeout bounds how long an idle keep-alive connection is kept.
 	// Zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+
+	// TLSCertFile and TLSKeyFile, both set, make the public listener speak
+	// HTTPS only (TLS 1.2 or later, HTTP/1.1): a PEM certificate chain,
+	// leaf first, and its PEM private key. New loads them and fails naming
+	// the file at fault, or the missing one when only one is set;
+	// Gateway.ReloadTLS reads them again. Both empty means plain HTTP.
+	TLSCertFile string
+	TLSKeyFile  string
 
 	// Logger receives operational messages (never keys). Nil means
 	// slog.Default().

@@ -22,7 +22,7 @@ func (g *Gateway) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Header.SetBytesKV(strXRequestID, id)
 	// ctx.Time() is not set for a request that could not be read: it would
 	// be the previous request's time on a kept-alive connection.
-	g.logRequest(ctx, KeyIDNone, time.Now(), id, "")
+	g.logRequest(ctx, g.none, time.Now(), id, "")
 }
 
 // parseErrorResponse maps an error from reading a request to its status

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -24,20 +25,28 @@ type Gateway struct {
 	keys     atomic.Pointer[keySnapshot]
 	accounts accounts
 	open     *account // the account of every request when no key is checked
+	none     *account // key_id "-": requests refused before a key is known
+	failOpen *account // key_id "no-keys-configured" (AllowNoKeys)
+	metrics  *gatewayMetrics
+	admin    adminServer
 	proxy    *proxy
 	raws     rawConns
 	sink     *logsink.Sink // nil: no access log
 	srv      *fasthttp.Server
+	cert     *certificate // nil: plain HTTP
+	watcher  *keysWatcher // nil: the keys file is not watched
 
 	reloadMu sync.Mutex // serialises Reload
 	closed   atomic.Bool
+	draining atomic.Bool // Shutdown's drain phase: every response closes its connection
 }
 
 // New builds a Gateway from cfg: it loads the keys, opens the access log and
 // prepares the upstream client. It returns an error (never exits) when a
 // setting is invalid, when the keys cannot be loaded (wrapping ErrNoKeys when
-// authentication is on, AllowNoKeys is off and no key is usable), or when the
-// access log cannot be opened. Close releases what New opened.
+// authentication is on, AllowNoKeys is off and no key is usable), when the
+// TLS certificate cannot be loaded, or when the access log cannot be opened.
+// Close releases what New opened.
 func New(cfg Config) (*Gateway, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -45,16 +54,26 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger}
 
+	cert, err := newCertificate(cfg.TLSCertFile, cfg.TLSKeyFile, g.log)
+	if err != nil {
+		return nil, err
+	}
+	g.cert = cert
+
 	p, err := newProxy(&g.cfg)
 	if err != nil {
 		return nil, err
 	}
 	g.proxy = p
 
+	var keysStamp fileStamp // taken before loading, so that a change during the load is seen
+	if cfg.watchesKeysFile() {
+		keysStamp = stampOf(cfg.KeysFile)
+	}
 	switch {
 	case cfg.DisableAuth:
 		g.log.Warn("authentication is DISABLED: every request is accepted without a key (AUTH_ENABLED=false)")
-		g.open = &account{keyID: KeyIDAuthDisabled}
+		g.open = newSharedAccount(KeyIDAuthDisabled)
 	default:
 		keys, err := g.loadKeys()
 		if err != nil && !cfg.AllowNoKeys {
@@ -78,6 +97,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.sink = sink
 	}
 
+	g.initMetrics()
 	g.srv = &fasthttp.Server{
 		Handler:               g.Handler,
 		ErrorHandler:          g.errorHandler,
@@ -90,10 +110,13 @@ func New(cfg Config) (*Gateway, error) {
 		IdleTimeout:           cfg.IdleTimeout,
 		CloseOnShutdown:       true,
 		SecureErrorLogMessage: true,
-		Logger:                fasthttpLogger{g.log},
+		Logger:                &fasthttpLogger{l: g.log},
 		ConnState:             g.connState,
 	}
 	g.proxy.start()
+	if cfg.watchesKeysFile() {
+		g.watcher = startKeysWatcher(g, keysStamp)
+	}
 	return g, nil
 }
 
@@ -148,6 +171,7 @@ func (g *Gateway) Reload() error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	keys, err := g.loadKeys()
+	g.metrics.countReload(err)
 	if err != nil {
 		if g.cfg.AllowNoKeys && g.keys.Load().keys.Len() == 0 {
 			return err // still fail-open, as before
@@ -159,9 +183,10 @@ func (g *Gateway) Reload() error {
 }
 
 // Ready reports whether the gateway can serve traffic: keys are loaded (or
-// none is required) and at least one upstream is healthy.
+// none is required), at least one upstream is healthy, and it is not
+// draining for a stop (so that a load balancer probing /readyz moves away).
 func (g *Gateway) Ready() bool {
-	if !g.proxy.healthy() {
+	if g.draining.Load() || !g.proxy.healthy() {
 		return false
 	}
 	return g.cfg.DisableAuth || g.cfg.AllowNoKeys || g.keys.Load().keys.Len() > 0
@@ -177,26 +202,43 @@ func (g *Gateway) connState(c net.Conn, s fasthttp.ConnState) {
 // Serve accepts connections on ln until Shutdown. It returns nil after a
 // Shutdown, else the listener's error.
 func (g *Gateway) Serve(ln net.Listener) error {
-	if err := g.srv.Serve(ln); err != nil && !g.closed.Load() {
+	if err := g.srv.Serve(g.tlsListener(ln)); err != nil && !g.closed.Load() {
 		return err
 	}
 	return nil
 }
 
 // Shutdown stops accepting connections, waits for requests in flight until
-// ctx is done, then closes the access log (writing and syncing every line).
-// It returns ctx's error if requests were still running at the deadline.
+// ctx is done, then closes the access log (writing and syncing every line)
+// and stops the admin listener, which serves until then. It returns ctx's
+// error if requests were still running at the deadline.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	if d := g.cfg.DrainDelay; d > 0 {
+		// Keep accepting for a moment, answering every request with
+		// "Connection: close", so that keep-alive clients move to a new
+		// connection (a new process on the same SO_REUSEPORT port) before
+		// the listener closes, instead of racing a request against the
+		// close of their idle connection.
+		g.draining.Store(true)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	g.closed.Store(true)
 	err := g.srv.ShutdownWithContext(ctx)
 	return errors.Join(err, g.Close())
 }
 
-// Close flushes and closes the access log and releases upstream
-// connections. It does not wait for requests in flight; use Shutdown for
+// Close flushes and closes the access log, releases upstream connections
+// and stops the admin listener (ServeAdmin). It does not wait for requests in flight; use Shutdown for
 // that. Close is idempotent.
 func (g *Gateway) Close() error {
 	g.closed.Store(true)
+	g.watcher.stop()
+	g.admin.stop()
 	g.proxy.close()
 	if g.sink != nil {
 		return g.sink.Close()
@@ -220,9 +262,17 @@ func (g *Gateway) ReopenAccessLog() error {
 	return g.sink.Reopen()
 }
 
-// fasthttpLogger sends fasthttp's own messages to slog.
-type fasthttpLogger struct{ l *slog.Logger }
+// fasthttpLogger sends fasthttp's own messages (a failed TLS handshake, a
+// connection error) to slog, at most one per throttleInterval with the
+// count of those suppressed, since any client on the internet can cause
+// them.
+type fasthttpLogger struct {
+	l *slog.Logger
+	t throttle
+}
 
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
+func (f *fasthttpLogger) Printf(format string, args ...any) {
+	if n, ok := f.t.allow(time.Now()); ok {
+		f.l.Warn("fasthttp: "+fmt.Sprintf(format, args...), "suppressed", n)
+	}
 }

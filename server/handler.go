@@ -26,6 +26,13 @@ var (
 // Handler is the gateway's fasthttp.RequestHandler: probes, then
 // authenticate → rate-limit → proxy → log.
 func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
+	g.handle(ctx)
+	if g.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+}
+
+func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	if ctx.IsGet() || ctx.IsHead() {
 		path := ctx.Request.Header.RequestURI()
 		if bytes.Equal(path, strHealthz) {
@@ -49,25 +56,26 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	acct := g.authenticate(ctx)
 	if acct == nil {
 		ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
-		g.logRequest(ctx, KeyIDNone, start, requestID, "")
+		g.logRequest(ctx, g.none, start, requestID, "")
 		return
 	}
 	if acct.window != nil {
 		res := acct.window.AllowAt(start)
 		if !res.Allowed {
+			acct.stats.rateLimited(shardOf(ctx))
 			writeRateLimited(ctx, acct, res)
 			setRateHeaders(ctx, res)
 			ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
-			g.logRequest(ctx, acct.keyID, start, requestID, "")
+			g.logRequest(ctx, acct, start, requestID, "")
 			return
 		}
 		up := g.proxy.serve(ctx, requestID, startWatch(ctx.Conn(), g.raws.get(ctx.Conn())))
 		setRateHeaders(ctx, res)
-		g.logRequest(ctx, acct.keyID, start, requestID, up)
+		g.logRequest(ctx, acct, start, requestID, up)
 		return
 	}
 	up := g.proxy.serve(ctx, requestID, startWatch(ctx.Conn(), g.raws.get(ctx.Conn())))
-	g.logRequest(ctx, acct.keyID, start, requestID, up)
+	g.logRequest(ctx, acct, start, requestID, up)
 }
 
 // authenticate returns the request's account, or nil after writing a 401.
@@ -77,7 +85,7 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx) *account {
 	}
 	snap := g.keys.Load()
 	if snap.keys.Len() == 0 && g.cfg.AllowNoKeys {
-		return failOpenAccount
+		return g.failOpen
 	}
 	key, reason := auth.ParseAuthorization(ctx.Request.Header.PeekBytes(strAuthorization))
 	if reason == auth.ReasonOK {
@@ -86,14 +94,12 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx) *account {
 		}
 		reason = auth.ReasonUnknown
 	}
+	g.metrics.unauthorized[reason].inc(shardOf(ctx))
 	ctx.Response.SetStatusCode(fasthttp.StatusUnauthorized)
 	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
 	ctx.Response.SetBodyRaw(body401[reason])
 	return nil
 }
-
-// failOpenAccount is shared by every request in the seed's fail-open mode.
-var failOpenAccount = &account{keyID: KeyIDNoKeysConfigured}
 
 // writeRateLimited writes acct's precomputed 429 and its retry headers.
 func writeRateLimited(ctx *fasthttp.RequestCtx, acct *account, res limiter.Result) {
@@ -152,22 +158,27 @@ func validRequestID(id []byte) bool {
 	return true
 }
 
-// logRequest writes the request's access-log line.
-// upstream names the upstream that served it ("" if none did).
-func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, keyID string, start time.Time, requestID []byte, upstream string) {
+// logRequest counts the request in acct's metrics and the latency
+// histogram, and writes its access-log line. upstream names the upstream
+// that served it ("" if none did).
+func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *account, start time.Time, requestID []byte, upstream string) {
+	latency := time.Since(start)
+	shard := shardOf(ctx)
+	acct.stats.request(ctx.Response.StatusCode(), shard)
+	g.metrics.latency.observe(latency, shard)
 	if g.sink == nil {
 		return
 	}
 	e := logsink.Entry{
 		Time:      start,
-		KeyID:     keyID,
+		KeyID:     acct.keyID,
 		Method:    ctx.Method(),
 		Path:      ctx.Request.Header.RequestURI(),
 		Status:    ctx.Response.StatusCode(),
 		RequestID: requestID,
 	}
 	if g.cfg.AccessLogFormat == logsink.FormatJSON {
-		e.Latency = time.Since(start)
+		e.Latency = latency
 		e.BytesIn = int64(len(ctx.Request.Body()))
 		e.BytesOut = int64(len(ctx.Response.Body()))
 		e.Upstream = upstream

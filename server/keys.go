@@ -15,6 +15,7 @@ type account struct {
 	keyID   string
 	window  *limiter.Window // nil: not rate-limited (auth disabled, fail-open)
 	body429 []byte
+	stats   accountStats // its metrics
 }
 
 // accounts holds every key_id's account, created on the key_id's first

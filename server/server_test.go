@@ -128,7 +128,11 @@ func startGateway(t *testing.T, cfg server.Config) *gateway {
 	}
 	go gw.Serve(ln)
 	t.Cleanup(func() { gw.Close() })
-	return &gateway{Gateway: gw, url: "http://" + ln.Addr().String(), accessLog: cfg.AccessLog}
+	scheme := "http://"
+	if gw.TLSEnabled() {
+		scheme = "https://"
+	}
+	return &gateway{Gateway: gw, url: scheme + ln.Addr().String(), accessLog: cfg.AccessLog}
 }
 
 // logLines closes the gateway (flushing its log) and returns the log's lines.

@@ -1,0 +1,166 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
+)
+
+// The admin listener's routes (shared/SPEC.md section 6).
+var (
+	strMetricsPath = []byte("/metrics")
+	strLimitsPath  = []byte("/limits")
+	strPprofPath   = []byte("/debug/pprof")
+	strPprofPrefix = []byte("/debug/pprof/")
+
+	strContentTypeMetrics = []byte("text/plain; version=0.0.4; charset=utf-8")
+	strNotFound           = []byte("not found\n")
+	strMethodNotAllowed   = []byte("method not allowed\n")
+	strAllowGetHead       = []byte("GET, HEAD")
+)
+
+// AdminHandler is the admin listener's fasthttp.RequestHandler:
+//
+//	GET /metrics        Prometheus metrics (names begin with authgate_)
+//	GET /limits         every key_id in use: {"KEY_ID": {"requests_last_minute": n, "rate_limit": N}, …}
+//	/debug/pprof/…      Go's profiles (net/http/pprof's endpoints)
+//
+// and 404 for anything else. It shows key_ids, never a key. It needs no
+// credentials: serve it only where its clients are trusted (the CLI binds
+// it to loopback by default); pprof can read the process's memory profile
+// and slow it down.
+func (g *Gateway) AdminHandler(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	switch {
+	case bytes.Equal(path, strMetricsPath):
+		if !getOrHead(ctx) {
+			return
+		}
+		ctx.Response.Header.SetContentTypeBytes(strContentTypeMetrics)
+		g.WriteMetrics(ctx)
+	case bytes.Equal(path, strLimitsPath):
+		if !getOrHead(ctx) {
+			return
+		}
+		b, err := json.Marshal(g.Limits(time.Now()))
+		if err != nil {
+			panic("BUG: cannot encode the limits snapshot: " + err.Error())
+		}
+		ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
+		ctx.Response.SetBodyRaw(append(b, '\n'))
+	case bytes.Equal(path, strPprofPath):
+		ctx.Redirect("/debug/pprof/", fasthttp.StatusMovedPermanently)
+	case bytes.HasPrefix(path, strPprofPrefix):
+		pprofhandler.PprofHandler(ctx)
+	default:
+		writeText(ctx, fasthttp.StatusNotFound, strNotFound)
+	}
+}
+
+// getOrHead reports whether ctx's method is GET or HEAD; if not, it
+// answers 405.
+func getOrHead(ctx *fasthttp.RequestCtx) bool {
+	if ctx.IsGet() || ctx.IsHead() {
+		return true
+	}
+	writeText(ctx, fasthttp.StatusMethodNotAllowed, strMethodNotAllowed)
+	ctx.Response.Header.SetBytesKV(strAllow, strAllowGetHead)
+	return false
+}
+
+var strAllow = []byte("Allow")
+
+// KeyLimit is one key_id's entry in the /limits snapshot.
+type KeyLimit struct {
+	// RequestsLastMinute is the number of requests admitted in the sliding
+	// window ending at the snapshot's instant.
+	RequestsLastMinute int `json:"requests_last_minute"`
+	// RateLimit is the key_id's limit per window.
+	RateLimit int `json:"rate_limit"`
+}
+
+// Limits returns the limiter state at now of every key_id that has any (a
+// key_id gets it on its first request), by key_id. The map is the
+// caller's.
+func (g *Gateway) Limits(now time.Time) map[string]KeyLimit {
+	out := make(map[string]KeyLimit)
+	g.accounts.each(func(a *account) {
+		if a.window != nil {
+			out[a.keyID] = KeyLimit{RequestsLastMinute: a.window.CountAt(now), RateLimit: a.window.Limit()}
+		}
+	})
+	return out
+}
+
+// adminServer is the admin listener's server, created by the first
+// ServeAdmin and stopped by Close.
+type adminServer struct {
+	mu     sync.Mutex
+	srv    *fasthttp.Server // nil until the first ServeAdmin
+	lns    []net.Listener   // listeners being served
+	closed bool
+}
+
+// ServeAdmin serves AdminHandler on ln, with a server of its own, until
+// Shutdown or Close (which stop it without waiting for admin requests in
+// flight, a long profile say). It may be called for several listeners. It
+// returns nil after Shutdown or Close, else the listener's error; called
+// after them, it closes ln and returns nil at once.
+func (g *Gateway) ServeAdmin(ln net.Listener) error {
+	a := &g.admin
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	if a.srv == nil {
+		a.srv = &fasthttp.Server{
+			Handler:               g.AdminHandler,
+			Name:                  "authgate-admin",
+			NoDefaultServerHeader: true,
+			ReadTimeout:           g.cfg.ReadTimeout,
+			IdleTimeout:           g.cfg.IdleTimeout,
+			CloseOnShutdown:       true,
+			SecureErrorLogMessage: true,
+			Logger:                &fasthttpLogger{l: g.log},
+		}
+	}
+	srv := a.srv
+	a.lns = append(a.lns, ln)
+	a.mu.Unlock()
+
+	err := srv.Serve(ln)
+	a.mu.Lock()
+	closed := a.closed
+	a.mu.Unlock()
+	if closed {
+		return nil
+	}
+	return err
+}
+
+// stop closes the admin listeners and idle admin connections; admin
+// requests in flight finish on their own.
+func (a *adminServer) stop() {
+	a.mu.Lock()
+	a.closed = true
+	srv, lns := a.srv, a.lns
+	a.lns = nil
+	a.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	srv.ShutdownWithContext(ctx) // closes idle connections; does not wait
+}
