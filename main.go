@@ -355,7 +355,9 @@ func serveUntilSignal(gw *server.Gateway, ln net.Listener, grace time.Duration, 
 			switch sig {
 			case syscall.SIGHUP:
 				if err := gw.Reload(); err != nil {
-					logger.Error("keys reload failed", "err", err)
+					logger.Error("keys reload failed", "trigger", "SIGHUP", "err", err)
+				} else {
+					logger.Info("keys reloaded", "trigger", "SIGHUP")
 				}
 				if gw.TLSEnabled() {
 					// Success is logged by the gateway ("TLS certificate loaded").

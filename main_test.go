@@ -1280,6 +1280,10 @@ func TestServeBinarySIGHUPReloadsKeys(t *testing.T) {
 	writeFileAtomic(t, keysPath, "alice:"+newKey+"\n")
 	p.signal(syscall.SIGHUP)
 	pollStatus(newKey, http.StatusOK)
+	// The file is also watched: make sure the signal itself reloaded.
+	if !p.stderr.waitFor("trigger=SIGHUP", 1, 5*time.Second) {
+		t.Fatalf("no reload logged for the SIGHUP:\n%s", p.stderr)
+	}
 	if r := p.do("GET", "/v1/models", "Bearer "+oldKey, ""); r.status != http.StatusUnauthorized || r.body != body401("Invalid API key") {
 		t.Errorf("old key after reload: %d %s, want 401 Invalid API key", r.status, r.body)
 	}
