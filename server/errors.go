@@ -17,7 +17,7 @@ func (g *Gateway) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.SetStatusCode(status)
 	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
 	ctx.Response.SetBodyRaw(body)
-	var rid [32]byte
+	var rid [maxRequestID]byte
 	id := requestID(&ctx.Request.Header, &rid)
 	ctx.Response.Header.SetBytesKV(strXRequestID, id)
 	// ctx.Time() is not set for a request that could not be read: it would

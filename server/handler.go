@@ -50,7 +50,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	}
 
 	start := time.Now()
-	var rid [32]byte
+	var rid [maxRequestID]byte
 	requestID := requestID(&ctx.Request.Header, &rid)
 
 	acct := g.authenticate(ctx)
@@ -127,12 +127,16 @@ func writeText(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.Response.SetBodyRaw(body)
 }
 
-// requestID returns the request's X-Request-Id if it is acceptable (1–128
-// visible ASCII bytes, no separators), else a new random 128-bit hex id
-// written into buf. The result is valid until the request is released.
-func requestID(h *fasthttp.RequestHeader, buf *[32]byte) []byte {
+// maxRequestID is the longest X-Request-Id passed on as it is.
+const maxRequestID = 128
+
+// requestID returns, in buf, the request's X-Request-Id if it is acceptable
+// (1–128 visible ASCII bytes, no separators), else a new random 128-bit hex
+// id. It is a copy, so that the proxy's rewriting of the request headers
+// cannot change it.
+func requestID(h *fasthttp.RequestHeader, buf *[maxRequestID]byte) []byte {
 	if id := h.PeekBytes(strXRequestID); validRequestID(id) {
-		return id
+		return buf[:copy(buf[:], id)]
 	}
 	var raw [16]byte
 	a, b := rand.Uint64(), rand.Uint64()
@@ -140,14 +144,13 @@ func requestID(h *fasthttp.RequestHeader, buf *[32]byte) []byte {
 		raw[i] = byte(a >> (8 * i))
 		raw[8+i] = byte(b >> (8 * i))
 	}
-	hex.Encode(buf[:], raw[:])
-	return buf[:]
+	return buf[:hex.Encode(buf[:], raw[:])]
 }
 
 // validRequestID reports whether a client-sent request id may be passed on
 // and logged as it is.
 func validRequestID(id []byte) bool {
-	if len(id) == 0 || len(id) > 128 {
+	if len(id) == 0 || len(id) > maxRequestID {
 		return false
 	}
 	for _, c := range id {
@@ -180,7 +183,13 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *account, start time
 	if g.cfg.AccessLogFormat == logsink.FormatJSON {
 		e.Latency = latency
 		e.BytesIn = int64(len(ctx.Request.Body()))
-		e.BytesOut = int64(len(ctx.Response.Body()))
+		if ctx.Response.IsBodyStream() {
+			// Body() would read the whole stream here, before the client
+			// got any of it: log the announced length (-1 if unknown).
+			e.BytesOut = int64(ctx.Response.Header.ContentLength())
+		} else {
+			e.BytesOut = int64(len(ctx.Response.Body()))
+		}
 		e.Upstream = upstream
 	}
 	if err := g.sink.Write(&e); err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/authgate/authgate/logsink"
 	"github.com/authgate/authgate/server"
 )
 
@@ -292,7 +293,7 @@ func closer(ch chan struct{}) func() {
 // while the upstream is still producing it, the headers first, with
 // X-Accel-Buffering: no.
 func TestStreamEventByEvent(t *testing.T) {
-	f := func(contentType, first, rest string) {
+	f := func(contentType, first, rest string, format logsink.Format) {
 		t.Helper()
 		gotHead, gotFirst := make(chan struct{}), make(chan struct{})
 		releaseHead, releaseFirst := closer(gotHead), closer(gotFirst)
@@ -313,7 +314,7 @@ func TestStreamEventByEvent(t *testing.T) {
 		t.Cleanup(releaseHead) // before the upstream's cleanup
 		t.Cleanup(releaseFirst)
 		g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{upURL},
-			HealthCheckInterval: noChecks, UpstreamTimeout: waitLimit})
+			HealthCheckInterval: noChecks, UpstreamTimeout: waitLimit, AccessLogFormat: format})
 
 		// The upstream sends nothing after its head until the client has it.
 		resp, err := streamClient.Do(newRequest(t, "POST", g.url+"/v1/chat/completions", `{"stream":true}`))
@@ -342,8 +343,11 @@ func TestStreamEventByEvent(t *testing.T) {
 			t.Fatalf("%s: rest %q, %v; want %q and a clean end", contentType, tail, err, rest)
 		}
 	}
-	f("text/event-stream", "data: first\n\n", "data: [DONE]\n\n")
-	f("application/json", `{"id":"x","choices":[`, `{"index":0}]}`)
+	f("text/event-stream", "data: first\n\n", "data: [DONE]\n\n", logsink.FormatText)
+	f("application/json", `{"id":"x","choices":[`, `{"index":0}]}`, logsink.FormatText)
+	// Regression: the JSON access log's bytes_out read the whole stream
+	// (Response.Body) before the client got any of it.
+	f("text/event-stream", "data: first\n\n", "data: [DONE]\n\n", logsink.FormatJSON)
 }
 
 // TestClientGoneBeforeResponse: a client that disconnects while its request
