@@ -5,6 +5,10 @@ package server
 import (
 	"runtime"
 	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/authgate/authgate/logsink"
 )
 
 // TestAllocationsPerRequest asserts that the reject, rate-limit and
@@ -37,4 +41,52 @@ func TestAllocationsPerRequest(t *testing.T) {
 	f("unknown key", "Bearer sk-unknown-0123456789abcdef", 401)
 	f("rate limited", "Bearer "+testKey, 429)
 	f("admitted and proxied", "Bearer "+testKeyHigh, 200)
+}
+
+// TestAllocationsWrap asserts that Wrap adds no allocation per request on
+// its admit, reject and limit paths, KeyID and KeySettings included, with
+// the file sink and with an AccessLogger.
+func TestAllocationsWrap(t *testing.T) {
+	var seen int
+	next := func(ctx *fasthttp.RequestCtx) {
+		if KeyID(ctx) != "" && KeySettings(ctx).RPM > 0 {
+			seen++
+		}
+		ctx.Response.SetBodyRaw(strOK)
+	}
+	f := func(name string, g *Gateway, authz string, wantStatus int) {
+		t.Helper()
+		h := g.Wrap(next)
+		ctx := newCtx(authz)
+		run := func() int {
+			ctx.Response.Reset()
+			ctx.Request.Header.DelBytes(strXRequestID)
+			h(ctx)
+			return ctx.Response.StatusCode()
+		}
+		run()
+		run()
+		n := testing.AllocsPerRun(200, func() {
+			if s := run(); s != wantStatus {
+				t.Fatalf("%s: status %d, want %d", name, s, wantStatus)
+			}
+			runtime.Gosched()
+		})
+		if n != 0 {
+			t.Errorf("%s: %v allocations per request, want 0", name, n)
+		}
+	}
+	file := newTestGateway(t, true)
+	f("file log: unknown key", file, "Bearer sk-unknown-0123456789abcdef", 401)
+	f("file log: rate limited", file, "Bearer "+testKey, 429)
+	f("file log: admitted", file, "Bearer "+testKeyHigh, 200)
+
+	var lines int
+	fn := newTestGateway(t, false)
+	fn.accessLog = AccessLogFunc(func(e *logsink.Entry) { lines += len(e.RequestID) })
+	f("AccessLogger: unknown key", fn, "Bearer sk-unknown-0123456789abcdef", 401)
+	f("AccessLogger: admitted", fn, "Bearer "+testKeyHigh, 200)
+	if seen == 0 || lines == 0 {
+		t.Fatalf("next saw the key_id %d times; %d request-id bytes logged", seen, lines)
+	}
 }

@@ -37,9 +37,8 @@ const (
 
 // Config holds a Gateway's settings: the same ones as the CLI's environment
 // variables and flags (shared/SPEC.md section 3). The zero value of every
-// field is valid and means the documented default, except that Upstreams must
-// name at least one server and, with authentication on, Keys or KeysFile must
-// provide at least one key.
+// field is valid and means the documented default, except that, with
+// authentication on, Keys or KeysFile must provide at least one key.
 type Config struct {
 	// DisableAuth passes every request without a key (AUTH_ENABLED=false),
 	// logged under key_id "auth-disabled" and not rate-limited.
@@ -50,7 +49,10 @@ type Config struct {
 	// is set.
 	KeysFile string
 
-	// Keys is an in-memory key set used instead of KeysFile.
+	// Keys is an in-memory key set used instead of KeysFile: the pluggable
+	// key source (tests, or keys kept elsewhere), built with auth.NewKeySet.
+	// Gateway.SetKeys replaces it at run time; Reload applies it again. The
+	// gateway does not modify it.
 	Keys *auth.KeySet
 
 	// WatchKeysFile watches KeysFile and reloads it on change; ignored with
@@ -74,7 +76,10 @@ type Config struct {
 
 	// Upstreams are the base URLs of the upstream servers (http or https,
 	// host and optional port and path prefix). Requests go to the healthy
-	// one with the fewest requests in flight.
+	// one with the fewest requests in flight. Empty is valid for a gateway
+	// used only to wrap handlers (Gateway.Wrap, Gateway.WrapHTTP): its own
+	// Handler then answers every admitted request 502
+	// ("upstream_unavailable"), and Ready does not wait for an upstream.
 	Upstreams []string
 
 	// UpstreamAPIKey, when set, is sent upstream as "Authorization: Bearer …".
@@ -111,6 +116,12 @@ type Config struct {
 	// no access log (the CLI always sets one).
 	AccessLog string
 
+	// AccessLogger, if set, receives the access log instead of a file sink
+	// (AccessLog and AccessLogFormat are then ignored), every Entry field
+	// filled in; AccessLogFunc adapts a plain function. Gateway.Close
+	// closes it.
+	AccessLogger AccessLogger
+
 	// AccessLogFormat selects the access log's line format.
 	AccessLogFormat logsink.Format
 
@@ -145,7 +156,7 @@ type Config struct {
 // off, and no usable key was found.
 var ErrNoKeys = errors.New("server: no valid API key configured")
 
-// ErrNoUpstream is returned by New when Config.Upstreams is empty.
+// ErrNoUpstream is returned by ParseUpstreams for an empty value.
 var ErrNoUpstream = errors.New("server: no upstream configured")
 
 // ParseUpstreams splits a comma-separated UPSTREAM_URL value into base URLs
@@ -238,8 +249,6 @@ func (c *Config) validate() error {
 		return fmt.Errorf("upstream timeout %v: must not be negative", c.UpstreamTimeout)
 	case c.MaxRequestBody < 0:
 		return fmt.Errorf("max request body %d: must not be negative", c.MaxRequestBody)
-	case len(c.Upstreams) == 0:
-		return ErrNoUpstream
 	case c.HealthCheckPath != HealthCheckTCP && !strings.HasPrefix(c.HealthCheckPath, "/"):
 		return fmt.Errorf("health check path %q: must start with / (or be %q for a TCP check)", c.HealthCheckPath, HealthCheckTCP)
 	case strings.ContainsAny(c.UpstreamAPIKey, "\r\n"):

@@ -9,4 +9,18 @@
 //
 // Build a Gateway with New, serve its Handler (or call Serve with a listener),
 // and call Shutdown to drain requests and flush the access log.
+//
+// # Embedding
+//
+// The same request path fronts a handler of another Go server in place of
+// the proxy: Gateway.Wrap for a fasthttp.RequestHandler, Gateway.WrapHTTP
+// for a net/http Handler (Config.Upstreams may then be empty). Inside the
+// handler, KeyID and KeySettings (fasthttp) or KeyIDFromContext and
+// KeySettingsFromContext (net/http) give the authenticated key_id. The key
+// source is Config.KeysFile or an in-memory Config.Keys; the access log is
+// Config.AccessLog or any Config.AccessLogger. Gateway.Reload rereads the
+// keys, Gateway.SetKeys swaps in a new in-memory set; Gateway.Close stops
+// every goroutine and flushes the log. There is
+// no package state: gateways in one process are independent, metrics
+// included.
 package server

@@ -16,29 +16,37 @@ import (
 	"github.com/authgate/authgate/logsink"
 )
 
-// Gateway is authgate's request path: authentication, rate limiting,
-// proxying and access logging. Build it with New; the zero value is not
-// usable. Its methods are safe for concurrent use.
+// Gateway is authgate's request path: authentication, rate limiting and
+// access logging, in front of its proxy (Handler, Serve) or of your own
+// handler (Wrap, WrapHTTP). Build it with New; the zero value is not
+// usable. Its methods are safe for concurrent use. Every goroutine it
+// starts (keys watch, health checks, access-log writer, admin listener)
+// ends with Close.
 type Gateway struct {
-	cfg      Config
-	log      *slog.Logger
-	keys     atomic.Pointer[keySnapshot]
-	accounts accounts
-	open     *account // the account of every request when no key is checked
-	none     *account // key_id "-": requests refused before a key is known
-	failOpen *account // key_id "no-keys-configured" (AllowNoKeys)
-	metrics  *gatewayMetrics
-	admin    adminServer
-	proxy    *proxy
-	raws     rawConns
-	sink     *logsink.Sink // nil: no access log
-	srv      *fasthttp.Server
-	cert     *certificate // nil: plain HTTP
-	watcher  *keysWatcher // nil: the keys file is not watched
+	cfg       Config
+	log       *slog.Logger
+	keys      atomic.Pointer[keySnapshot]
+	accounts  accounts
+	open      *account // the account of every request when no key is checked
+	none      *account // key_id "-": requests refused before a key is known
+	failOpen  *account // key_id "no-keys-configured" (AllowNoKeys)
+	metrics   *gatewayMetrics
+	admin     adminServer
+	proxy     *proxy
+	raws      rawConns
+	sink      *logsink.Sink // the file sink; nil without one
+	accessLog AccessLogger  // sink or Config.AccessLogger; nil: no access log
+	srv       *fasthttp.Server
+	cert      *certificate // nil: plain HTTP
+	watcher   *keysWatcher // nil: the keys file is not watched
 
-	reloadMu sync.Mutex // serialises Reload
-	closed   atomic.Bool
-	draining atomic.Bool // Shutdown's drain phase: every response closes its connection
+	recorders sync.Pool // *statusRecorder, for WrapHTTP
+	entries   sync.Pool // *pooledEntry, for an AccessLogger
+
+	reloadMu  sync.Mutex // serialises Reload
+	closed    atomic.Bool
+	logClosed atomic.Bool // Close has closed the access log
+	draining  atomic.Bool // Shutdown's drain phase: every response closes its connection
 }
 
 // New builds a Gateway from cfg: it loads the keys, opens the access log and
@@ -85,7 +93,10 @@ func New(cfg Config) (*Gateway, error) {
 		g.publish(keys)
 	}
 
-	if cfg.AccessLog != "" {
+	switch {
+	case cfg.AccessLogger != nil:
+		g.accessLog = cfg.AccessLogger
+	case cfg.AccessLog != "":
 		sink, err := logsink.New(logsink.Config{
 			Path:     cfg.AccessLog,
 			Format:   cfg.AccessLogFormat,
@@ -95,6 +106,7 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, err
 		}
 		g.sink = sink
+		g.accessLog = sink
 	}
 
 	g.initMetrics()
@@ -182,11 +194,34 @@ func (g *Gateway) Reload() error {
 	return nil
 }
 
+// SetKeys makes keys the gateway's key source from now on, in place of
+// Config.Keys or Config.KeysFile (a later Reload, or the keys-file watch,
+// applies keys again), and applies it as Reload does: atomically, key_ids
+// that remain keep their limiter state, and an empty or nil set is refused
+// with an error wrapping ErrNoKeys, the current keys staying in force. The
+// gateway does not modify keys; the caller must not either. With
+// authentication disabled it does nothing.
+func (g *Gateway) SetKeys(keys *auth.KeySet) error {
+	if g.cfg.DisableAuth {
+		return nil
+	}
+	if keys == nil || keys.Len() == 0 {
+		return fmt.Errorf("key set is empty, keeping the previous keys: %w", ErrNoKeys)
+	}
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	g.cfg.Keys = keys
+	g.publish(keys)
+	return nil
+}
+
 // Ready reports whether the gateway can serve traffic: keys are loaded (or
-// none is required), at least one upstream is healthy, and it is not
-// draining for a stop (so that a load balancer probing /readyz moves away).
+// none is required), at least one upstream is healthy (when
+// Config.Upstreams names any: a gateway used only through Wrap or WrapHTTP
+// needs none), and it is not draining for a stop (so that a load balancer
+// probing /readyz moves away). /readyz answers 200 when Ready, else 503.
 func (g *Gateway) Ready() bool {
-	if g.draining.Load() || !g.proxy.healthy() {
+	if g.draining.Load() || (len(g.proxy.ups) > 0 && !g.proxy.healthy()) {
 		return false
 	}
 	return g.cfg.DisableAuth || g.cfg.AllowNoKeys || g.keys.Load().keys.Len() > 0
@@ -232,21 +267,25 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	return errors.Join(err, g.Close())
 }
 
-// Close flushes and closes the access log, releases upstream connections
-// and stops the admin listener (ServeAdmin). It does not wait for requests in flight; use Shutdown for
-// that. Close is idempotent.
+// Close stops the keys watch and the health checks, flushes and closes the
+// access log (the file sink, or calls Config.AccessLogger's Close),
+// releases upstream connections and stops the admin listener
+// (ServeAdmin). It does not wait for requests in flight: use Shutdown, or
+// call Close after the server running Wrap's or WrapHTTP's handlers has
+// stopped. Close is idempotent; it returns the access log's error.
 func (g *Gateway) Close() error {
 	g.closed.Store(true)
 	g.watcher.stop()
 	g.admin.stop()
 	g.proxy.close()
-	if g.sink != nil {
-		return g.sink.Close()
+	if g.accessLog != nil && g.logClosed.CompareAndSwap(false, true) {
+		return g.accessLog.Close()
 	}
 	return nil
 }
 
-// AccessLogStats returns the access log's counters; zero without a log.
+// AccessLogStats returns the access log file sink's counters; zero without
+// one (no AccessLog, or an AccessLogger in its place).
 func (g *Gateway) AccessLogStats() logsink.Stats {
 	if g.sink == nil {
 		return logsink.Stats{}
@@ -255,6 +294,7 @@ func (g *Gateway) AccessLogStats() logsink.Stats {
 }
 
 // ReopenAccessLog reopens the access log file (after logrotate moved it).
+// Without a file sink it does nothing.
 func (g *Gateway) ReopenAccessLog() error {
 	if g.sink == nil {
 		return nil

@@ -14,25 +14,107 @@ import (
 	"github.com/authgate/authgate/logsink"
 )
 
-// KeyIDUserValue is the fasthttp user-value key under which a wrapped
-// handler finds the authenticated key_id (a string).
-const KeyIDUserValue = "authgate.key_id"
-
 var (
 	strHealthz = []byte("/healthz")
 	strReadyz  = []byte("/readyz")
 )
 
 // Handler is the gateway's fasthttp.RequestHandler: probes, then
-// authenticate → rate-limit → proxy → log.
+// authenticate → rate-limit → proxy → log. It is exactly Wrap around the
+// gateway's proxy. Without Config.Upstreams every admitted request is
+// answered 502 with code "upstream_unavailable".
 func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
-	g.handle(ctx)
+	g.handle(ctx, g.proxyStep)
+}
+
+// Wrap returns next behind the gateway's request path, the same as Handler
+// but calling next where Handler proxies:
+//
+//   - GET or HEAD /healthz and /readyz are answered by the gateway (see
+//     Ready) and never reach next;
+//   - a request without a valid key is answered 401, and one over its
+//     key_id's limit 429 (with Retry-After, retry-after-ms and the
+//     x-ratelimit-* headers); neither reaches next;
+//   - an admitted request reaches next with its X-Request-Id request header
+//     set (the client's, if acceptable, else a new random one), and KeyID
+//     and KeySettings give its key_id and settings; the Authorization
+//     header is left as it is;
+//   - after next returns, the response gets X-Request-Id and the
+//     x-ratelimit-* headers, and the status next set is the one counted in
+//     the metrics and written to the access log (the latency is that of
+//     next's return: a body stream next set is not waited for).
+//
+// The returned handler is safe for concurrent use if next is, and
+// allocates nothing per request of its own. Wrap may be called any number
+// of times; all the handlers it returns share the gateway's keys, limits,
+// metrics and access log. Call Gateway.Close once the server running them
+// has stopped, to flush the log.
+func (g *Gateway) Wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	step := func(ctx *fasthttp.RequestCtx) string {
+		next(ctx)
+		return ""
+	}
+	return func(ctx *fasthttp.RequestCtx) { g.handle(ctx, step) }
+}
+
+// accountKey is the user-value key of the request's *account.
+type accountKey struct{}
+
+// KeyID returns the key_id of the request that a handler wrapped by
+// Gateway.Wrap (or served by Gateway.Handler) is serving: the key's
+// key_id, or KeyIDAuthDisabled or KeyIDNoKeysConfigured when no key is
+// checked. It returns "" for a request that did not pass through a
+// gateway. The string is the gateway's own; it stays valid after the
+// request.
+func KeyID(ctx *fasthttp.RequestCtx) string {
+	if a, ok := ctx.UserValue(accountKey{}).(*account); ok {
+		return a.keyID
+	}
+	return ""
+}
+
+// KeySettings returns the settings in force for the request's key_id (see
+// KeyID): RPM is the key_id's limit now, its rpm= setting or else
+// Config.DefaultRPM, so it is never 0 for a rate-limited key_id. It returns
+// the zero Settings when the request is not rate-limited (authentication
+// disabled, fail-open) or did not pass through a gateway.
+func KeySettings(ctx *fasthttp.RequestCtx) auth.Settings {
+	if a, ok := ctx.UserValue(accountKey{}).(*account); ok {
+		return a.settings()
+	}
+	return auth.Settings{}
+}
+
+// settings returns a's settings in force.
+func (a *account) settings() auth.Settings {
+	if a.window == nil {
+		return auth.Settings{}
+	}
+	return auth.Settings{RPM: a.window.Limit()}
+}
+
+// proxyStep is Handler's step: it forwards the admitted request to an
+// upstream (taking over the client's disconnect watch) and returns the
+// upstream's name for the log.
+func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) string {
+	var rid [maxRequestID]byte
+	id := rid[:copy(rid[:], ctx.Request.Header.PeekBytes(strXRequestID))]
+	return g.proxy.serve(ctx, id, startWatch(ctx.Conn(), g.raws.get(ctx.Conn())))
+}
+
+// handle is the request path of Handler and Wrap: probes, authenticate →
+// limit → step → rate headers → log. step serves an admitted request and
+// returns the upstream's name for the log ("" if none).
+func (g *Gateway) handle(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCtx) string) {
+	g.decide(ctx, step)
 	if g.draining.Load() {
 		ctx.SetConnectionClose()
 	}
 }
 
-func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
+// decide is handle but for the drain: it answers the request itself or
+// through step.
+func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCtx) string) {
 	if ctx.IsGet() || ctx.IsHead() {
 		path := ctx.Request.Header.RequestURI()
 		if bytes.Equal(path, strHealthz) {
@@ -59,8 +141,9 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		g.logRequest(ctx, g.none, start, requestID, "")
 		return
 	}
+	var res limiter.Result
 	if acct.window != nil {
-		res := acct.window.AllowAt(start)
+		res = acct.window.AllowAt(start)
 		if !res.Allowed {
 			acct.stats.rateLimited(shardOf(ctx))
 			writeRateLimited(ctx, acct, res)
@@ -69,36 +152,51 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 			g.logRequest(ctx, acct, start, requestID, "")
 			return
 		}
-		up := g.proxy.serve(ctx, requestID, startWatch(ctx.Conn(), g.raws.get(ctx.Conn())))
-		setRateHeaders(ctx, res)
-		g.logRequest(ctx, acct, start, requestID, up)
-		return
 	}
-	up := g.proxy.serve(ctx, requestID, startWatch(ctx.Conn(), g.raws.get(ctx.Conn())))
+	ctx.Request.Header.SetBytesKV(strXRequestID, requestID)
+	// No allocation: the key is a zero-size value and acct a pointer, both
+	// held in their interfaces directly, and the user values keep their
+	// capacity across the requests of a pooled RequestCtx.
+	ctx.SetUserValue(accountKey{}, acct)
+	up := step(ctx)
+	if acct.window != nil {
+		setRateHeaders(ctx, res)
+	}
+	ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
 	g.logRequest(ctx, acct, start, requestID, up)
 }
 
 // authenticate returns the request's account, or nil after writing a 401.
 func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx) *account {
-	if g.open != nil {
-		return g.open
-	}
-	snap := g.keys.Load()
-	if snap.keys.Len() == 0 && g.cfg.AllowNoKeys {
-		return g.failOpen
-	}
-	key, reason := auth.ParseAuthorization(ctx.Request.Header.PeekBytes(strAuthorization))
-	if reason == auth.ReasonOK {
-		if id := snap.keys.Lookup(key); id != nil {
-			return snap.account(&g.accounts, id)
-		}
-		reason = auth.ReasonUnknown
+	acct, reason := g.authorize(ctx.Request.Header.PeekBytes(strAuthorization))
+	if acct != nil {
+		return acct
 	}
 	g.metrics.unauthorized[reason].inc(shardOf(ctx))
 	ctx.Response.SetStatusCode(fasthttp.StatusUnauthorized)
 	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
 	ctx.Response.SetBodyRaw(body401[reason])
 	return nil
+}
+
+// authorize returns the account of a request with Authorization header
+// value authz, or nil and the reason it is refused.
+func (g *Gateway) authorize(authz []byte) (*account, auth.Reason) {
+	if g.open != nil {
+		return g.open, auth.ReasonOK
+	}
+	snap := g.keys.Load()
+	if snap.keys.Len() == 0 && g.cfg.AllowNoKeys {
+		return g.failOpen, auth.ReasonOK
+	}
+	key, reason := auth.ParseAuthorization(authz)
+	if reason == auth.ReasonOK {
+		if id := snap.keys.Lookup(key); id != nil {
+			return snap.account(&g.accounts, id), auth.ReasonOK
+		}
+		reason = auth.ReasonUnknown
+	}
+	return nil, reason
 }
 
 // writeRateLimited writes acct's precomputed 429 and its retry headers.
@@ -135,7 +233,12 @@ const maxRequestID = 128
 // id. It is a copy, so that the proxy's rewriting of the request headers
 // cannot change it.
 func requestID(h *fasthttp.RequestHeader, buf *[maxRequestID]byte) []byte {
-	if id := h.PeekBytes(strXRequestID); validRequestID(id) {
+	return requestIDFrom(h.PeekBytes(strXRequestID), buf)
+}
+
+// requestIDFrom is requestID for a client-sent id (nil if none).
+func requestIDFrom(id []byte, buf *[maxRequestID]byte) []byte {
+	if validRequestID(id) {
 		return buf[:copy(buf[:], id)]
 	}
 	var raw [16]byte
@@ -169,18 +272,17 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *account, start time
 	shard := shardOf(ctx)
 	acct.stats.request(ctx.Response.StatusCode(), shard)
 	g.metrics.latency.observe(latency, shard)
-	if g.sink == nil {
+	if g.accessLog == nil {
 		return
 	}
 	e := logsink.Entry{
-		Time:      start,
-		KeyID:     acct.keyID,
-		Method:    ctx.Method(),
-		Path:      ctx.Request.Header.RequestURI(),
-		Status:    ctx.Response.StatusCode(),
-		RequestID: requestID,
+		Time:   start,
+		KeyID:  acct.keyID,
+		Method: ctx.Method(),
+		Path:   ctx.Request.Header.RequestURI(),
+		Status: ctx.Response.StatusCode(),
 	}
-	if g.cfg.AccessLogFormat == logsink.FormatJSON {
+	if g.cfg.AccessLogFormat == logsink.FormatJSON || g.sink == nil {
 		e.Latency = latency
 		e.BytesIn = int64(len(ctx.Request.Body()))
 		if ctx.Response.IsBodyStream() {
@@ -192,7 +294,5 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *account, start time
 		}
 		e.Upstream = upstream
 	}
-	if err := g.sink.Write(&e); err != nil {
-		g.log.Error("access log write failed", "err", err)
-	}
+	g.writeLog(e, requestID)
 }

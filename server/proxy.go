@@ -52,7 +52,7 @@ func newProxy(cfg *Config) (*proxy, error) {
 		p.anyPrefix = p.anyPrefix || up.prefix != nil
 		p.ups = append(p.ups, up)
 	}
-	if cfg.HealthCheckInterval > 0 {
+	if cfg.HealthCheckInterval > 0 && len(p.ups) > 0 {
 		p.passive = true
 		p.health = newHealthChecker(p.ups, cfg, p.authHeader)
 	}

@@ -658,7 +658,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			t.Fatalf("New(%+v) succeeded", cfg)
 		}
 	}
-	f(server.Config{})
+	f(server.Config{KeysFile: filepath.Join(t.TempDir(), "missing.txt")})
 	f(server.Config{Upstreams: []string{"ftp://x"}})
 	f(server.Config{Upstreams: []string{"http://"}})
 	f(server.Config{Upstreams: []string{"http://u:p@host"}})
