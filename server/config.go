@@ -55,8 +55,12 @@ type Config struct {
 	// gateway does not modify it.
 	Keys *auth.KeySet
 
+	// KeySource, if set, supplies the keys instead of Keys and KeysFile
+	// (see KeySource).
+	KeySource KeySource
+
 	// WatchKeysFile watches KeysFile and reloads it on change; ignored with
-	// Keys or DisableAuth. The watch is on the file's directory, so a
+	// Keys, KeySource or DisableAuth. The watch is on the file's directory, so a
 	// rename over the file and a swap of a symlink on its path (Kubernetes
 	// Secret volumes) are seen as well as a write; a change applies within
 	// about 100 ms, and within 1 s where only the 500 ms fingerprint poll
@@ -69,6 +73,11 @@ type Config struct {
 	// under key_id "no-keys-configured". The zero value fails closed: New
 	// returns an error wrapping ErrNoKeys.
 	AllowNoKeys bool
+
+	// Limiter, if set, decides the rate limit instead of the built-in
+	// per-key_id sliding windows (see Limiter). The admin /limits snapshot
+	// shows the built-in windows only.
+	Limiter Limiter
 
 	// DefaultRPM is the limit of a key_id without its own rpm= setting, in
 	// any sliding 60 s window. Zero means DefaultRPM (100).

@@ -136,6 +136,9 @@ func New(cfg Config) (*Gateway, error) {
 // naming the file) when the source has no valid key, and logs every skipped
 // line by number and reason, never its key.
 func (g *Gateway) loadKeys() (*auth.KeySet, error) {
+	if src := g.cfg.KeySource; src != nil {
+		return g.loadKeysFrom(src)
+	}
 	if g.cfg.Keys != nil {
 		if g.cfg.Keys.Len() == 0 {
 			return nil, fmt.Errorf("in-memory key set is empty: %w", ErrNoKeys)
@@ -162,6 +165,22 @@ func (g *Gateway) loadKeys() (*auth.KeySet, error) {
 		return nil, fmt.Errorf("keys file %q holds no valid key: %w", g.cfg.KeysFile, ErrNoKeys)
 	}
 	g.log.Info("keys loaded", "file", g.cfg.KeysFile, "keys", keys.Len(), "key_ids", len(keys.Identities()))
+	return keys, nil
+}
+
+// loadKeysFrom reads a Config.KeySource, as loadKeys reads a keys file.
+func (g *Gateway) loadKeysFrom(src KeySource) (*auth.KeySet, error) {
+	keys, warnings, err := src.LoadKeys()
+	for _, w := range warnings {
+		g.log.Warn("key source: entry skipped", "source", src.String(), "line", w.Line, "reason", w.Error())
+	}
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: cannot load keys from %s: %w", ErrNoKeys, src, err)
+	case keys == nil || keys.Len() == 0:
+		return nil, fmt.Errorf("key source %s holds no valid key: %w", src, ErrNoKeys)
+	}
+	g.log.Info("keys loaded", "source", src.String(), "keys", keys.Len(), "key_ids", len(keys.Identities()))
 	return keys, nil
 }
 

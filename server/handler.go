@@ -143,7 +143,7 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	}
 	var res limiter.Result
 	if acct.window != nil {
-		res = acct.window.AllowAt(start)
+		res = g.allow(acct, start)
 		if !res.Allowed {
 			acct.stats.rateLimited(shardOf(ctx))
 			writeRateLimited(ctx, acct, res)

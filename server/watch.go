@@ -90,7 +90,7 @@ type keysWatcher struct {
 // keys file watcher: WatchKeysFile, a keys file, no in-memory keys, and
 // authentication on.
 func (c *Config) watchesKeysFile() bool {
-	return c.WatchKeysFile && c.KeysFile != "" && c.Keys == nil && !c.DisableAuth
+	return c.WatchKeysFile && c.KeysFile != "" && c.Keys == nil && c.KeySource == nil && !c.DisableAuth
 }
 
 // startKeysWatcher starts watching g's keys file. loaded is the file's

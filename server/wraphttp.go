@@ -141,7 +141,7 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if acct.window != nil {
-		res := acct.window.AllowAt(start)
+		res := g.allow(acct, start)
 		setRateHeadersHTTP(h, res)
 		if !res.Allowed {
 			acct.stats.rateLimited(shard)

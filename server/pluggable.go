@@ -1,0 +1,62 @@
+package server
+
+import (
+	"time"
+
+	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/limiter"
+)
+
+// KeySource supplies a Gateway's keys: New reads it once, and Reload (and
+// so SIGHUP) reads it again. The default source is the keys file,
+// FileKeys(Config.KeysFile); Config.Keys is a fixed in-memory set; set
+// Config.KeySource for keys kept elsewhere (a database, a secrets manager).
+// A source is only called by one goroutine at a time.
+type KeySource interface {
+	// LoadKeys returns the current key set, with a warning for each entry
+	// it skipped. An error, or a set without a key, keeps the gateway's
+	// previous keys (a reload never fails open). Neither may contain a key.
+	LoadKeys() (*auth.KeySet, []*auth.LineError, error)
+
+	// String names the source in logs and errors; it must not contain a
+	// secret.
+	String() string
+}
+
+// FileKeys is the KeySource of a keys file at the path it holds
+// (shared/SPEC.md section 4), read with auth.Load.
+type FileKeys string
+
+// LoadKeys reads the keys file.
+func (f FileKeys) LoadKeys() (*auth.KeySet, []*auth.LineError, error) { return auth.Load(string(f)) }
+
+// String returns the file's path.
+func (f FileKeys) String() string { return string(f) }
+
+// Limiter decides whether a key_id may make one more request: the
+// gateway's rate limit, when it is not the built-in one (an exact sliding
+// window per key_id in this process, limiter.Window). Set Config.Limiter
+// to share limits between processes (the Redis limiter of several
+// replicas) or to apply another policy.
+//
+// Allow is called once per authenticated request that is rate-limited,
+// with the request's key_id (a string the gateway owns; it may be kept),
+// the key_id's limit per RateWindow (its rpm= setting, else
+// Config.DefaultRPM) and the request's arrival time. It returns whether
+// the request is admitted, and the Limit, Remaining and Reset the gateway
+// puts in the x-ratelimit-*-requests headers (and, for a refused request,
+// in retry-after-ms and Retry-After). It must be safe for concurrent use
+// and should answer at once: the request waits for it. An admitted request
+// must count against the limit, a refused one must not.
+type Limiter interface {
+	Allow(keyID string, limit int, now time.Time) limiter.Result
+}
+
+// allow decides a request of acct arriving at now with the configured
+// limiter, or acct's own window.
+func (g *Gateway) allow(acct *account, now time.Time) limiter.Result {
+	if l := g.cfg.Limiter; l != nil {
+		return l.Allow(acct.keyID, acct.window.Limit(), now)
+	}
+	return acct.window.AllowAt(now)
+}
