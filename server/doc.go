@@ -17,10 +17,10 @@
 // for a net/http Handler (Config.Upstreams may then be empty). Inside the
 // handler, KeyID and KeySettings (fasthttp) or KeyIDFromContext and
 // KeySettingsFromContext (net/http) give the authenticated key_id. The key
-// source is Config.KeysFile or an in-memory Config.Keys; the access log is
-// Config.AccessLog or any Config.AccessLogger. Gateway.Reload rereads the
-// keys, Gateway.SetKeys swaps in a new in-memory set; Gateway.Close stops
-// every goroutine and flushes the log. There is
-// no package state: gateways in one process are independent, metrics
-// included.
+// source is Config.KeysFile, an in-memory Config.Keys or any
+// Config.KeySource; the limiter is the built-in one or any Config.Limiter;
+// the access log is Config.AccessLog or any Config.AccessLogger.
+// Gateway.Reload rereads the keys, Gateway.SetKeys swaps in a new in-memory
+// set; Gateway.Close stops every goroutine and flushes the log. There is no
+// package state: gateways in one process are independent, metrics included.
 package server
