@@ -1004,7 +1004,7 @@ func gatewayEnv(t *testing.T, up *upstream, keysContent *string, extra map[strin
 		"DATA_DIR":                dataDir,
 		"UPSTREAM_URL":            up.url,
 		"ADMIN_ADDR":              "",
-		"SHUTDOWN_GRACE":          "5s",
+		"SHUTDOWN_GRACE":          "10s",
 		"MAX_REQUESTS_PER_MINUTE": "100000",
 		"TMPDIR":                  t.TempDir(),
 	}, extra), dataDir
