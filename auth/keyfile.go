@@ -147,6 +147,13 @@ func (e *LineError) Unwrap() error {
 // ErrLineTooLong, ErrMissingColon, ErrBadKeyID, ErrBadKey or ErrBadSetting;
 // the error never contains the key. ParseLine does not keep line.
 func ParseLine(line []byte, lineNum int) (e Entry, ok bool, err error) {
+	return parseLine(line, lineNum, nil)
+}
+
+// parseLine is ParseLine; with known not nil, a key_id it already has
+// (a KeySet builder's) is reused rather than allocated again, so that a
+// file's many lines of one key_id share one string.
+func parseLine(line []byte, lineNum int, known map[string]*Identity) (e Entry, ok bool, err error) {
 	line = trimEOL(line)
 	s := trimSpace(line)
 	if len(s) == 0 || s[0] == '#' {
@@ -169,7 +176,11 @@ func ParseLine(line []byte, lineNum int) (e Entry, ok bool, err error) {
 		return lineErr(fmt.Errorf("%w: want 1 to %d of [A-Za-z0-9_-]", ErrBadKeyID, MaxKeyIDLen))
 	}
 	e.Line = lineNum
-	e.KeyID = string(id)
+	if ident := known[string(id)]; ident != nil {
+		e.KeyID = ident.KeyID
+	} else {
+		e.KeyID = string(id)
+	}
 
 	keyField, rest := nextField(s[colon+1:])
 	var why string
@@ -387,7 +398,7 @@ func parseInto(b *keySetBuilder, r io.Reader) error {
 		if len(line) == 0 && err == io.EOF {
 			return nil
 		}
-		e, ok, lerr := ParseLine(line, lineNum)
+		e, ok, lerr := parseLine(line, lineNum, b.ks.byKeyID)
 		if ok {
 			b.add(&e)
 		} else if lerr != nil {
