@@ -97,9 +97,7 @@ func (a *account) settings() auth.Settings {
 // upstream (taking over the client's disconnect watch) and returns the
 // upstream's name for the log.
 func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) string {
-	var rid [maxRequestID]byte
-	id := rid[:copy(rid[:], ctx.Request.Header.PeekBytes(strXRequestID))]
-	return g.proxy.serve(ctx, id, startWatch(ctx.Conn(), g.raws.get(ctx.Conn())))
+	return g.proxy.serve(ctx, startWatch(ctx.Conn(), g.raws.get(ctx.Conn())))
 }
 
 // handle is the request path of Handler and Wrap: probes, authenticate →

@@ -92,8 +92,10 @@ func (p *proxy) close() {
 // serve forwards ctx's request and fills ctx's response: the upstream's, or
 // an OpenAI-shaped 502/504 when it cannot be had, or 499 when the client went
 // away first. watch, if not nil, is the client's disconnect watch; serve
-// takes it over. It returns the name of the upstream tried last, for the log.
-func (p *proxy) serve(ctx *fasthttp.RequestCtx, requestID []byte, watch *clientWatch) string {
+// takes it over. The request path has already set X-Request-Id on the
+// request, and sets it on the response. serve returns the name of the
+// upstream tried last, for the log.
+func (p *proxy) serve(ctx *fasthttp.RequestCtx, watch *clientWatch) string {
 	req := &ctx.Request
 	clientClose := req.Header.ConnectionClose()
 	removeHopByHop(&req.Header)
@@ -102,7 +104,6 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx, requestID []byte, watch *clientW
 	if p.authHeader != nil {
 		req.Header.SetBytesKV(strAuthorization, p.authHeader)
 	}
-	req.Header.SetBytesKV(strXRequestID, requestID)
 	appendForwardedFor(ctx)
 	if len(req.Header.PeekBytes(strXForwardedProto)) == 0 {
 		if ctx.IsTLS() {
@@ -151,6 +152,10 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx, requestID []byte, watch *clientW
 		p.roundTrip(ctx, up, pc, watch)
 		break
 	}
+	if origURI != nil {
+		// The access log shows the path the client asked for.
+		req.SetRequestURIBytes(origURI)
+	}
 	// The upstream connection's lifetime is not the client's: keep the
 	// client's connection open unless the client asked to close it.
 	if ctx.Response.StatusCode() != StatusClientClosed {
@@ -159,7 +164,6 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx, requestID []byte, watch *clientW
 			ctx.Response.SetConnectionClose()
 		}
 	}
-	ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
 	return name
 }
 

@@ -665,3 +665,20 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	f(server.Config{Upstreams: []string{"http://h"}, DefaultRPM: -1})
 	f(server.Config{Upstreams: []string{"http://h"}, AccessLog: "/proc/forbidden/x.log"})
 }
+
+// TestUpstreamPathPrefix: a base path in UPSTREAM_URL is prepended for the
+// upstream, while the access log keeps the client's path (regression: the
+// log showed the prefixed one).
+func TestUpstreamPathPrefix(t *testing.T) {
+	up := &seen{}
+	g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{startUpstream(t, up.handler(200, "{}")) + "/api/"}})
+	if resp, _ := do(t, "GET", g.url+"/v1/models?x=1", "Bearer "+keyAlice, ""); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got := string(up.last(t).Header.RequestURI()); got != "/api/v1/models?x=1" {
+		t.Errorf("upstream got %q, want /api/v1/models?x=1", got)
+	}
+	if l := g.logLines(t)[0]; !strings.HasSuffix(l, " | alice | GET /v1/models | 200") {
+		t.Errorf("log line %q", l)
+	}
+}
