@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/VictoriaMetrics/metrics v1.45.0
 	github.com/fsnotify/fsnotify v1.10.1
+	github.com/redis/rueidis v1.0.79
 	github.com/valyala/fasthttp v1.78.0
 )
 
