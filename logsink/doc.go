@@ -19,20 +19,38 @@
 //
 // This is an audit log, so no line is dropped silently:
 //
-//   - Sink.Write never drops. It copies the line into a buffered channel; when
-//     the channel is full, Write blocks until the writer goroutine makes room
-//     (back-pressure), and Stats.Waited counts those Writes.
+//   - Sink.Write never drops a line; its buffer-full policy is
+//     back-pressure. It copies the line into a buffered channel; when the
+//     channel is full, Write blocks until the writer goroutine makes room,
+//     and Stats.Waited counts those Writes.
 //   - The writer goroutine calls write(2) when Config.BatchBytes are buffered,
 //     every Config.FlushInterval, and on Flush, Reopen and Close. A line
 //     therefore reaches the file at most FlushInterval after the writer
 //     received it.
-//   - When write(2) fails, the lines of that batch that did not reach the file
-//     are counted in Stats.Failed and reported through Config.ErrorLog, at
-//     most one message every 10 s, each naming how many reports were
-//     suppressed since the previous one. The batch is then discarded (a
-//     failing disk must not grow memory without bound) and the writer keeps
-//     running: the next batch tries again. Write still returns nil, and Flush,
-//     Reopen and Close return the error.
+//   - When write(2) fails (disk full, I/O error), the lines it did not
+//     write stay in memory, in order, and the writer retries them on every
+//     tick (FlushInterval) and on Flush, so writing resumes by itself when
+//     space returns. A short write is continued from its first unwritten
+//     byte, so every line reaches the file once and whole; only when the
+//     file changes in between (Reopen, or a removed file reopened) is a
+//     line cut short in the old file written whole to the new one.
+//     Meanwhile Write keeps accepting lines (requests are served) and the
+//     writer keeps receiving them, up to Config.RetryBytes (16 MiB by
+//     default) waiting in memory; lines arriving beyond that bound are
+//     dropped and counted in Stats.Failed. Stats.WriteErrors counts the
+//     failed writes and Stats.Pending the lines waiting. Failures are
+//     reported through Config.ErrorLog at most once every 10 s, each
+//     message counting the failures and dropped lines since the previous
+//     one, and a message marks the recovery. Write still returns nil, and
+//     Flush, Reopen and Close return the error. Close tries once more, and
+//     counts what it still cannot write in Stats.Failed.
+//   - At most once a second, before a write, the writer checks that the
+//     file at the path is still the one it writes to (os.SameFile). If the
+//     file was removed or renamed away and no Reopen came, it reopens the
+//     path (creating the file), logs it, and counts it in Stats.Reopened,
+//     so lines go to a deleted file for about a second at most (those
+//     lines are gone with the file, like the ones written before its
+//     removal).
 //   - Close stops accepting lines (Write then returns ErrClosed), writes every
 //     line accepted before, fsyncs and closes the file.
 package logsink

@@ -14,6 +14,7 @@ const (
 	DefaultBufferLines   = 65536
 	DefaultFlushInterval = 200 * time.Millisecond
 	DefaultBatchBytes    = 64 << 10
+	DefaultRetryBytes    = 16 << 20
 )
 
 // maxPooledLine is the capacity above which a line buffer is not returned
@@ -40,21 +41,42 @@ type Config struct {
 	// calls write(2) without waiting for FlushInterval. Zero means
 	// DefaultBatchBytes.
 	BatchBytes int
-	// ErrorLog receives write failures, at most one message every 10 s with
-	// a count of the suppressed ones. Nil means slog.Default().
+	// RetryBytes bounds the memory that keeps lines while write(2) fails
+	// (disk full, I/O error): lines arriving when that many bytes wait
+	// already are dropped and counted in Stats.Failed. Zero means
+	// DefaultRetryBytes (16 MiB, about 150,000 text lines); a value below
+	// BatchBytes is raised to BatchBytes.
+	RetryBytes int
+	// ErrorLog receives write failures (at most one message every 10 s,
+	// counting the failures and dropped lines since the previous one), the
+	// recovery that ends them, and automatic reopens of a removed file.
+	// Nil means slog.Default().
 	ErrorLog *slog.Logger
 }
 
-// Stats are a Sink's counters since New. Written+Failed is the number of
-// lines the writer goroutine has handled.
+// Stats are a Sink's counters since New. Lines the writer goroutine has
+// received are Written, Failed, Pending, or in the batch not yet handed
+// to write(2).
 type Stats struct {
-	// Written counts lines write(2) accepted.
+	// Written counts lines write(2) accepted (whole: a line cut by a short
+	// write counts once its newline is written).
 	Written uint64
-	// Failed counts lines lost because write(2) failed; each failure is
-	// reported through Config.ErrorLog.
+	// Failed counts lines lost: dropped because RetryBytes were waiting
+	// already while writes failed, or still unwritten when Close gave up.
+	// Each is reported through Config.ErrorLog.
 	Failed uint64
 	// Waited counts Writes that found the buffer full and blocked.
 	Waited uint64
+	// WriteErrors counts failed write(2) calls; a write retried on every
+	// tick of an outage counts each time.
+	WriteErrors uint64
+	// Pending is the number of lines kept in memory after a failed write,
+	// waiting for the next attempt; 0 when writes succeed.
+	Pending uint64
+	// Reopened counts the times the sink reopened its path by itself
+	// because the file had been removed or replaced (Reopen calls are not
+	// counted).
+	Reopened uint64
 }
 
 // Sink is an access log: Write formats an Entry into one line and queues it
@@ -78,9 +100,15 @@ type Sink struct {
 	closeOnce sync.Once
 	closeErr  error // set by the writer goroutine before done is closed
 
-	written atomic.Uint64 // updated by the writer goroutine, once a batch
-	failed  atomic.Uint64 // updated by the writer goroutine, once a batch
-	waited  atomic.Uint64 // updated by Write on its slow path only
+	// Updated by the writer goroutine, once a batch, or once a line while
+	// writes fail.
+	written     atomic.Uint64
+	failed      atomic.Uint64
+	writeErrors atomic.Uint64
+	pending     atomic.Uint64
+	reopened    atomic.Uint64
+
+	waited atomic.Uint64 // updated by Write on its slow path only
 }
 
 // ctlRequest asks the writer goroutine to write everything queued and, if
@@ -95,6 +123,21 @@ type ctlRequest struct {
 // Errors for a bad cfg wrap ErrInvalidConfig; the caller must Close the
 // returned Sink to stop the goroutine and release the file.
 func New(cfg Config) (*Sink, error) {
+	return newSink(cfg, testHooks{})
+}
+
+// testHooks lets tests inject faults into a Sink's writer; the zero value
+// is the real thing.
+type testHooks struct {
+	// write replaces (*os.File).Write for every write of a batch.
+	write func(f *os.File, b []byte) (int, error)
+	// checkEvery replaces the one second between two checks that the
+	// file is still at its path.
+	checkEvery time.Duration
+}
+
+// newSink is New with test hooks.
+func newSink(cfg Config, hooks testHooks) (*Sink, error) {
 	switch {
 	case cfg.Path == "":
 		return nil, fmt.Errorf("%w: Path is empty", ErrInvalidConfig)
@@ -106,6 +149,8 @@ func New(cfg Config) (*Sink, error) {
 		return nil, fmt.Errorf("%w: negative FlushInterval %s", ErrInvalidConfig, cfg.FlushInterval)
 	case cfg.BatchBytes < 0:
 		return nil, fmt.Errorf("%w: negative BatchBytes %d", ErrInvalidConfig, cfg.BatchBytes)
+	case cfg.RetryBytes < 0:
+		return nil, fmt.Errorf("%w: negative RetryBytes %d", ErrInvalidConfig, cfg.RetryBytes)
 	}
 	if cfg.BufferLines == 0 {
 		cfg.BufferLines = DefaultBufferLines
@@ -116,8 +161,18 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.BatchBytes == 0 {
 		cfg.BatchBytes = DefaultBatchBytes
 	}
+	if cfg.RetryBytes == 0 {
+		cfg.RetryBytes = DefaultRetryBytes
+	}
+	cfg.RetryBytes = max(cfg.RetryBytes, cfg.BatchBytes)
 	if cfg.ErrorLog == nil {
 		cfg.ErrorLog = slog.Default()
+	}
+	if hooks.write == nil {
+		hooks.write = writeFile
+	}
+	if hooks.checkEvery == 0 {
+		hooks.checkEvery = checkEvery
 	}
 
 	var f *os.File
@@ -141,14 +196,18 @@ func New(cfg Config) (*Sink, error) {
 		return &b
 	}
 	w := &writer{
-		s:        s,
-		path:     cfg.Path,
-		f:        f,
-		stdout:   cfg.Path == "-",
-		batch:    make([]byte, 0, cfg.BatchBytes),
-		maxBatch: cfg.BatchBytes,
-		interval: cfg.FlushInterval,
-		errs:     errorReporter{log: cfg.ErrorLog, path: cfg.Path},
+		s:          s,
+		path:       cfg.Path,
+		f:          f,
+		stdout:     cfg.Path == "-",
+		write1:     hooks.write,
+		batch:      make([]byte, 0, cfg.BatchBytes),
+		maxBatch:   cfg.BatchBytes,
+		maxRetry:   cfg.RetryBytes,
+		interval:   cfg.FlushInterval,
+		faults:     faultReporter{log: cfg.ErrorLog, path: cfg.Path},
+		checkEvery: hooks.checkEvery,
+		checked:    time.Now(),
 	}
 	go w.run()
 	return s, nil
@@ -160,9 +219,9 @@ func New(cfg Config) (*Sink, error) {
 //
 // Write never drops a line: while the queue is full it blocks until the
 // writer makes room. It returns nil once the line is queued (a later write
-// failure is counted in Stats.Failed and reported through Config.ErrorLog,
-// not returned here), ErrClosed once Close has begun, and ErrNilEntry for a
-// nil e. It does not allocate in steady state.
+// failure is retried, counted in Stats and reported through
+// Config.ErrorLog, not returned here), ErrClosed once Close has begun, and
+// ErrNilEntry for a nil e. It does not allocate in steady state.
 func (s *Sink) Write(e *Entry) error {
 	if e == nil {
 		return ErrNilEntry
@@ -194,9 +253,11 @@ func (s *Sink) putLine(bp *[]byte) {
 }
 
 // Flush returns once every line whose Write returned before the call has
-// been handed to write(2) (no fsync). It returns an error if a write failed
-// since the previous Flush or Reopen, and ErrClosed once Close has finished
-// or is finishing (Close writes every line itself).
+// been handed to write(2) (no fsync), lines kept from failed writes
+// included. It returns an error if a write failed since the previous Flush
+// or Reopen and none has succeeded since (the lines it could not write are
+// pending, see Stats), and ErrClosed once Close has finished or is
+// finishing (Close writes every line itself).
 func (s *Sink) Flush() error {
 	return s.control(ctlRequest{})
 }
@@ -204,7 +265,9 @@ func (s *Sink) Flush() error {
 // Reopen writes every queued line to the current file, then opens the file
 // at the configured path again and closes the old one, for log rotation
 // (SIGUSR1): lines whose Write returned before the call go to the old file,
-// the following ones to the new file, and none is lost. If the new file
+// the following ones to the new file, and none is lost (if writes to the
+// old file are failing, its pending lines go to the new file, a line cut
+// short in the old file written there whole). If the new file
 // cannot be opened, the old one stays in use and the error is returned. It
 // does nothing more than Flush for standard output, and returns ErrClosed
 // once Close has finished or is finishing.
@@ -226,9 +289,11 @@ func (s *Sink) control(req ctlRequest) error {
 // Close stops accepting lines (Write returns ErrClosed from then on),
 // writes every line already accepted, fsyncs and closes the file (standard
 // output is neither synced nor closed), and stops the writer goroutine.
+// It tries a failing write once more; lines it still cannot write are
+// counted in Stats.Failed and reported.
 // Writes blocked on a full queue complete before Close does. It returns the
 // errors of those last steps, and of any write that failed since the last
-// Flush or Reopen. Close is idempotent: later calls wait for the first to
+// Flush or Reopen with no successful write since. Close is idempotent: later calls wait for the first to
 // finish and return the same error.
 func (s *Sink) Close() error {
 	s.closeOnce.Do(func() {
@@ -245,8 +310,11 @@ func (s *Sink) Close() error {
 // concurrently with everything else, including after Close.
 func (s *Sink) Stats() Stats {
 	return Stats{
-		Written: s.written.Load(),
-		Failed:  s.failed.Load(),
-		Waited:  s.waited.Load(),
+		Written:     s.written.Load(),
+		Failed:      s.failed.Load(),
+		Waited:      s.waited.Load(),
+		WriteErrors: s.writeErrors.Load(),
+		Pending:     s.pending.Load(),
+		Reopened:    s.reopened.Load(),
 	}
 }

@@ -37,6 +37,13 @@ func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// reset forgets the messages recorded so far.
+func (h *recordingHandler) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.messages = nil
+}
+
 func (h *recordingHandler) Messages() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -47,6 +54,12 @@ func (h *recordingHandler) Messages() []string {
 // directory and a recording ErrorLog, and closes it at the end of the test.
 func newTestSink(t *testing.T, cfg Config) (*Sink, string, *recordingHandler) {
 	t.Helper()
+	return newHookedSink(t, cfg, testHooks{})
+}
+
+// newHookedSink is newTestSink with test hooks.
+func newHookedSink(t *testing.T, cfg Config, hooks testHooks) (*Sink, string, *recordingHandler) {
+	t.Helper()
 	if cfg.Path == "" {
 		cfg.Path = filepath.Join(t.TempDir(), "logs", "api_access.log")
 	}
@@ -54,7 +67,7 @@ func newTestSink(t *testing.T, cfg Config) (*Sink, string, *recordingHandler) {
 	if cfg.ErrorLog == nil {
 		cfg.ErrorLog = slog.New(h)
 	}
-	s, err := New(cfg)
+	s, err := newSink(cfg, hooks)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -120,6 +133,7 @@ func TestNewInvalidConfig(t *testing.T) {
 	f(Config{Path: path, BufferLines: -1})
 	f(Config{Path: path, FlushInterval: -time.Second})
 	f(Config{Path: path, BatchBytes: -1})
+	f(Config{Path: path, RetryBytes: -1})
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("a rejected config created the file: %v", err)
 	}
@@ -472,47 +486,6 @@ func TestSinkBackPressure(t *testing.T) {
 		t.Fatalf("Stats = %+v", st)
 	}
 	t.Logf("Stats = %+v", st)
-}
-
-func TestSinkWriteFailure(t *testing.T) {
-	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skipf("no /dev/full: %v", err)
-	}
-	// /dev/full fails every write(2) with ENOSPC.
-	s, _, h := newTestSink(t, Config{Path: "/dev/full", BufferLines: 4, BatchBytes: 256, FlushInterval: time.Hour})
-	const n = 50
-	for i := range n {
-		mustWrite(t, s, entry(0, i)) // never blocks forever, never fails
-	}
-	if err := s.Flush(); err == nil {
-		t.Fatal("Flush succeeded on /dev/full")
-	}
-	if st := s.Stats(); st.Failed != n || st.Written != 0 {
-		t.Fatalf("Stats = %+v, want %d failed", st, n)
-	}
-	// The writer keeps running: the next batch tries again.
-	mustWrite(t, s, entry(0, n))
-	if err := s.Flush(); err == nil {
-		t.Fatal("second Flush succeeded on /dev/full")
-	}
-	if st := s.Stats(); st.Failed != n+1 {
-		t.Fatalf("Stats = %+v, want %d failed", st, n+1)
-	}
-	if err := s.Flush(); err != nil { // nothing failed since the last Flush
-		t.Fatalf("Flush with nothing queued: %v", err)
-	}
-	s.Close() // may report that /dev/full cannot be synced
-
-	msgs := h.Messages()
-	if len(msgs) == 0 {
-		t.Fatal("no message in ErrorLog")
-	}
-	// Throttled: the first failure is logged, the others within 10 s are
-	// counted, and Close reports the suppressed ones.
-	if len(msgs) != 2 || !strings.Contains(msgs[0], "no space left on device") || !strings.Contains(msgs[1], "suppressed_reports=") {
-		t.Fatalf("ErrorLog messages:\n%s", strings.Join(msgs, "\n"))
-	}
-	t.Logf("ErrorLog messages:\n%s", strings.Join(msgs, "\n"))
 }
 
 func TestSinkCopiesEntry(t *testing.T) {

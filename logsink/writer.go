@@ -4,10 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 )
+
+// checkEvery is the shortest time between two checks that the open file is
+// still the one at the configured path.
+const checkEvery = time.Second
 
 // openLog creates path's directory if missing and opens path for
 // appending, creating it if missing.
@@ -24,18 +31,41 @@ func openLog(path string) (*os.File, error) {
 	return f, nil
 }
 
+// writeFile is how the writer hands bytes to the file: (*os.File).Write,
+// unless a test injects faults.
+func writeFile(f *os.File, b []byte) (int, error) { return f.Write(b) }
+
 // writer is the state of a Sink's writer goroutine, owned by it alone.
 type writer struct {
-	s        *Sink
-	path     string
-	f        *os.File
-	stdout   bool // f is os.Stdout: never synced, closed or reopened
+	s      *Sink
+	path   string
+	f      *os.File
+	stdout bool // f is os.Stdout: never synced, closed, checked or reopened
+	write1 func(f *os.File, b []byte) (int, error)
+
+	// batch holds whole lines not yet in the file. After a short write,
+	// its first off bytes (part of its first line) are already in the
+	// current file: the next write continues from there, so the line is
+	// completed rather than repeated. A switch to another file sets off
+	// to 0, so the new file gets the line whole.
 	batch    []byte
-	lines    uint64 // lines in batch
+	off      int
+	lines    uint64 // lines in batch, a partly written first one included
 	maxBatch int    // write once batch holds this many bytes
+	maxRetry int    // while failing, lines that would grow batch beyond this are dropped
 	interval time.Duration
-	errs     errorReporter
-	err      error // first write error since the last control request
+
+	// failing is set when a write fails and cleared when one succeeds;
+	// while it is set, lines only accumulate (up to maxRetry) and are
+	// written on the next tick or control request.
+	failing bool
+	faults  faultReporter
+
+	checkEvery   time.Duration
+	checked      time.Time // when the file's identity was last checked
+	reopenFailed bool      // an automatic reopen failed and was logged
+
+	err error // first write error since the last control request or successful write
 }
 
 // run is the writer goroutine: it receives lines into the batch and writes
@@ -61,17 +91,27 @@ func (w *writer) run() {
 	}
 }
 
-// add appends the line in bp to the batch, returns bp to the pool, and
-// writes the batch when it is full.
+// add appends the line in bp to the batch and returns bp to the pool. It
+// writes the batch when it is full, unless writes are failing: then the
+// line waits for the next tick, or is dropped and counted if the batch
+// holds maxRetry bytes already.
 func (w *writer) add(bp *[]byte) {
 	line := *bp
-	if len(w.batch) > 0 && len(w.batch)+len(line) > cap(w.batch) {
+	if !w.failing && len(w.batch) > 0 && len(w.batch)+len(line) > cap(w.batch) {
 		w.write()
+	}
+	if w.failing && len(w.batch)+len(line) > w.maxRetry {
+		w.s.failed.Add(1)
+		w.faults.drop(1)
+		w.s.putLine(bp)
+		return
 	}
 	w.batch = append(w.batch, line...)
 	w.lines++
 	w.s.putLine(bp)
-	if len(w.batch) >= w.maxBatch {
+	if w.failing {
+		w.s.pending.Store(w.lines)
+	} else if len(w.batch) >= w.maxBatch {
 		w.write()
 	}
 }
@@ -85,33 +125,98 @@ func (w *writer) drain() {
 	}
 }
 
-// write hands the batch to write(2) and empties it. On failure it counts
-// the lines that did not reach the file as failed, reports them, and
-// remembers the error for the next control request or Close.
+// write checks that the file is still the one at the path (at most once
+// every checkEvery), then hands the batch to write(2). What reached the
+// file leaves the batch; on failure the rest stays for the next attempt,
+// the failure is counted and reported, and the error is remembered for
+// the next control request or Close, until a write succeeds.
 func (w *writer) write() {
 	if len(w.batch) == 0 {
 		return
 	}
-	n, err := w.f.Write(w.batch)
-	if err != nil {
-		// Every line ends in the only '\n' it holds, so the newlines
-		// written count the complete lines that reached the file.
-		ok := min(uint64(bytes.Count(w.batch[:n], newline)), w.lines)
-		w.s.written.Add(ok)
-		w.s.failed.Add(w.lines - ok)
-		err = fmt.Errorf("cannot write access log %q: %w", w.path, err)
-		w.errs.report(time.Now(), err, w.lines-ok)
-		if w.err == nil {
-			w.err = err
-		}
-	} else {
-		w.s.written.Add(w.lines)
+	now := time.Now()
+	w.checkFile(now)
+	p := w.batch[w.off:]
+	n, err := w.write1(w.f, p)
+	n = max(0, min(n, len(p)))
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
 	}
-	w.batch = w.batch[:0]
-	w.lines = 0
+	// Every line ends in the only '\n' it holds, so the newlines written
+	// count the lines completed in the file.
+	done := min(uint64(bytes.Count(p[:n], newline)), w.lines)
+	w.s.written.Add(done)
+	w.lines -= done
+	if err == nil {
+		w.batch, w.off, w.lines = w.batch[:0], 0, 0
+		w.err = nil // the lines it concerned are written now
+		if w.failing {
+			w.failing = false
+			w.s.pending.Store(0)
+			if cap(w.batch) > w.maxBatch {
+				w.batch = make([]byte, 0, w.maxBatch) // release the outage's memory
+			}
+			w.faults.recover(now)
+		}
+		return
+	}
+	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+		w.batch = w.batch[:copy(w.batch, p[i+1:])]
+		w.off = n - (i + 1)
+	} else {
+		w.off += n
+	}
+	w.failing = true
+	w.s.writeErrors.Add(1)
+	w.s.pending.Store(w.lines)
+	w.faults.fail(now, err, w.lines, uint64(len(w.batch)))
+	err = fmt.Errorf("cannot write access log %q: %w", w.path, err)
+	if w.err == nil {
+		w.err = err
+	}
 }
 
 var newline = []byte{'\n'}
+
+// checkFile reopens the path if the open file is no longer there (removed,
+// or renamed away, with no Reopen to follow), so that lines do not go to a
+// deleted file forever. It checks at most once every checkEvery; when the
+// path cannot be examined (other than not existing), it keeps the file.
+func (w *writer) checkFile(now time.Time) {
+	if w.stdout {
+		return
+	}
+	if d := now.Sub(w.checked); d >= 0 && d < w.checkEvery {
+		return
+	}
+	w.checked = now
+	fi, err := os.Stat(w.path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err == nil {
+		cur, err := w.f.Stat()
+		if err != nil || os.SameFile(fi, cur) {
+			return
+		}
+	}
+	f, err := openLog(w.path)
+	if err != nil {
+		if !w.reopenFailed {
+			w.reopenFailed = true
+			w.faults.log.Error("access log file was removed or replaced, and its path cannot be opened again; still writing to the old file",
+				slog.String("path", w.path), slog.Any("err", err))
+		}
+		return
+	}
+	w.reopenFailed = false
+	w.s.reopened.Add(1)
+	attrs := []any{slog.String("path", w.path)}
+	if err := w.switchTo(f); err != nil {
+		attrs = append(attrs, slog.Any("close_err", err))
+	}
+	w.faults.log.Warn("access log file was removed or replaced; reopened its path", attrs...)
+}
 
 // takeErr returns the remembered write error and forgets it.
 func (w *writer) takeErr() error {
@@ -141,8 +246,16 @@ func (w *writer) reopen() error {
 	if err != nil {
 		return err
 	}
+	return w.switchTo(f)
+}
+
+// switchTo makes f the file written to, and syncs and closes the old one.
+// A line partly written to the old file will be written whole to f.
+func (w *writer) switchTo(f *os.File) error {
 	old := w.f
 	w.f = f
+	w.off = 0
+	w.checked = time.Now()
 	return w.closeFile(old)
 }
 
@@ -158,11 +271,19 @@ func (w *writer) closeFile(f *os.File) error {
 	return errors.Join(errs...)
 }
 
-// finish writes what is left once the lines channel is closed and drained,
-// then syncs and closes the file.
+// finish writes what is left once the lines channel is closed and drained
+// (one attempt), counts the lines that still could not be written as
+// failed, reports what was not reported yet, then syncs and closes the
+// file.
 func (w *writer) finish() error {
 	w.write()
-	w.errs.close()
+	lost := w.lines
+	if lost > 0 {
+		w.s.failed.Add(lost)
+		w.s.pending.Store(0)
+		w.batch, w.off, w.lines = w.batch[:0], 0, 0
+	}
+	w.faults.close(lost)
 	err := w.takeErr()
 	if !w.stdout {
 		err = errors.Join(err, w.closeFile(w.f))
