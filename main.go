@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/authgate/authgate/limiter"
 	"github.com/authgate/authgate/logsink"
 	"github.com/authgate/authgate/server"
 )
@@ -209,17 +210,23 @@ var settings = []setting{
 		c.gw.TLSKeyFile = v
 		return nil
 	}},
-	// Settings of the contract that this version does not implement yet.
-	// Setting one is refused rather than silently ignored: each changes what
-	// the gateway guarantees (shared limits).
-	{"REDIS_URL", "redis-url", "", "not implemented yet: must be empty", refuseUnimplemented},
-}
-
-func refuseUnimplemented(_ *serveConfig, v string) error {
-	if v != "" {
-		return errors.New("not supported by this version of authgate")
-	}
-	return nil
+	{"REDIS_URL", "redis-url", "", "redis:// or rediss:// URL (user, password, /db): limits shared by every replica using it; empty keeps them in this process", func(c *serveConfig, v string) error {
+		c.gw.RedisURL = v
+		if v == "" {
+			return nil
+		}
+		return limiter.CheckRedisURL(v)
+	}},
+	{"REDIS_FAILURE_MODE", "redis-failure-mode", "local", "when Redis cannot decide: local (this process's own limits), open (admit) or closed (503)", func(c *serveConfig, v string) error {
+		m, err := server.ParseFailureMode(v)
+		c.gw.LimiterFailureMode = m
+		return err
+	}},
+	{"REDIS_TIMEOUT", "redis-timeout", "50ms", "longest wait for Redis's decision; longer applies REDIS_FAILURE_MODE", func(c *serveConfig, v string) error {
+		d, err := parsePositiveDuration(v)
+		c.gw.RedisTimeout = d
+		return err
+	}},
 }
 
 // loadServeConfig builds serve's configuration from args and the

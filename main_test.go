@@ -141,8 +141,10 @@ func TestRunUsageAndConfigErrorsExit2(t *testing.T) {
 	f(serve, map[string]string{"TLS_KEY_FILE": "/x/key.pem"}, "TLS_CERT_FILE")
 	f([]string{"serve", "--tls-key", "/x/key.pem"}, nil, "--tls-cert")
 	f(serve, map[string]string{"TLS_CERT_FILE": "/x/cert.pem", "TLS_KEY_FILE": "/x/key.pem"}, "/x/cert.pem")
-	// Not implemented in this version: refused, not ignored.
-	f(serve, map[string]string{"REDIS_URL": "redis://x"}, "REDIS_URL")
+	f(serve, map[string]string{"REDIS_URL": "http://x"}, "REDIS_URL")
+	f(serve, map[string]string{"REDIS_URL": "redis://x/notadb"}, "REDIS_URL")
+	f(serve, map[string]string{"REDIS_FAILURE_MODE": "sometimes"}, "REDIS_FAILURE_MODE")
+	f(serve, map[string]string{"REDIS_TIMEOUT": "0s"}, "REDIS_TIMEOUT")
 
 	// Each flag, by its name, even when its variable is valid.
 	f([]string{"serve", "--rpm", "0"}, nil, "--rpm")
@@ -152,7 +154,8 @@ func TestRunUsageAndConfigErrorsExit2(t *testing.T) {
 	f([]string{"serve", "--max-request-body", "12XB"}, nil, "--max-request-body")
 	f([]string{"serve", "--upstream-timeout", "-1s"}, nil, "--upstream-timeout")
 	f([]string{"serve", "--access-log-format", "xml"}, nil, "--access-log-format")
-	f([]string{"serve", "--redis-url", "redis://x"}, nil, "--redis-url")
+	f([]string{"serve", "--redis-url", "redis:x"}, nil, "--redis-url")
+	f([]string{"serve", "--redis-failure-mode", "fallback"}, nil, "--redis-failure-mode")
 
 	// Usage.
 	f(nil, nil, "usage:")
@@ -378,7 +381,9 @@ func TestLoadServeConfigEnvAndFlagWins(t *testing.T) {
 	f("UPSTREAM_API_KEY", "up-env", "upstream-api-key", "up-flag", "up-bad", func(c *serveConfig) any { return c.gw.UpstreamAPIKey }, "up-env", "up-flag")
 	f("AUTH_KEYS_FILE", "/env/k", "keys-file", "/flag/k", "/bad/k", func(c *serveConfig) any { return c.gw.KeysFile }, "/env/k", "/flag/k")
 	f("ACCESS_LOG", "/env/l", "access-log", "/flag/l", "/bad/l", func(c *serveConfig) any { return c.gw.AccessLog }, "/env/l", "/flag/l")
-	f("REDIS_URL", "", "redis-url", "", "redis://x", func(c *serveConfig) any { return c.gw.DefaultRPM }, server.DefaultRPM, server.DefaultRPM)
+	f("REDIS_URL", "redis://a:1", "redis-url", "rediss://:pw@b:2/3", "redis:x", func(c *serveConfig) any { return c.gw.RedisURL }, "redis://a:1", "rediss://:pw@b:2/3")
+	f("REDIS_FAILURE_MODE", "open", "redis-failure-mode", "closed", "sometimes", func(c *serveConfig) any { return c.gw.LimiterFailureMode }, server.FailureOpen, server.FailureClosed)
+	f("REDIS_TIMEOUT", "20ms", "redis-timeout", "1s", "-1s", func(c *serveConfig) any { return c.gw.RedisTimeout }, 20*time.Millisecond, time.Second)
 	f("ADMIN_ADDR", "127.0.0.1:1", "admin-listen", "127.0.0.1:2", "bogus", func(c *serveConfig) any { return c.admin }, "127.0.0.1:1", "127.0.0.1:2")
 	// ADMIN_ADDR set but empty disables the admin listener, unlike other
 	// empty variables, which count as unset; so does an empty flag.
@@ -397,7 +402,8 @@ func TestLoadServeConfigDoesNotPrintUpstreamCredentials(t *testing.T) {
 		}
 	}
 	f("UPSTREAM_URL", "http://user:hunter2secret@127.0.0.1:1", "hunter2secret")
-	f("REDIS_URL", "redis://:hunter2secret@127.0.0.1:6379", "hunter2secret")
+	f("REDIS_URL", "redis://:hunter2secret@127.0.0.1:6379/notadb", "hunter2secret")
+	f("REDIS_URL", "redis://:hunter2secret@[::1", "hunter2secret")
 }
 
 // keyLine matches the line printed by `keys gen --id alice`.

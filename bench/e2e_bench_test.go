@@ -7,6 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/redistest"
 	"github.com/authgate/authgate/logsink"
 	"github.com/authgate/authgate/mockupstream"
 	"github.com/authgate/authgate/server"
@@ -140,6 +145,12 @@ func serveTCP(tb testing.TB, s func(net.Listener) error, shutdown func(context.C
 // an in-memory listener, with keyValid at rpm and keyLimited at rpm=1, and
 // returns a client connected to it. log is one of logModes.
 func startGateway(tb testing.TB, upstreamAddr, log string, rpm int) *fasthttp.HostClient {
+	return startGatewayRedis(tb, upstreamAddr, log, rpm, "")
+}
+
+// startGatewayRedis is startGateway with its limits shared through the
+// Redis at redisURL ("" for the in-process limiter).
+func startGatewayRedis(tb testing.TB, upstreamAddr, log string, rpm int, redisURL string) *fasthttp.HostClient {
 	if rpm > auth.MaxRPM {
 		tb.Fatalf("%d requests to admit: more than the largest rpm, %d; use a smaller -benchtime", rpm, auth.MaxRPM)
 	}
@@ -154,6 +165,7 @@ func startGateway(tb testing.TB, upstreamAddr, log string, rpm int) *fasthttp.Ho
 		Keys:      keys,
 		Upstreams: []string{"http://" + upstreamAddr},
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RedisURL:  redisURL,
 	}
 	switch log {
 	case "off":
@@ -182,6 +194,12 @@ type scenario struct {
 	key   string
 	warm  int // status of the one warm-up request
 	want  int // status of every request after it
+	// latency, when set, times every request and reports the p50 and p99
+	// latencies (µs) as well as ns/op.
+	latency bool
+	// conns is how many requests are in flight (client goroutines); zero
+	// means parallelism*GOMAXPROCS.
+	conns int
 }
 
 // ceiling is BenchmarkCeiling401: a bare fasthttp server answering 401.
@@ -291,23 +309,50 @@ func run(b *testing.B, sc scenario) {
 	fasthttp.ReleaseRequest(req)
 	fasthttp.ReleaseResponse(resp)
 
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+	)
 	b.ReportAllocs()
-	b.SetParallelism(parallelism)
+	if sc.conns > 0 {
+		b.SetParallelism(max(sc.conns/runtime.GOMAXPROCS(0), 1))
+	} else {
+		b.SetParallelism(parallelism)
+	}
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		req, resp := newRequest(sc.key), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(resp)
+		var mine []time.Duration
 		for pb.Next() {
+			var start time.Time
+			if sc.latency {
+				start = time.Now()
+			}
 			if err := c.Do(req, resp); err != nil {
 				b.Fatal(err)
+			}
+			if sc.latency {
+				mine = append(mine, time.Since(start))
 			}
 			if resp.StatusCode() != sc.want {
 				b.Fatalf("status %d, want %d: %s", resp.StatusCode(), sc.want, resp.Body())
 			}
 		}
+		mu.Lock()
+		latencies = append(latencies, mine...)
+		mu.Unlock()
 	})
 	b.StopTimer() // the servers' shutdown is not measured
+	if len(latencies) > 0 {
+		slices.Sort(latencies)
+		at := func(q float64) float64 {
+			return float64(latencies[int(q*float64(len(latencies)-1))]) / float64(time.Microsecond)
+		}
+		b.ReportMetric(at(0.50), "p50-µs")
+		b.ReportMetric(at(0.99), "p99-µs")
+	}
 }
 
 func BenchmarkCeiling401(b *testing.B) {
@@ -343,5 +388,37 @@ func BenchmarkGatewayProxy(b *testing.B) {
 				run(b, gatewayProxy(up.handler(), log))
 			})
 		}
+	}
+}
+
+// BenchmarkGatewayProxyRedis is BenchmarkGatewayProxy (fixed upstream, no
+// access log) with the in-process limiter and with limits shared through
+// a redis-server on the same machine (started by the benchmark; skipped
+// without one), at 8 and 64 requests in flight, timing every request for
+// p50 and p99: the cost of the Redis round trip (issue 6's bar: redis ≥ 50%
+// of local's throughput).
+func BenchmarkGatewayProxyRedis(b *testing.B) {
+	for _, c := range []struct {
+		lim   string
+		conns int
+	}{{"local", 8}, {"redis", 8}, {"local", 64}, {"redis", 64}} {
+		lim := c.lim
+		b.Run("limiter="+lim+"/conns="+strconv.Itoa(c.conns), func(b *testing.B) {
+			url := ""
+			if lim == "redis" {
+				url = redistest.Start(b).URL()
+			}
+			run(b, scenario{
+				setup: func(tb testing.TB, admit int) *fasthttp.HostClient {
+					s := newServer(fixedHandler)
+					return startGatewayRedis(tb, serveTCP(tb, s.Serve, s.ShutdownWithContext), "off", admit, url)
+				},
+				key:     keyValid,
+				warm:    fasthttp.StatusOK,
+				want:    fasthttp.StatusOK,
+				latency: true,
+				conns:   c.conns,
+			})
+		})
 	}
 }

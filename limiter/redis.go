@@ -37,10 +37,11 @@ var ErrRedisUnavailable = errors.New("redis unavailable")
 //
 // The semantics are Window's: an admission at t counts while now-t < window
 // (it leaves at exactly t+window); a request is admitted iff fewer than
-// limit admissions remain, and only an admitted one is recorded. now never
-// runs backwards within a set: it is at least the newest admission. The set
+// limit admissions remain, and only an admitted one is recorded. The set
 // expires one window after its newest admission, so idle key_ids cost
-// nothing.
+// nothing. Should Redis's clock step backwards, admissions recorded "in the
+// future" stay in the window longer: fewer requests are admitted, never
+// more.
 //
 // Returns {admitted 0/1, admissions in the window after the decision, µs
 // until the oldest of them leaves (the window when there is none)}.
@@ -49,10 +50,6 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if newest[2] and tonumber(newest[2]) > now then
-  now = tonumber(newest[2])
-end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[1])
 local admitted = 0
@@ -227,6 +224,13 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		r.fail(err)
 	}
 	return r, nil
+}
+
+// CheckRedisURL reports whether s is a URL NewRedis accepts, without
+// connecting. Its errors never contain the URL.
+func CheckRedisURL(s string) error {
+	_, err := parseRedisURL(s)
+	return err
 }
 
 // parseRedisURL parses a redis:// or rediss:// URL; its errors never

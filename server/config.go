@@ -75,9 +75,40 @@ type Config struct {
 	AllowNoKeys bool
 
 	// Limiter, if set, decides the rate limit instead of the built-in
-	// per-key_id sliding windows (see Limiter). The admin /limits snapshot
-	// shows the built-in windows only.
+	// per-key_id sliding windows (see Limiter): limiter.Redis shares limits
+	// between replicas. The built-in windows still record every request it
+	// admits, so that they hold this process's own recent admissions when
+	// LimiterFailureMode "local" falls back on them; the admin /limits
+	// snapshot shows these built-in windows.
 	Limiter Limiter
+
+	// LimiterFailureMode says what a request gets when Limiter fails to
+	// decide (REDIS_FAILURE_MODE): FailureLocal (the zero value) decides it
+	// with the built-in window of this process, FailureOpen admits it, and
+	// FailureClosed answers 503 in OpenAI's shape
+	// ("rate_limiter_unavailable"). Ignored without a Limiter.
+	LimiterFailureMode FailureMode
+
+	// RedisURL, when set, shares every key_id's window with the other
+	// replicas through the Redis it names (REDIS_URL: redis:// or
+	// rediss://, with optional user, password and database): New builds a
+	// limiter.Redis with RedisTimeout and RateWindow as Config.Limiter, and
+	// Close closes it. A URL that does not parse or a Redis that refuses
+	// the credentials is an error of New; a Redis not reachable yet is not
+	// (the failure mode applies until it is). Set at most one of RedisURL
+	// and Limiter.
+	RedisURL string
+
+	// RedisTimeout bounds each limiter decision's round trip to Redis
+	// (REDIS_TIMEOUT); a slower or failed decision is decided by
+	// LimiterFailureMode. Zero means limiter.DefaultRedisTimeout (50 ms).
+	RedisTimeout time.Duration
+
+	// RateWindow is the length of the sliding window every limit counts in.
+	// Zero means the 60 s of shared/SPEC.md (the constant RateWindow);
+	// tests use shorter windows. A Limiter is told the limit, not the
+	// window: configure it with the same window.
+	RateWindow time.Duration
 
 	// DefaultRPM is the limit of a key_id without its own rpm= setting, in
 	// any sliding 60 s window. Zero means DefaultRPM (100).
@@ -159,6 +190,26 @@ type Config struct {
 	// Logger receives operational messages (never keys). Nil means
 	// slog.Default().
 	Logger *slog.Logger
+}
+
+// FailureMode is Config.LimiterFailureMode: what to do with a request when
+// the configured Limiter cannot decide it.
+type FailureMode string
+
+// The failure modes, named as REDIS_FAILURE_MODE spells them.
+const (
+	FailureLocal  FailureMode = "local"
+	FailureOpen   FailureMode = "open"
+	FailureClosed FailureMode = "closed"
+)
+
+// ParseFailureMode returns the FailureMode s names.
+func ParseFailureMode(s string) (FailureMode, error) {
+	switch m := FailureMode(s); m {
+	case FailureLocal, FailureOpen, FailureClosed:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown failure mode %q: want local, open or closed", s)
 }
 
 // ErrNoKeys is returned by New when authentication is on, AllowNoKeys is
@@ -246,6 +297,12 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.LimiterFailureMode == "" {
+		c.LimiterFailureMode = FailureLocal
+	}
+	if c.RateWindow == 0 {
+		c.RateWindow = RateWindow
+	}
 	return c
 }
 
@@ -262,6 +319,15 @@ func (c *Config) validate() error {
 		return fmt.Errorf("health check path %q: must start with / (or be %q for a TCP check)", c.HealthCheckPath, HealthCheckTCP)
 	case strings.ContainsAny(c.UpstreamAPIKey, "\r\n"):
 		return errors.New("upstream API key must not contain line breaks")
+	case c.RateWindow < 0:
+		return fmt.Errorf("rate window %v: must not be negative", c.RateWindow)
+	case c.RedisTimeout < 0:
+		return fmt.Errorf("redis timeout %v: must not be negative", c.RedisTimeout)
+	case c.RedisURL != "" && c.Limiter != nil:
+		return errors.New("set at most one of RedisURL and Limiter")
+	}
+	if _, err := ParseFailureMode(string(c.LimiterFailureMode)); err != nil {
+		return fmt.Errorf("limiter failure mode: %w", err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/limiter"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -47,6 +49,9 @@ type Gateway struct {
 	closed    atomic.Bool
 	logClosed atomic.Bool // Close has closed the access log
 	draining  atomic.Bool // Shutdown's drain phase: every response closes its connection
+
+	redis          *limiter.Redis // Config.RedisURL's limiter, closed by Close
+	limiterFailing atomic.Bool    // Config.Limiter's last decision failed
 }
 
 // New builds a Gateway from cfg: it loads the keys, opens the access log and
@@ -61,6 +66,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger}
+	g.accounts.period = cfg.RateWindow
 
 	cert, err := newCertificate(cfg.TLSCertFile, cfg.TLSKeyFile, g.log)
 	if err != nil {
@@ -109,6 +115,22 @@ func New(cfg Config) (*Gateway, error) {
 		g.accessLog = sink
 	}
 
+	if cfg.RedisURL != "" {
+		r, err := limiter.NewRedis(limiter.RedisConfig{URL: cfg.RedisURL, Timeout: cfg.RedisTimeout, Window: cfg.RateWindow})
+		if err != nil {
+			if g.sink != nil {
+				g.sink.Close()
+			}
+			return nil, fmt.Errorf("redis (REDIS_URL): %w", err)
+		}
+		g.redis, g.cfg.Limiter = r, r
+		g.log.Info("rate limits are shared through redis", "redis", r.String(),
+			"failure_mode", string(cfg.LimiterFailureMode), "timeout", cmp.Or(cfg.RedisTimeout, limiter.DefaultRedisTimeout))
+		if err := r.Err(); err != nil {
+			g.log.Warn("redis is not reachable yet; requests are decided by the failure mode until it is",
+				"redis", r.String(), "failure_mode", string(cfg.LimiterFailureMode), "err", err)
+		}
+	}
 	g.initMetrics()
 	g.srv = &fasthttp.Server{
 		Handler:               g.Handler,
@@ -240,10 +262,30 @@ func (g *Gateway) SetKeys(keys *auth.KeySet) error {
 // needs none), and it is not draining for a stop (so that a load balancer
 // probing /readyz moves away). /readyz answers 200 when Ready, else 503.
 func (g *Gateway) Ready() bool {
-	if g.draining.Load() || (len(g.proxy.ups) > 0 && !g.proxy.healthy()) {
-		return false
+	ready, _ := g.readiness()
+	return ready
+}
+
+// readiness is Ready with the /readyz body that explains it: "ok", or
+// "not ready", each followed by the state of a failing Limiter. With
+// LimiterFailureMode closed a failing Limiter makes the gateway not ready,
+// since it would answer every rate-limited request 503.
+func (g *Gateway) readiness() (bool, []byte) {
+	if g.draining.Load() || (len(g.proxy.ups) > 0 && !g.proxy.healthy()) ||
+		!(g.cfg.DisableAuth || g.cfg.AllowNoKeys || g.keys.Load().keys.Len() > 0) {
+		return false, strNotReady
 	}
-	return g.cfg.DisableAuth || g.cfg.AllowNoKeys || g.keys.Load().keys.Len() > 0
+	if g.cfg.Limiter == nil || g.open != nil || g.limiterErr() == nil {
+		return true, strOK
+	}
+	switch g.cfg.LimiterFailureMode {
+	case FailureClosed:
+		return false, strNotReadyLimiterClosed
+	case FailureOpen:
+		return true, strOKLimiterOpen
+	default:
+		return true, strOKLimiterLocal
+	}
 }
 
 // connState forgets a closed client connection's cached RawConn.
@@ -297,6 +339,9 @@ func (g *Gateway) Close() error {
 	g.watcher.stop()
 	g.admin.stop()
 	g.proxy.close()
+	if g.redis != nil {
+		g.redis.Close()
+	}
 	if g.accessLog != nil && g.logClosed.CompareAndSwap(false, true) {
 		return g.accessLog.Close()
 	}

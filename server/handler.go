@@ -120,10 +120,10 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 			return
 		}
 		if bytes.Equal(path, strReadyz) {
-			if g.Ready() {
-				writeText(ctx, fasthttp.StatusOK, strOK)
+			if ready, body := g.readiness(); ready {
+				writeText(ctx, fasthttp.StatusOK, body)
 			} else {
-				writeText(ctx, fasthttp.StatusServiceUnavailable, strNotReady)
+				writeText(ctx, fasthttp.StatusServiceUnavailable, body)
 			}
 			return
 		}
@@ -141,7 +141,14 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	}
 	var res limiter.Result
 	if acct.window != nil {
-		res = g.allow(acct, start)
+		var ok bool
+		res, ok = g.allow(acct, start, shardOf(ctx))
+		if !ok {
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, body503Limiter)
+			ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
+			g.logRequest(ctx, acct, start, requestID, "")
+			return
+		}
 		if !res.Allowed {
 			acct.stats.rateLimited(shardOf(ctx))
 			writeRateLimited(ctx, acct, res)
@@ -215,6 +222,13 @@ func setRateHeaders(ctx *fasthttp.RequestCtx, res limiter.Result) {
 	h.SetBytesKV(strRateLimitLimit, strconv.AppendInt(buf[:0], int64(res.Limit), 10))
 	h.SetBytesKV(strRateLimitRemaining, strconv.AppendInt(buf[:0], int64(res.Remaining), 10))
 	h.SetBytesKV(strRateLimitReset, appendDuration(buf[:0], res.Reset))
+}
+
+// writeJSON answers status with a precomputed JSON body.
+func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.Response.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
+	ctx.Response.SetBodyRaw(body)
 }
 
 func writeText(ctx *fasthttp.RequestCtx, status int, body []byte) {

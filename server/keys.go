@@ -3,6 +3,7 @@ package server
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/authgate/authgate/auth"
 	"github.com/authgate/authgate/limiter"
@@ -22,7 +23,8 @@ type account struct {
 // request, so that key_ids never used cost nothing and unknown keys never
 // reach it. Keyed by key_id, it carries limiter state across reloads.
 type accounts struct {
-	m sync.Map // key_id → *account
+	m      sync.Map      // key_id → *account
+	period time.Duration // the windows' length: Config.RateWindow
 }
 
 // get returns keyID's account, creating it with limit rpm if it has none.
@@ -32,7 +34,7 @@ func (as *accounts) get(keyID string, rpm int) *account {
 	}
 	a, _ := as.m.LoadOrStore(keyID, &account{
 		keyID:   keyID,
-		window:  limiter.NewWindow(rpm, RateWindow),
+		window:  limiter.NewWindow(rpm, as.period),
 		body429: rateLimitBody(keyID),
 	})
 	return a.(*account)

@@ -56,6 +56,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/limiter"
 )
 
 // numShards is the number of shards of a hot counter; a power of two.
@@ -254,6 +255,9 @@ type gatewayMetrics struct {
 	latency      *latencyHistogram
 	reloadsOK    *metrics.Counter
 	reloadsError *metrics.Counter
+	// limiterFallback counts requests decided by the failure mode because
+	// Config.Limiter failed.
+	limiterFallback *counter
 }
 
 // initMetrics creates g's metrics, registers its gauges and creates the
@@ -265,6 +269,15 @@ func (g *Gateway) initMetrics() {
 	m := &gatewayMetrics{set: metrics.NewSet(), latency: new(latencyHistogram)}
 	for r := auth.ReasonMissing; r <= auth.ReasonUnknown; r++ {
 		m.unauthorized[r] = newCounter(true)
+	}
+	m.limiterFallback = newCounter(true)
+	if g.cfg.Limiter != nil {
+		m.set.NewGauge("authgate_limiter_up", func() float64 {
+			if g.limiterErr() != nil {
+				return 0
+			}
+			return 1
+		})
 	}
 	m.reloadsOK = m.set.NewCounter(`authgate_key_reloads_total{result="ok"}`)
 	m.reloadsError = m.set.NewCounter(`authgate_key_reloads_total{result="error"}`)
@@ -308,6 +321,10 @@ func (g *Gateway) initMetrics() {
 			return float64(len(s.keys.Identities()))
 		}
 		return 0
+	})
+	m.set.NewGauge("authgate_connections_open", func() float64 {
+		// fasthttp's count; -1 before Serve.
+		return float64(max(g.srv.GetOpenConnectionsCount(), 0))
 	})
 	m.set.RegisterMetricsWriter(g.writeMetrics)
 	g.metrics = m
@@ -393,7 +410,24 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 		bb.WriteByte('\n')
 	}
 
+	metrics.WriteCounterUint64(&bb, "authgate_connections_rejected_total", uint64(g.srv.GetRejectedConnectionsCount()))
+
 	m.latency.write(&bb, "authgate_request_duration_seconds")
+
+	if g.cfg.Limiter != nil {
+		metrics.WriteMetadataIfNeeded(&bb, "authgate_limiter_fallback_total", "counter")
+		bb.WriteString(`authgate_limiter_fallback_total{mode="`)
+		bb.WriteString(string(g.cfg.LimiterFailureMode))
+		bb.WriteString(`"} `)
+		bb.WriteString(strconv.FormatUint(m.limiterFallback.load(), 10))
+		bb.WriteByte('\n')
+		if r, ok := g.cfg.Limiter.(interface{ Stats() limiter.RedisStats }); ok {
+			st := r.Stats()
+			metrics.WriteCounterUint64(&bb, "authgate_redis_calls_total", st.Calls)
+			metrics.WriteCounterUint64(&bb, "authgate_redis_failures_total", st.Failures)
+			metrics.WriteCounterUint64(&bb, "authgate_redis_prechecked_total", st.Prechecked)
+		}
+	}
 
 	st := g.AccessLogStats()
 	metrics.WriteCounterUint64(&bb, `authgate_access_log_lines_total{result="written"}`, st.Written)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"time"
 
 	"github.com/authgate/authgate/auth"
@@ -36,27 +37,76 @@ func (f FileKeys) String() string { return string(f) }
 // Limiter decides whether a key_id may make one more request: the
 // gateway's rate limit, when it is not the built-in one (an exact sliding
 // window per key_id in this process, limiter.Window). Set Config.Limiter
-// to share limits between processes (the Redis limiter of several
-// replicas) or to apply another policy.
+// to share limits between processes (limiter.Redis, for several replicas)
+// or to apply another policy.
 //
 // Allow is called once per authenticated request that is rate-limited,
 // with the request's key_id (a string the gateway owns; it may be kept),
-// the key_id's limit per RateWindow (its rpm= setting, else
+// the key_id's limit per Config.RateWindow (its rpm= setting, else
 // Config.DefaultRPM) and the request's arrival time. It returns whether
 // the request is admitted, and the Limit, Remaining and Reset the gateway
 // puts in the x-ratelimit-*-requests headers (and, for a refused request,
 // in retry-after-ms and Retry-After). It must be safe for concurrent use
 // and should answer at once: the request waits for it. An admitted request
 // must count against the limit, a refused one must not.
+//
+// A non-nil error means the limiter could not decide (its store is
+// unreachable): nothing was recorded, and Config.LimiterFailureMode
+// decides the request instead. A Limiter that also has a method
+// Err() error reports through it whether it is currently failing; the
+// gateway shows that in /readyz and its metrics.
 type Limiter interface {
-	Allow(keyID string, limit int, now time.Time) limiter.Result
+	Allow(keyID string, limit int, now time.Time) (limiter.Result, error)
 }
 
 // allow decides a request of acct arriving at now with the configured
-// limiter, or acct's own window.
-func (g *Gateway) allow(acct *account, now time.Time) limiter.Result {
-	if l := g.cfg.Limiter; l != nil {
-		return l.Allow(acct.keyID, acct.window.Limit(), now)
+// limiter, or acct's own window. ok is false when the configured limiter
+// failed and the failure mode is closed: the request must then be answered
+// 503.
+func (g *Gateway) allow(acct *account, now time.Time, shard uint32) (res limiter.Result, ok bool) {
+	l := g.cfg.Limiter
+	if l == nil {
+		return acct.window.AllowAt(now), true
 	}
-	return acct.window.AllowAt(now)
+	res, err := l.Allow(acct.keyID, acct.window.Limit(), now)
+	if err == nil {
+		if res.Allowed {
+			// This process's own admissions, for a local fallback.
+			acct.window.AllowAt(now)
+		}
+		if g.limiterFailing.Load() && g.limiterFailing.CompareAndSwap(true, false) {
+			g.log.Info("rate limiter recovered: limits are shared again")
+		}
+		return res, true
+	}
+	mode := g.cfg.LimiterFailureMode
+	if g.limiterFailing.CompareAndSwap(false, true) {
+		g.log.Warn("rate limiter failed; requests are decided by the failure mode until it recovers",
+			"failure_mode", string(mode), "err", err)
+	}
+	g.metrics.limiterFallback.inc(shard)
+	switch mode {
+	case FailureOpen:
+		res = acct.window.AllowAt(now)
+		res.Allowed = true
+		return res, true
+	case FailureClosed:
+		return limiter.Result{}, false
+	default:
+		return acct.window.AllowAt(now), true
+	}
 }
+
+// limiterErr reports whether the configured limiter is failing, and why:
+// by its Err method if it has one, else by its last decision.
+func (g *Gateway) limiterErr() error {
+	if e, ok := g.cfg.Limiter.(interface{ Err() error }); ok {
+		return e.Err() // it knows, even between requests
+	}
+	if g.limiterFailing.Load() {
+		return errLimiterFailing
+	}
+	return nil
+}
+
+var errLimiterFailing = errors.New("the rate limiter's last decision failed")

@@ -92,16 +92,16 @@ type everyOther struct {
 	calls  atomic.Int32
 }
 
-func (l *everyOther) Allow(keyID string, limit int, now time.Time) limiter.Result {
+func (l *everyOther) Allow(keyID string, limit int, now time.Time) (limiter.Result, error) {
 	l.calls.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.n[keyID]++
 	l.limits = append(l.limits, fmt.Sprintf("%s:%d", keyID, limit))
 	if l.n[keyID]%2 == 1 {
-		return limiter.Result{Allowed: true, Limit: limit, Remaining: 7, Reset: 2500 * time.Millisecond}
+		return limiter.Result{Allowed: true, Limit: limit, Remaining: 7, Reset: 2500 * time.Millisecond}, nil
 	}
-	return limiter.Result{Allowed: false, Limit: limit, Remaining: 0, Reset: 1500 * time.Millisecond}
+	return limiter.Result{Allowed: false, Limit: limit, Remaining: 0, Reset: 1500 * time.Millisecond}, nil
 }
 
 func TestCustomLimiter(t *testing.T) {

@@ -13,6 +13,12 @@ var (
 	strOK              = []byte("ok")
 	strNotReady        = []byte("not ready")
 
+	// /readyz bodies while the configured Limiter (Redis) is failing, by
+	// failure mode.
+	strOKLimiterLocal        = []byte("ok: rate limiter unavailable, limits are per process (failure mode local)")
+	strOKLimiterOpen         = []byte("ok: rate limiter unavailable, requests are not limited (failure mode open)")
+	strNotReadyLimiterClosed = []byte("not ready: rate limiter unavailable, requests are refused (failure mode closed)")
+
 	strAuthorization      = []byte("Authorization")
 	strXRequestID         = []byte("X-Request-Id")
 	strXForwardedFor      = []byte("X-Forwarded-For")
@@ -38,6 +44,9 @@ var (
 	body400 = apiError("Malformed HTTP request", "invalid_request_error", "bad_request")
 	body502 = apiError("The upstream server is unavailable", "api_error", "upstream_unavailable")
 	body504 = apiError("The upstream server timed out", "api_error", "upstream_timeout")
+	// body503Limiter answers when the shared rate limiter (Redis) cannot
+	// decide and REDIS_FAILURE_MODE is closed.
+	body503Limiter = apiError("The rate limiter is unavailable", "api_error", "rate_limiter_unavailable")
 )
 
 // apiError builds an OpenAI-shaped error body. Arguments are constants of

@@ -111,10 +111,10 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeTextHTTP(w, http.StatusOK, strOK)
 			return
 		case "/readyz":
-			if g.Ready() {
-				writeTextHTTP(w, http.StatusOK, strOK)
+			if ready, body := g.readiness(); ready {
+				writeTextHTTP(w, http.StatusOK, body)
 			} else {
-				writeTextHTTP(w, http.StatusServiceUnavailable, strNotReady)
+				writeTextHTTP(w, http.StatusServiceUnavailable, body)
 			}
 			return
 		}
@@ -141,7 +141,14 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if acct.window != nil {
-		res := g.allow(acct, start)
+		res, ok := g.allow(acct, start, shard)
+		if !ok {
+			h["Content-Type"] = hdrContentTypeJSON
+			w.WriteHeader(http.StatusServiceUnavailable)
+			n, _ := w.Write(body503Limiter)
+			g.logHTTP(r, acct, shard, start, http.StatusServiceUnavailable, int64(n), requestID)
+			return
+		}
 		setRateHeadersHTTP(h, res)
 		if !res.Allowed {
 			acct.stats.rateLimited(shard)

@@ -1,0 +1,247 @@
+package server_test
+
+// Limits shared through a real Redis (shared/SPEC.md section 9): several
+// gateways, one redis-server started by the test on a loopback port,
+// killed, paused and restarted mid-test.
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authgate/authgate/internal/redistest"
+	"github.com/authgate/authgate/server"
+)
+
+const keyDave = "sk-dave-0123456789abcdefgh"
+
+func redisKeys(t *testing.T) string {
+	return keysFile(t, "alice:"+keyAlice+" rpm=2\nbob:"+keyBob+" rpm=3\ndave:"+keyDave+" rpm=30\n")
+}
+
+// redisGateway starts a gateway sharing limits through the Redis at url.
+func redisGateway(t *testing.T, url string, mode server.FailureMode, upstream string, window time.Duration) *gateway {
+	t.Helper()
+	return startGateway(t, server.Config{
+		KeysFile:           redisKeys(t),
+		RedisURL:           url,
+		RedisTimeout:       100 * time.Millisecond,
+		LimiterFailureMode: mode,
+		RateWindow:         window,
+		Upstreams:          []string{upstream},
+	})
+}
+
+// Three gateways, 120 concurrent requests for dave (rpm=30) spread over
+// them: exactly 30 reach the upstream, every other one is a 429 with its
+// retry headers, and the admitted ones report 30 distinct remaining counts.
+func TestRedisLimitsSharedByReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	up := &seen{}
+	upURL := startUpstream(t, up.handler(200, "{}"))
+	var gws []*gateway
+	for i := 0; i < 3; i++ {
+		gws = append(gws, redisGateway(t, srv.URL(), "", upURL, 0))
+	}
+	var (
+		mu        sync.Mutex
+		codes     = map[int]int{}
+		remaining []string
+		wg        sync.WaitGroup
+		start     = make(chan struct{})
+	)
+	for i := 0; i < 120; i++ {
+		g := gws[i%3]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			resp, _ := do(t, "POST", g.url+"/v1/chat/completions", "Bearer "+keyDave, "{}")
+			mu.Lock()
+			defer mu.Unlock()
+			codes[resp.StatusCode]++
+			switch resp.StatusCode {
+			case 200:
+				remaining = append(remaining, resp.Header.Get("x-ratelimit-remaining-requests"))
+			case 429:
+				ms, err := strconv.Atoi(resp.Header.Get("retry-after-ms"))
+				if err != nil || ms <= 0 || ms > 60000 || resp.Header.Get("x-ratelimit-remaining-requests") != "0" {
+					t.Errorf("429 headers: %v", resp.Header)
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if codes[200] != 30 || codes[429] != 90 || up.count() != 30 {
+		t.Fatalf("statuses %v, upstream saw %d: want exactly 30 admitted and 90 refused", codes, up.count())
+	}
+	slices.Sort(remaining)
+	if remaining = slices.Compact(remaining); len(remaining) != 30 {
+		t.Fatalf("%d distinct remaining counts among the admitted, want 30", len(remaining))
+	}
+	// Every replica reports the shared state: the next request is refused
+	// on each.
+	for i, g := range gws {
+		if resp, _ := do(t, "GET", g.url+"/v1/models", "Bearer "+keyDave, ""); resp.StatusCode != 429 {
+			t.Fatalf("gateway %d after the limit: %d", i, resp.StatusCode)
+		}
+	}
+}
+
+// The window's boundary end to end, with a 1.5 s window instead of 60 s:
+// a refused request's retry-after-ms is when its slot frees, and it frees
+// then on every replica.
+func TestRedisWindowBoundary(t *testing.T) {
+	srv := redistest.Start(t)
+	upURL := startUpstream(t, (&seen{}).handler(200, "{}"))
+	const window = 1500 * time.Millisecond
+	a := redisGateway(t, srv.URL(), "", upURL, window)
+	b := redisGateway(t, srv.URL(), "", upURL, window)
+
+	first := time.Now()
+	for i, g := range []*gateway{a, b} {
+		resp, _ := do(t, "GET", g.url+"/v1/models", "Bearer "+keyAlice, "")
+		if resp.StatusCode != 200 || resp.Header.Get("x-ratelimit-remaining-requests") != strconv.Itoa(1-i) {
+			t.Fatalf("request %d: %d %v", i+1, resp.StatusCode, resp.Header)
+		}
+	}
+	resp, _ := do(t, "GET", a.url+"/v1/models", "Bearer "+keyAlice, "")
+	ms, _ := strconv.Atoi(resp.Header.Get("retry-after-ms"))
+	if resp.StatusCode != 429 || ms <= 0 || time.Duration(ms)*time.Millisecond > window ||
+		resp.Header.Get("Retry-After") != "2" {
+		t.Fatalf("third request: %d, retry-after-ms %d, Retry-After %q; want 429 within the window",
+			resp.StatusCode, ms, resp.Header.Get("Retry-After"))
+	}
+	// Still refused on the other replica, which has no local state, at
+	// half the window...
+	time.Sleep(time.Until(first.Add(window / 2)))
+	if resp, _ := do(t, "GET", b.url+"/v1/models", "Bearer "+keyAlice, ""); resp.StatusCode != 429 {
+		t.Fatalf("at half the window: %d, want 429", resp.StatusCode)
+	}
+	// ...and admitted on both once retry-after-ms has passed.
+	time.Sleep(time.Until(first.Add(window + 100*time.Millisecond)))
+	for i, g := range []*gateway{a, b} {
+		if resp, _ := do(t, "GET", g.url+"/v1/models", "Bearer "+keyAlice, ""); resp.StatusCode != 200 {
+			t.Fatalf("gateway %d after the window: %d, want 200", i, resp.StatusCode)
+		}
+	}
+}
+
+// Each failure mode with Redis killed mid-test, and recovery when it comes
+// back (empty, as a restarted Redis without persistence is).
+func TestRedisFailureModes(t *testing.T) {
+	for _, tc := range []struct {
+		mode server.FailureMode
+		// statuses of bob's (rpm=3) next 3 requests with Redis down, after
+		// 2 admitted while it was up
+		down  []int
+		ready int
+	}{
+		{server.FailureLocal, []int{200, 429, 429}, 200},
+		{server.FailureOpen, []int{200, 200, 200}, 200},
+		{server.FailureClosed, []int{503, 503, 503}, 503},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			srv := redistest.Start(t)
+			up := &seen{}
+			g := redisGateway(t, srv.URL(), tc.mode, startUpstream(t, up.handler(200, "{}")), 0)
+			admin := startAdmin(t, g.Gateway)
+			for i := 0; i < 2; i++ {
+				if resp, _ := do(t, "GET", g.url+"/v1/models", "Bearer "+keyBob, ""); resp.StatusCode != 200 {
+					t.Fatalf("Redis up, request %d: %d", i, resp.StatusCode)
+				}
+			}
+
+			srv.Kill()
+			var got []int
+			for range tc.down {
+				start := time.Now()
+				resp, body := do(t, "GET", g.url+"/v1/models", "Bearer "+keyBob, "")
+				if d := time.Since(start); d > time.Second {
+					t.Fatalf("request with Redis down took %v", d)
+				}
+				if resp.StatusCode == 503 && !strings.Contains(body, `"code":"rate_limiter_unavailable"`) {
+					t.Fatalf("503 body %s", body)
+				}
+				got = append(got, resp.StatusCode)
+			}
+			if !slices.Equal(got, tc.down) {
+				t.Fatalf("with Redis down: %v, want %v", got, tc.down)
+			}
+			code, body := readyz(t, g.url)
+			if code != tc.ready || !strings.Contains(body, "failure mode "+string(tc.mode)) {
+				t.Fatalf("/readyz with Redis down: %d %q", code, body)
+			}
+			samples, _ := scrape(t, admin)
+			if samples["authgate_limiter_up"] != "0" || samples[`authgate_limiter_fallback_total{mode="`+string(tc.mode)+`"}`] != "3" {
+				t.Fatalf("metrics with Redis down: %v", family(samples, "authgate_limiter"))
+			}
+
+			srv.Restart()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				code, body := readyz(t, g.url)
+				if code == 200 && body == "ok" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("/readyz 10 s after Redis returned: %d %q", code, body)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			// Redis decides again: it restarted empty, so bob has his 3.
+			for i := 0; i < 4; i++ {
+				resp, _ := do(t, "GET", g.url+"/v1/models", "Bearer "+keyBob, "")
+				if want := []int{200, 200, 200, 429}[i]; resp.StatusCode != want {
+					t.Fatalf("after recovery, request %d: %d, want %d", i, resp.StatusCode, want)
+				}
+			}
+			if samples, _ := scrape(t, admin); samples["authgate_limiter_up"] != "1" ||
+				samples["authgate_redis_calls_total"] == "0" {
+				t.Fatalf("metrics after recovery: %v", family(samples, "authgate_"))
+			}
+		})
+	}
+}
+
+// A hung Redis (stopped, connections open) costs a request at most about
+// the timeout (100 ms here); the requests after it do not wait at all.
+func TestRedisHungDoesNotHangRequests(t *testing.T) {
+	srv := redistest.Start(t)
+	g := redisGateway(t, srv.URL(), "", startUpstream(t, (&seen{}).handler(200, "{}")), 0)
+	do(t, "GET", g.url+"/v1/models", "Bearer "+keyDave, "")
+	srv.Pause()
+	defer srv.Resume()
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		resp, _ := do(t, "GET", g.url+"/v1/models", "Bearer "+keyDave, "")
+		d := time.Since(start)
+		t.Logf("request %d with Redis hung: %d in %v", i, resp.StatusCode, d)
+		if resp.StatusCode != 200 || d > time.Second {
+			t.Fatalf("request %d with Redis hung: %d after %v, want 200 (local fallback) within the timeout", i, resp.StatusCode, d)
+		}
+	}
+	srv.Resume()
+	deadline := time.Now().Add(10 * time.Second)
+	for code, body := readyz(t, g.url); body != "ok"; code, body = readyz(t, g.url) {
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz after Redis resumed: %d %q", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRedisConfig(t *testing.T) {
+	_, err := server.New(server.Config{KeysFile: defaultKeys(t), RedisURL: "redis://:hunter2secret@127.0.0.1:1/x"})
+	if err == nil || strings.Contains(err.Error(), "hunter2secret") || !strings.Contains(err.Error(), "redis") {
+		t.Fatalf("bad redis URL: %v", err)
+	}
+	_, err = server.New(server.Config{KeysFile: defaultKeys(t), RedisURL: "redis://127.0.0.1:1", Limiter: &switchable{}})
+	if err == nil {
+		t.Fatal("RedisURL and Limiter both set: no error")
+	}
+}
