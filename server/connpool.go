@@ -184,3 +184,53 @@ func (c *upConn) peek(fd uintptr) bool {
 	c.peekAlive = errors.Is(err, syscall.EAGAIN)
 	return true
 }
+
+// sweepInterval is how often a sweeper looks for idle connections past
+// their idle timeout.
+const sweepInterval = defaultIdleTimeout / 4
+
+// sweeper closes the idle connections of its pools once they pass their
+// idle timeout. The health checker does the same after each round; without
+// health checks nothing else would, and the connections left at the bottom
+// of a pool after a burst (it hands out the most recently used first)
+// would stay open for good, in CLOSE_WAIT once the upstream dropped them.
+// A sweeper runs from start until stop.
+type sweeper struct {
+	pools    []*connPool
+	stopOnce sync.Once
+	stopCh   chan struct{}
+	done     chan struct{}
+}
+
+// startSweeper starts a sweeper of pools.
+func startSweeper(pools []*connPool) *sweeper {
+	s := &sweeper{pools: pools, stopCh: make(chan struct{}), done: make(chan struct{})}
+	go s.run()
+	return s
+}
+
+func (s *sweeper) run() {
+	defer close(s.done)
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCh:
+			return
+		case now := <-t.C:
+			for _, p := range s.pools {
+				p.closeIdle(now, false)
+			}
+		}
+	}
+}
+
+// stop ends the sweeper and waits for it. It may be called more than once,
+// and on a nil sweeper.
+func (s *sweeper) stop() {
+	if s == nil {
+		return
+	}
+	s.stopOnce.Do(func() { close(s.stopCh) })
+	<-s.done
+}

@@ -29,6 +29,8 @@ type proxy struct {
 	health     *healthChecker // nil when checks are off
 	log        *slog.Logger
 	errLog     throttle
+
+	sweeper *sweeper // nil unless started with health checks off
 }
 
 // maxBuffered is the largest response body read whole before it is passed
@@ -59,10 +61,19 @@ func newProxy(cfg *Config) (*proxy, error) {
 	return p, nil
 }
 
-// start begins the health checks, if any.
+// start begins the health checks, if any, and otherwise the sweep of idle
+// upstream connections, which the health checker also does.
 func (p *proxy) start() {
 	if p.health != nil {
 		go p.health.run()
+		return
+	}
+	if len(p.ups) > 0 {
+		pools := make([]*connPool, len(p.ups))
+		for i, up := range p.ups {
+			pools[i] = up.pool
+		}
+		p.sweeper = startSweeper(pools)
 	}
 }
 
@@ -76,11 +87,13 @@ func (p *proxy) healthy() bool {
 	return false
 }
 
-// close stops the health checks and closes idle upstream connections.
+// close stops the health checks or the sweeper and closes idle upstream
+// connections.
 func (p *proxy) close() {
 	if p.health != nil {
 		p.health.stop()
 	}
+	p.sweeper.stop()
 	for _, up := range p.ups {
 		up.pool.close()
 		if up.health.client != nil {

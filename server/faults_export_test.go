@@ -1,0 +1,34 @@
+package server
+
+import "time"
+
+// Test hooks for the external tests of faults_test.go: they read and tune
+// what a real deployment cannot see from outside.
+
+// PoolStats is one upstream's connection pool as TestUpstreamFaults sees
+// it.
+type PoolStats struct {
+	Upstream string
+	Idle     int   // idle connections held
+	MaxIdle  int   // the pool's cap on them
+	InFlight int64 // requests sent and not finished
+}
+
+// UpstreamPoolStats returns the state of each of g's upstream pools.
+func UpstreamPoolStats(g *Gateway) []PoolStats {
+	var s []PoolStats
+	for _, up := range g.proxy.ups {
+		up.pool.mu.Lock()
+		idle := len(up.pool.idle)
+		up.pool.mu.Unlock()
+		s = append(s, PoolStats{Upstream: up.name, Idle: idle, MaxIdle: up.pool.maxIdle, InFlight: up.inflight.Load()})
+	}
+	return s
+}
+
+// SetMaxIdleWorkerDuration sets how long g's fasthttp server keeps an idle
+// worker goroutine (10 s by default), so that a test counting goroutines
+// need not wait that long. Call it before Serve.
+func SetMaxIdleWorkerDuration(g *Gateway, d time.Duration) {
+	g.srv.MaxIdleWorkerDuration = d
+}
