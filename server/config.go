@@ -23,6 +23,9 @@ const (
 	DefaultShutdownGrace   = 30 * time.Second
 	DefaultReadTimeout     = 60 * time.Second
 	DefaultIdleTimeout     = 120 * time.Second
+	DefaultWriteTimeout    = 60 * time.Second
+	DefaultMaxConns        = 10_000
+	DefaultMaxHeaderBytes  = 16 << 10
 
 	// RateWindow is the length of the sliding window every limit counts in.
 	RateWindow = time.Minute
@@ -171,13 +174,44 @@ type Config struct {
 	// port) before the listener closes. Zero means no drain phase.
 	DrainDelay time.Duration
 
-	// ReadTimeout bounds reading one request (headers and body) from a client.
-	// Zero means DefaultReadTimeout.
+	// ReadTimeout bounds reading one request, headers and body, from a
+	// client: from a new connection's opening, or from the first byte of a
+	// kept-alive connection's next request. A client still sending when it
+	// expires (a slowloris dribbling its headers) gets 408 and is
+	// disconnected. Zero means DefaultReadTimeout (60 s).
 	ReadTimeout time.Duration
 
 	// IdleTimeout bounds how long an idle keep-alive connection is kept.
-	// Zero means DefaultIdleTimeout.
+	// Zero means DefaultIdleTimeout (120 s).
 	IdleTimeout time.Duration
+
+	// WriteTimeout bounds writing a response to a client that does not
+	// read it: a response held whole (errors, bodies up to 1 MiB) must be
+	// written within WriteTimeout, and a streamed one each piece within
+	// WriteTimeout of the upstream sending it. The wait for the upstream
+	// is not counted, so a stream may last as long as the upstream keeps
+	// sending (UpstreamTimeout bounds its pauses). A client too slow is
+	// disconnected, and its upstream request cancelled. Zero means
+	// DefaultWriteTimeout (60 s).
+	WriteTimeout time.Duration
+
+	// MaxConns is the most client connections served at once, idle
+	// keep-alive ones included; a connection beyond it is answered 503
+	// (by fasthttp, in plain text) and closed. Zero means DefaultMaxConns
+	// (10,000).
+	MaxConns int
+
+	// MaxConnsPerIP is the most client connections served at once from one
+	// IP address; a connection beyond it is answered 429 (by fasthttp, in
+	// plain text) and closed. Zero means no limit, the right setting
+	// behind a load balancer, whose one address carries every client.
+	MaxConnsPerIP int
+
+	// MaxHeaderBytes is the largest request head (request line and
+	// headers) read; a larger one is answered 431. It is also each
+	// connection's read buffer size. Zero means DefaultMaxHeaderBytes
+	// (16 KiB); at least 1 KiB.
+	MaxHeaderBytes int
 
 	// TLSCertFile and TLSKeyFile, both set, make the public listener speak
 	// HTTPS only (TLS 1.2 or later, HTTP/1.1): a PEM certificate chain,
@@ -294,6 +328,15 @@ func (c Config) withDefaults() Config {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -315,6 +358,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("upstream timeout %v: must not be negative", c.UpstreamTimeout)
 	case c.MaxRequestBody < 0:
 		return fmt.Errorf("max request body %d: must not be negative", c.MaxRequestBody)
+	case c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0:
+		return fmt.Errorf("timeouts must not be negative (read %v, write %v, idle %v)", c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
+	case c.MaxConns < 0 || c.MaxConnsPerIP < 0:
+		return fmt.Errorf("connection limits must not be negative (max conns %d, per IP %d)", c.MaxConns, c.MaxConnsPerIP)
+	case c.MaxHeaderBytes < 1<<10:
+		return fmt.Errorf("max header bytes %d: must be at least 1024", c.MaxHeaderBytes)
 	case c.HealthCheckPath != HealthCheckTCP && !strings.HasPrefix(c.HealthCheckPath, "/"):
 		return fmt.Errorf("health check path %q: must start with / (or be %q for a TCP check)", c.HealthCheckPath, HealthCheckTCP)
 	case strings.ContainsAny(c.UpstreamAPIKey, "\r\n"):

@@ -25,15 +25,27 @@ func (g *Gateway) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	g.logRequest(ctx, g.none, time.Now(), id, "")
 }
 
+// headerReceived runs when a request's headers are read, before its body.
+// A request declaring a body over MaxRequestBody loses its "Expect:
+// 100-continue", so that fasthttp answers 413 at once (through
+// errorHandler) instead of first inviting the client to send the body.
+func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() > g.cfg.MaxRequestBody {
+		h.DelBytes(strExpect)
+	}
+	return fasthttp.RequestConfig{}
+}
+
 // parseErrorResponse maps an error from reading a request to its status
 // and body: 413 for a body over MaxRequestBody, 431 for headers over the
-// read buffer, 408 for a read timeout, 400 for anything malformed.
+// read buffer (Config.MaxHeaderBytes), 408 for a read timeout, 400 for
+// anything malformed.
 func parseErrorResponse(err error) (int, []byte) {
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge, body413
-	case errors.As(err, &small):
+	case errors.As(err, &small), errors.Is(err, fasthttp.ErrSmallReadBuffer):
 		return fasthttp.StatusRequestHeaderFieldsTooLarge, body431
 	case isTimeout(err):
 		return fasthttp.StatusRequestTimeout, body408

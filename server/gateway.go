@@ -135,6 +135,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.srv = &fasthttp.Server{
 		Handler:               g.Handler,
 		ErrorHandler:          g.errorHandler,
+		HeaderReceived:        g.headerReceived,
 		Name:                  "authgate",
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
@@ -142,6 +143,10 @@ func New(cfg Config) (*Gateway, error) {
 		MaxRequestBodySize:    cfg.MaxRequestBody,
 		ReadTimeout:           cfg.ReadTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
+		WriteTimeout:          cfg.WriteTimeout, // streams: per piece, see exchange.Read
+		Concurrency:           cfg.MaxConns,
+		MaxConnsPerIP:         cfg.MaxConnsPerIP,
+		ReadBufferSize:        cfg.MaxHeaderBytes,
 		CloseOnShutdown:       true,
 		SecureErrorLogMessage: true,
 		Logger:                &fasthttpLogger{l: g.log},

@@ -21,14 +21,15 @@ import (
 // unknown or large size (server-sent events, chunked) are streamed to the
 // client as the upstream sends them; others are read whole and passed on.
 type proxy struct {
-	ups        []*upstream
-	authHeader []byte // "Bearer <UPSTREAM_API_KEY>", or nil
-	timeout    time.Duration
-	passive    bool // mark an upstream down when it refuses connections
-	anyPrefix  bool
-	health     *healthChecker // nil when checks are off
-	log        *slog.Logger
-	errLog     throttle
+	ups          []*upstream
+	authHeader   []byte // "Bearer <UPSTREAM_API_KEY>", or nil
+	timeout      time.Duration
+	writeTimeout time.Duration // Config.WriteTimeout, renewed for each piece of a stream
+	passive      bool          // mark an upstream down when it refuses connections
+	anyPrefix    bool
+	health       *healthChecker // nil when checks are off
+	log          *slog.Logger
+	errLog       throttle
 
 	sweeper *sweeper // nil unless started with health checks off
 }
@@ -42,7 +43,7 @@ const maxBuffered = 1 << 20
 const StatusClientClosed = 499
 
 func newProxy(cfg *Config) (*proxy, error) {
-	p := &proxy{log: cfg.Logger, timeout: cfg.UpstreamTimeout}
+	p := &proxy{log: cfg.Logger, timeout: cfg.UpstreamTimeout, writeTimeout: cfg.WriteTimeout}
 	if cfg.UpstreamAPIKey != "" {
 		p.authHeader = []byte("Bearer " + cfg.UpstreamAPIKey)
 	}
@@ -188,6 +189,7 @@ var errNoHealthyUpstream = errors.New("no healthy upstream")
 func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, watch *clientWatch) {
 	x := exchangePool.Get().(*exchange)
 	x.up, x.pc, x.watch, x.timeout = up, pc, watch, p.timeout
+	x.client, x.writeTimeout = ctx.Conn(), p.writeTimeout
 	upResp := &x.resp
 
 	pc.SetDeadline(time.Now().Add(p.timeout))
@@ -273,14 +275,16 @@ func readResponseHead(resp *fasthttp.Response, pc *upConn, head bool) (stream bo
 // so that an upstream whose client left sees the disconnect. Exchanges are
 // pooled.
 type exchange struct {
-	up       *upstream
-	pc       *upConn
-	watch    *clientWatch
-	resp     fasthttp.Response
-	inner    io.Reader
-	timeout  time.Duration
-	complete bool
-	closed   bool
+	up           *upstream
+	pc           *upConn
+	watch        *clientWatch
+	resp         fasthttp.Response
+	inner        io.Reader
+	timeout      time.Duration
+	client       net.Conn // the client's connection, for its write deadline
+	writeTimeout time.Duration
+	complete     bool
+	closed       bool
 }
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
@@ -290,6 +294,13 @@ func (x *exchange) Read(b []byte) (int, error) {
 	n, err := x.inner.Read(b)
 	if errors.Is(err, io.EOF) {
 		x.complete = true
+	}
+	if x.writeTimeout > 0 {
+		// fasthttp writes what Read returns (or the body's end) next, under
+		// the one write deadline it set before the response: renew it, so
+		// that WriteTimeout bounds each piece's write, never the wait for
+		// the upstream, and a long stream is not cut.
+		x.client.SetWriteDeadline(time.Now().Add(x.writeTimeout))
 	}
 	return n, err
 }
@@ -323,7 +334,7 @@ func (x *exchange) finish(reuse bool) {
 	}
 	x.up.inflight.Add(-1)
 	x.resp.Reset()
-	x.up, x.pc, x.watch, x.inner = nil, nil, nil, nil
+	x.up, x.pc, x.watch, x.inner, x.client = nil, nil, nil, nil, nil
 	x.complete, x.closed = false, false
 	exchangePool.Put(x)
 }

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkGuessFlood measures a real key's decision (authenticate, then
+// its limiter) alone ("quiet") and while another goroutine runs the whole
+// handler on distinct unknown keys as fast as it can ("flood"; its rate is
+// reported as guesses/s). An unknown key shares with a real one only the
+// key set (read only) and counters sharded by connection, so on a machine
+// with a core for each goroutine the two ns/op should match; compare them
+// with benchstat over -count=5:
+//
+//	go test -run '^$' -bench GuessFlood -count 5 ./server/
+func BenchmarkGuessFlood(b *testing.B) {
+	g := newTestGateway(b, false)
+	decide := func(b *testing.B) {
+		ctx := newCtx("Bearer " + testKeyHigh)
+		b.ReportAllocs()
+		for b.Loop() {
+			acct := g.authenticate(ctx)
+			if acct == nil {
+				b.Fatal("real key refused")
+			}
+			acct.window.AllowAt(time.Now())
+		}
+	}
+	b.Run("quiet", decide)
+	b.Run("flood", func(b *testing.B) {
+		var guesses atomic.Int64
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			ctx := newCtx("")
+			key := make([]byte, 0, 128)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key = append(key[:0], "Bearer sk-guess-"...)
+				key = strconv.AppendInt(key, int64(i), 10)
+				key = append(key, "-0123456789abcdef"...)
+				if s := serveOnce(g, ctx, key); s != 401 {
+					panic("unknown key answered " + strconv.Itoa(s))
+				}
+				guesses.Add(1)
+			}
+		}()
+		start := time.Now()
+		decide(b)
+		close(stop)
+		<-done
+		b.ReportMetric(float64(guesses.Load())/time.Since(start).Seconds(), "guesses/s")
+	})
+}
