@@ -190,6 +190,40 @@ var settings = []setting{
 		c.gw.DrainDelay = d
 		return err
 	}},
+	// Limits against slow and hostile clients; not in SPEC.md.
+	{"READ_TIMEOUT", "read-timeout", "60s", "longest time to read a request, headers and body, counted from a new connection's opening or a kept-alive connection's first byte (slowloris); 408", func(c *serveConfig, v string) error {
+		d, err := parsePositiveDuration(v)
+		c.gw.ReadTimeout = d
+		return err
+	}},
+	{"WRITE_TIMEOUT", "write-timeout", "60s", "longest a write to a client may wait (a whole response, or one piece of a stream; a stream's pauses are not counted)", func(c *serveConfig, v string) error {
+		d, err := parsePositiveDuration(v)
+		c.gw.WriteTimeout = d
+		return err
+	}},
+	{"IDLE_TIMEOUT", "idle-timeout", "120s", "how long an idle keep-alive connection is kept", func(c *serveConfig, v string) error {
+		d, err := parsePositiveDuration(v)
+		c.gw.IdleTimeout = d
+		return err
+	}},
+	{"MAX_CONNS", "max-conns", "10000", "most client connections at once, idle ones included; more are answered 503", func(c *serveConfig, v string) error {
+		n, err := parseCount(v, 1)
+		c.gw.MaxConns = n
+		return err
+	}},
+	{"MAX_CONNS_PER_IP", "max-conns-per-ip", "0", "most client connections at once from one IP address, 0 for no limit (keep 0 behind a load balancer); more are answered 429", func(c *serveConfig, v string) error {
+		n, err := parseCount(v, 0)
+		c.gw.MaxConnsPerIP = n
+		return err
+	}},
+	{"MAX_HEADER_BYTES", "max-header-bytes", "16KiB", "largest request line and headers together; larger are answered 431", func(c *serveConfig, v string) error {
+		n, err := parseSize(v)
+		if err == nil && n < 1<<10 {
+			err = errors.New("must be at least 1KiB")
+		}
+		c.gw.MaxHeaderBytes = n
+		return err
+	}},
 	{"ADMIN_ADDR", "admin-listen", "127.0.0.1:9090", "admin listener (/metrics, /limits, /debug/pprof/); empty disables it", func(c *serveConfig, v string) error {
 		c.admin = v
 		if v == "" {
@@ -415,6 +449,15 @@ func parsePositiveDuration(v string) (time.Duration, error) {
 		err = errors.New("must be greater than zero")
 	}
 	return d, err
+}
+
+// parseCount parses a whole number of at least least.
+func parseCount(v string, least int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err == nil && n < least {
+		err = fmt.Errorf("must be at least %d", least)
+	}
+	return n, err
 }
 
 // parseSize parses a byte size: a whole number with an optional unit B, KB,
