@@ -32,8 +32,12 @@ var epoch = time.Now()
 // jumps backwards can delay admissions, but it never admits more than Limit
 // within any period.
 //
-// Memory: the struct only, until the first AllowAt allocates the ring of
-// Limit int64s (8*Limit bytes), which is then reused.
+// Memory: the struct only, until the first AllowAt allocates the ring: 64
+// int64s (or Limit, if fewer), doubled whenever it is full and shorter than
+// Limit. So a key_id costs 8 bytes per admission its window has held at
+// once (rounded up to a power of two), at most 8*Limit bytes: a key_id with
+// rpm=1000000 that makes 10 requests a minute costs 512 bytes, not 8 MB.
+// Each doubling copies the ring, so AllowAt stays O(1) amortised.
 //
 // The zero value is not usable (it refuses every request, reporting Reset 0);
 // create a Window with NewWindow. A Window is safe for concurrent use: every method holds a
@@ -52,7 +56,7 @@ type Window struct {
 	// backwards clock does too.
 	last int64
 	// ring holds the n admissions in the window in time order, oldest at
-	// ring[head], wrapping at len(ring) == limit. nil until the first
+	// ring[head], wrapping at len(ring) <= limit (see grow). nil until the first
 	// AllowAt, and whenever limit is 0.
 	ring []int64
 	head int
@@ -107,7 +111,8 @@ func (w *Window) Allow() Result {
 // it without recording anything. A now earlier than the newest admission is
 // treated as equal to it (see Window).
 //
-// AllowAt does not allocate, except for the ring on the first call.
+// AllowAt does not allocate, except for the ring on the first call and when
+// the ring doubles (a few times in a key_id's life, see Window).
 func (w *Window) AllowAt(now time.Time) Result {
 	t := int64(now.Sub(epoch))
 
@@ -119,7 +124,7 @@ func (w *Window) AllowAt(now time.Time) Result {
 		return Result{Limit: 0, Reset: time.Duration(period)}
 	}
 	if w.ring == nil {
-		w.ring = make([]int64, limit)
+		w.ring = make([]int64, min(limit, initialRing))
 	}
 	ring := w.ring
 	// Pop the admissions that have left the window. Popping is safe even
@@ -135,6 +140,9 @@ func (w *Window) AllowAt(now time.Time) Result {
 	}
 	allowed := w.n < limit
 	if allowed {
+		if w.n == len(ring) {
+			ring = w.grow(limit)
+		}
 		tail := w.head + w.n
 		if tail >= len(ring) {
 			tail -= len(ring)
@@ -152,6 +160,20 @@ func (w *Window) AllowAt(now time.Time) Result {
 		Remaining: limit - n,
 		Reset:     time.Duration(oldest + period - t),
 	}
+}
+
+// initialRing is the ring's length at a Window's first admission, or its
+// limit if smaller; it doubles whenever it is full and below the limit.
+const initialRing = 64
+
+// grow doubles the ring, up to limit, keeping its admissions in order from
+// index 0, and returns it. The caller holds w.mu.
+func (w *Window) grow(limit int) []int64 {
+	ring := make([]int64, min(2*len(w.ring), limit))
+	n := copy(ring, w.ring[w.head:min(w.head+w.n, len(w.ring))])
+	copy(ring[n:], w.ring[:w.n-n])
+	w.ring, w.head = ring, 0
+	return ring
 }
 
 // CountAt returns how many admissions lie in the window at now, i.e. in
@@ -220,7 +242,7 @@ func (w *Window) SetLimit(limit int) {
 		return
 	}
 	keep := min(limit, w.n)
-	ring := make([]int64, limit)
+	ring := make([]int64, min(limit, max(keep, initialRing)))
 	for i := range keep {
 		j := w.head + w.n - keep + i
 		if j >= len(w.ring) {

@@ -452,3 +452,71 @@ func TestSetLimitConcurrent(t *testing.T) {
 		t.Fatalf("CountAt = %d > Limit %d", n, limit)
 	}
 }
+
+// TestGrowingRingMatchesReference checks the ring's growth (it starts at 64
+// entries and doubles up to the limit) against the reference, with limits
+// above 64 and steps short enough to fill windows, across SetLimit.
+func TestGrowingRingMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var grew int
+	for run := range 60 {
+		limit := 60 + rng.IntN(500)
+		const period = time.Second
+		w, ref := NewWindow(limit, period), newReference(limit, period)
+		now := base
+		for step := range 3000 {
+			switch k := rng.IntN(1000); {
+			case k < 3:
+				limit = 1 + rng.IntN(600)
+				w.SetLimit(limit)
+				ref.setLimit(limit)
+			case k < 30:
+				at := now.Add(time.Duration(rng.IntN(2000)-1000) * time.Millisecond)
+				if got, want := w.CountAt(at), ref.countAt(at); got != want {
+					t.Fatalf("run %d step %d: CountAt = %d, want %d", run, step, got, want)
+				}
+			default:
+				// Mostly simultaneous or close requests, sometimes a jump.
+				if rng.IntN(50) == 0 {
+					now = now.Add(time.Duration(rng.IntN(1500)) * time.Millisecond)
+				} else if rng.IntN(3) == 0 {
+					now = now.Add(time.Duration(rng.IntN(3000)) * time.Microsecond)
+				}
+				got, want := w.AllowAt(now), ref.allowAt(now)
+				if got != want {
+					t.Fatalf("run %d step %d (limit %d): AllowAt(base+%v)\n got %+v\nwant %+v",
+						run, step, ref.limit, now.Sub(base), got, want)
+				}
+			}
+			if len(w.ring) > max(w.limit, initialRing) && w.limit > 0 && len(w.ring) > 2*w.n {
+				t.Fatalf("run %d step %d: ring of %d for limit %d holding %d", run, step, len(w.ring), w.limit, w.n)
+			}
+		}
+		if len(w.ring) > initialRing {
+			grew++
+		}
+	}
+	if grew < 20 {
+		t.Fatalf("weak test: the ring grew past %d in only %d runs", initialRing, grew)
+	}
+}
+
+// A key_id with a large limit and little traffic keeps a small ring.
+func TestRingGrowsWithUse(t *testing.T) {
+	w := NewWindow(10_000_000, time.Minute)
+	for i := range 10 {
+		w.AllowAt(base.Add(time.Duration(i) * time.Second))
+	}
+	if len(w.ring) != initialRing {
+		t.Fatalf("ring of %d entries after 10 admissions, want %d", len(w.ring), initialRing)
+	}
+	for range 1000 {
+		w.AllowAt(base.Add(10 * time.Second))
+	}
+	if len(w.ring) != 1024 {
+		t.Fatalf("ring of %d entries holding %d admissions, want 1024", len(w.ring), w.n)
+	}
+	if r := w.AllowAt(base.Add(10 * time.Second)); !r.Allowed || r.Remaining != 10_000_000-1011 {
+		t.Fatalf("after growth: %+v", r)
+	}
+}
