@@ -171,6 +171,9 @@ func TestAdminMetrics(t *testing.T) {
 	checkFamily(t, m1, "authgate_access_log_waits_total", map[string]string{
 		"authgate_access_log_waits_total": strconv.FormatUint(g1.AccessLogStats().Waited, 10),
 	})
+	for _, name := range []string{"authgate_access_log_write_errors_total", "authgate_access_log_pending_lines", "authgate_access_log_reopens_total"} {
+		checkFamily(t, m1, name, map[string]string{name: "0"})
+	}
 
 	// The histogram: cumulative buckets ending at +Inf = _count = 12; all
 	// these requests took well under 10 min.

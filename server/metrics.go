@@ -433,6 +433,9 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 	metrics.WriteCounterUint64(&bb, `authgate_access_log_lines_total{result="written"}`, st.Written)
 	metrics.WriteCounterUint64(&bb, `authgate_access_log_lines_total{result="failed"}`, st.Failed)
 	metrics.WriteCounterUint64(&bb, "authgate_access_log_waits_total", st.Waited)
+	metrics.WriteCounterUint64(&bb, "authgate_access_log_write_errors_total", st.WriteErrors)
+	metrics.WriteGaugeUint64(&bb, "authgate_access_log_pending_lines", st.Pending)
+	metrics.WriteCounterUint64(&bb, "authgate_access_log_reopens_total", st.Reopened)
 
 	w.Write(bb.Bytes())
 }
