@@ -52,10 +52,20 @@ func ValidKey(key []byte) bool {
 }
 
 // ValidKeyID reports whether id has the format of a key_id: 1 to
-// MaxKeyIDLen (128) bytes of [A-Za-z0-9_-], ASCII only. A valid key_id needs
-// no quoting or escaping in log lines, JSON or metric labels.
+// MaxKeyIDLen (128) bytes of [A-Za-z0-9_-], ASCII only, and not
+// LooksLikeKey. A valid key_id needs no quoting or escaping in log lines,
+// JSON or metric labels.
 func ValidKeyID(id []byte) bool {
-	return len(id) >= 1 && len(id) <= MaxKeyIDLen && allTokenChars(id)
+	return len(id) >= 1 && len(id) <= MaxKeyIDLen && allTokenChars(id) && !LooksLikeKey(id)
+}
+
+// LooksLikeKey reports whether a key_id would be an API key itself: a valid
+// key beginning with "sk-" (any case), as keys gen makes them and OpenAI's
+// keys are. Such a key_id is refused, because key_ids are printed in every
+// log line, metric and 429 body: a keys-file line written the wrong way
+// round ("sk-…:alice") would otherwise publish its key.
+func LooksLikeKey(id []byte) bool {
+	return ValidKey(id) && len(id) > 3 && (id[0]|0x20) == 's' && (id[1]|0x20) == 'k' && id[2] == '-'
 }
 
 // HashedKey returns the form of key to store in a keys file instead of the

@@ -173,6 +173,9 @@ func parseLine(line []byte, lineNum int, known map[string]*Identity) (e Entry, o
 	id := trimSpace(s[:colon])
 	if !ValidKeyID(id) {
 		// The text is not shown: a malformed line may hold a key there.
+		if LooksLikeKey(id) {
+			return lineErr(fmt.Errorf("%w: it looks like an API key (sk-…); is the line the wrong way round? want key_id:api_key", ErrBadKeyID))
+		}
 		return lineErr(fmt.Errorf("%w: want 1 to %d of [A-Za-z0-9_-]", ErrBadKeyID, MaxKeyIDLen))
 	}
 	e.Line = lineNum

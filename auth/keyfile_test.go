@@ -113,6 +113,16 @@ func TestParseLineErrors(t *testing.T) {
 	f(":"+testKey, ErrBadKeyID)
 	f("  :"+testKey, ErrBadKeyID)
 	f("al ice:"+testKey, ErrBadKeyID)
+	// A swapped line: the key would be logged as the key_id.
+	f(testKey+":alice", ErrBadKeyID)
+	f("SK-"+testKey[3:]+":"+testKey, ErrBadKeyID)
+	if _, _, err := ParseLine([]byte(testKey+":alice-0123456789abcdef"), 1); err == nil ||
+		strings.Contains(err.Error(), testKey) || !strings.Contains(err.Error(), "wrong way round") {
+		t.Fatalf("swapped line: %v", err)
+	}
+	if e, ok, err := ParseLine([]byte("sk-team:"+testKey), 1); err != nil || !ok || e.KeyID != "sk-team" {
+		t.Fatalf("a short key_id beginning with sk- (not a key): %+v %v %v", e, ok, err)
+	}
 	f("al.ice:"+testKey, ErrBadKeyID)
 	f("alicé:"+testKey, ErrBadKeyID)
 	f(strings.Repeat("i", 129)+":"+testKey, ErrBadKeyID)
