@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/authgate
 PKGS    := ./...
 
-.PHONY: all build run test test-short bench bench-go fuzz vet fmt clean
+.PHONY: all build run test test-short bench bench-go soak fuzz vet fmt clean
 
 all: build
 
@@ -24,6 +24,11 @@ bench: bench-go
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count $${BENCH_COUNT:-1} ./auth/ ./limiter/ ./logsink/ ./server/ ./bench/
+
+# Mixed traffic against the binary for SOAK_DURATION (default 10m): RSS,
+# goroutines and fds flat, one log line per request, no 5xx.
+soak:
+	bash bench/soak.sh
 
 # Each fuzz target for FUZZTIME (default 30s); corpora live in */testdata/fuzz.
 FUZZTIME ?= 30s
