@@ -207,10 +207,10 @@ func (s *soak) run() (string, bool, error) {
 		return "", false, err
 	}
 	// Idle again: streams and disconnect watches end, keep-alive clients
-	// are closed; fasthttp keeps an idle worker goroutine 10 s, the
-	// upstream pool an idle connection 4 s.
+	// are closed. fasthttp keeps an idle worker goroutine for 10 s, checked
+	// every 10 s (so up to 20 s); the upstream pool an idle connection 4 s.
 	http.DefaultClient.CloseIdleConnections()
-	time.Sleep(12 * time.Second)
+	time.Sleep(25 * time.Second)
 	after, err := s.takeSample(time.Since(start))
 	if err != nil {
 		return "", false, err
