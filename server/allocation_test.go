@@ -3,6 +3,7 @@
 package server
 
 import (
+	"bytes"
 	"runtime"
 	"testing"
 
@@ -41,6 +42,38 @@ func TestAllocationsPerRequest(t *testing.T) {
 	f("unknown key", "Bearer sk-unknown-0123456789abcdef", 401)
 	f("rate limited", "Bearer "+testKey, 429)
 	f("admitted and proxied", "Bearer "+testKeyHigh, 200)
+
+	// A streamed body, as the gateway's server gives it (StreamRequestBody),
+	// of the size fasthttp pre-reads whole: refused with nothing unread, or
+	// passed to the upstream through the proxy's body reader.
+	body := bytes.Repeat([]byte("x"), preReadMax)
+	var r bytes.Reader
+	fs := func(name, authz string, wantStatus int) {
+		t.Helper()
+		ctx := newCtx(authz)
+		a := []byte(authz)
+		run := func() int {
+			r.Reset(body)
+			ctx.Request.SetBodyStream(&r, len(body))
+			return serveOnce(g, ctx, a)
+		}
+		run()
+		run()
+		n := testing.AllocsPerRun(200, func() {
+			if s := run(); s != wantStatus {
+				t.Fatalf("%s: status %d, want %d", name, s, wantStatus)
+			}
+			if ctx.Response.ConnectionClose() || ctx.Hijacked() {
+				t.Fatalf("%s: the connection is closed, with nothing left unread", name)
+			}
+			runtime.Gosched()
+		})
+		if n != 0 {
+			t.Errorf("%s: %v allocations per request, want 0", name, n)
+		}
+	}
+	fs("unknown key, streamed body", "Bearer sk-unknown-0123456789abcdef", 401)
+	fs("admitted and proxied, streamed body", "Bearer "+testKeyHigh, 200)
 }
 
 // TestAllocationsWrap asserts that Wrap adds no allocation per request on

@@ -25,17 +25,6 @@ func (g *Gateway) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	g.logRequest(ctx, g.none, time.Now(), id, "")
 }
 
-// headerReceived runs when a request's headers are read, before its body.
-// A request declaring a body over MaxRequestBody loses its "Expect:
-// 100-continue", so that fasthttp answers 413 at once (through
-// errorHandler) instead of first inviting the client to send the body.
-func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	if h.ContentLength() > g.cfg.MaxRequestBody {
-		h.DelBytes(strExpect)
-	}
-	return fasthttp.RequestConfig{}
-}
-
 // parseErrorResponse maps an error from reading a request to its status
 // and body: 413 for a body over MaxRequestBody, 431 for headers over the
 // read buffer (Config.MaxHeaderBytes), 408 for a read timeout, 400 for

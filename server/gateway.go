@@ -151,6 +151,13 @@ func New(cfg Config) (*Gateway, error) {
 		SecureErrorLogMessage: true,
 		Logger:                &fasthttpLogger{l: g.log},
 		ConnState:             g.connState,
+
+		// Bodies are read only once a request is admitted, and streamed
+		// to the upstream: see body.go. Multipart bodies too: fasthttp
+		// would otherwise read one whole, to parse it, before the handler.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		ExpectHandler:                g.expectContinue,
 	}
 	g.proxy.start()
 	if cfg.watchesKeysFile() {

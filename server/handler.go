@@ -39,6 +39,11 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 //     set (the client's, if acceptable, else a new random one), and KeyID
 //     and KeySettings give its key_id and settings; the Authorization
 //     header is left as it is;
+//   - on a server with StreamRequestBody (as the gateway's own), a body
+//     declared over Config.MaxRequestBody is answered 413 before next (a
+//     chunked one is next's to limit), and a request answered while its
+//     body is still coming (refused, or next did not read it) closes its
+//     connection; next may still read the body whole with ctx.PostBody;
 //   - after next returns, the response gets X-Request-Id and the
 //     x-ratelimit-* headers, and the status next set is the one counted in
 //     the metrics and written to the access log (the latency is that of
@@ -94,10 +99,10 @@ func (a *account) settings() auth.Settings {
 }
 
 // proxyStep is Handler's step: it forwards the admitted request to an
-// upstream (taking over the client's disconnect watch) and returns the
+// upstream (watching the client's connection meanwhile) and returns the
 // upstream's name for the log.
 func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) string {
-	return g.proxy.serve(ctx, startWatch(ctx.Conn(), g.raws.get(ctx.Conn())))
+	return g.proxy.serve(ctx, g.raws.get(ctx.Conn()))
 }
 
 // handle is the request path of Handler and Wrap: probes, authenticate →
@@ -107,6 +112,11 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	g.decide(ctx, step)
 	if g.draining.Load() {
 		ctx.SetConnectionClose()
+	}
+	// A body left unread (the request refused, or step did not read it)
+	// closes the connection rather than be read to find the next request.
+	if bodyPending(&ctx.Request) {
+		closeGently(ctx, g.cfg.WriteTimeout)
 	}
 }
 
@@ -133,6 +143,13 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	var rid [maxRequestID]byte
 	requestID := requestID(&ctx.Request.Header, &rid)
 
+	if bodyTooLarge(&ctx.Request, g.cfg.MaxRequestBody) {
+		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, body413)
+		ctx.SetConnectionClose()
+		ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
+		g.logRequest(ctx, g.none, start, requestID, "")
+		return
+	}
 	acct := g.authenticate(ctx)
 	if acct == nil {
 		ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
@@ -296,7 +313,7 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *account, start time
 	}
 	if g.cfg.AccessLogFormat == logsink.FormatJSON || g.sink == nil {
 		e.Latency = latency
-		e.BytesIn = int64(len(ctx.Request.Body()))
+		e.BytesIn = bytesIn(&ctx.Request)
 		if ctx.Response.IsBodyStream() {
 			// Body() would read the whole stream here, before the client
 			// got any of it: log the announced length (-1 if unknown).

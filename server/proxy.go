@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -32,6 +33,7 @@ type proxy struct {
 	errLog       throttle
 
 	sweeper *sweeper // nil unless started with health checks off
+	maxBody int64    // Config.MaxRequestBody, for a chunked request body
 }
 
 // maxBuffered is the largest response body read whole before it is passed
@@ -44,6 +46,7 @@ const StatusClientClosed = 499
 
 func newProxy(cfg *Config) (*proxy, error) {
 	p := &proxy{log: cfg.Logger, timeout: cfg.UpstreamTimeout, writeTimeout: cfg.WriteTimeout}
+	p.maxBody = int64(cfg.MaxRequestBody)
 	if cfg.UpstreamAPIKey != "" {
 		p.authHeader = []byte("Bearer " + cfg.UpstreamAPIKey)
 	}
@@ -105,11 +108,16 @@ func (p *proxy) close() {
 
 // serve forwards ctx's request and fills ctx's response: the upstream's, or
 // an OpenAI-shaped 502/504 when it cannot be had, or 499 when the client went
-// away first. watch, if not nil, is the client's disconnect watch; serve
-// takes it over. The request path has already set X-Request-Id on the
-// request, and sets it on the response. serve returns the name of the
-// upstream tried last, for the log.
-func (p *proxy) serve(ctx *fasthttp.RequestCtx, watch *clientWatch) string {
+// away first. raw is the client connection's RawConn (nil if it has none),
+// for the watch on the client while the upstream answers. The request path
+// has already set X-Request-Id on the request, and sets it on the response.
+// serve returns the name of the upstream tried last, for the log.
+//
+// A streamed request body is read as it is sent to the upstream. An
+// upstream that cannot be connected to is retried once on another, which
+// is safe since none of the body has been read yet; a request once sent
+// never is.
+func (p *proxy) serve(ctx *fasthttp.RequestCtx, raw syscall.RawConn) string {
 	req := &ctx.Request
 	clientClose := req.Header.ConnectionClose()
 	removeHopByHop(&req.Header)
@@ -133,10 +141,10 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx, watch *clientWatch) string {
 
 	var skip *upstream
 	name := ""
+	bodyLeft := false
 	for attempt := 0; ; attempt++ {
 		up := pick(p.ups, skip)
 		if up == nil {
-			watch.stop()
 			p.fail(ctx, name, errNoHealthyUpstream)
 			break
 		}
@@ -157,13 +165,11 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx, watch *clientWatch) string {
 				skip = up // nothing was sent: try another upstream once
 				continue
 			}
-			watch.stop()
 			p.fail(ctx, name, err)
 			break
 		}
 		up.inflight.Add(1)
-		watch.attach(pc)
-		p.roundTrip(ctx, up, pc, watch)
+		bodyLeft = p.roundTrip(ctx, up, pc, raw)
 		break
 	}
 	if origURI != nil {
@@ -171,11 +177,15 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx, watch *clientWatch) string {
 		req.SetRequestURIBytes(origURI)
 	}
 	// The upstream connection's lifetime is not the client's: keep the
-	// client's connection open unless the client asked to close it.
+	// client's connection open unless the client asked to close it, or the
+	// rest of a body partly read is still to come on it.
 	if ctx.Response.StatusCode() != StatusClientClosed {
 		ctx.Response.Header.ResetConnectionClose()
 		if clientClose {
 			ctx.Response.SetConnectionClose()
+		}
+		if bodyLeft {
+			closeGently(ctx, p.writeTimeout)
 		}
 	}
 	return name
@@ -183,33 +193,70 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx, watch *clientWatch) string {
 
 var errNoHealthyUpstream = errors.New("no healthy upstream")
 
-// roundTrip sends the request on pc and fills ctx's response. It owns pc,
-// watch and one count of up.inflight: it releases them itself, or hands
-// them to the response's body stream.
-func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, watch *clientWatch) {
+// roundTrip sends the request on pc, a streamed body as it reads it, then
+// watches the client (raw) while it waits for the response, and fills
+// ctx's response. It owns pc and one count of up.inflight: it releases them
+// itself, or hands them to the response's body stream. It reports whether
+// the client's body was left partly read, in which case the client's
+// connection must close.
+//
+// The watch starts only once the body is read: it waits on the client's
+// socket, and under TLS would hold the socket's read lock through the
+// body's TLS records, which the body's reads then wait for.
+func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, raw syscall.RawConn) (bodyLeft bool) {
 	x := exchangePool.Get().(*exchange)
-	x.up, x.pc, x.watch, x.timeout = up, pc, watch, p.timeout
+	x.up, x.pc, x.timeout = up, pc, p.timeout
 	x.client, x.writeTimeout = ctx.Conn(), p.writeTimeout
 	upResp := &x.resp
 
 	pc.SetDeadline(time.Now().Add(p.timeout))
+	body := &x.body
+	if s := ctx.Request.BodyStream(); s != nil {
+		size := ctx.Request.Header.ContentLength()
+		*body = bodyReader{r: s, pc: pc, size: int64(size), limit: p.maxBody}
+		if bodyPending(&ctx.Request) {
+			body.timeout = p.timeout
+		}
+		ctx.Request.SetBodyStream(body, size)
+	}
 	err := ctx.Request.Write(pc.bw)
 	if err == nil {
 		err = pc.bw.Flush()
 	}
-	stream := false
-	if err == nil {
-		stream, err = readResponseHead(upResp, pc, ctx.IsHead())
-	}
 	if err != nil {
-		gone := watch.clientGone()
+		ctx.Request.CloseBodyStream() // if Write did not get to it
+		bodyLeft, bodyErr := body.r != nil && !body.eof, body.err
+		x.finish(false) // the upstream may have part of the request: never reused
+		switch {
+		case bodyErr == nil:
+			p.fail(ctx, up.name, err)
+		case clientGoneErr(bodyErr):
+			clientClosed(ctx)
+		default: // 413 for a chunked body over the limit, 408, 400
+			ctx.Response.Reset()
+			status, b := parseErrorResponse(bodyErr)
+			writeJSON(ctx, status, b)
+		}
+		return bodyLeft
+	}
+	if body.r != nil && ctx.Request.Header.ContentLength() < 0 {
+		// Chunked: the access log gets its length.
+		ctx.Request.Header.SetContentLength(int(body.n))
+	}
+
+	x.watch = startWatch(ctx.Conn(), raw)
+	x.watch.attach(pc)
+	pc.SetReadDeadline(time.Now().Add(p.timeout))
+	stream, err := readResponseHead(upResp, pc, ctx.IsHead())
+	if err != nil {
+		gone := x.watch.clientGone()
 		x.finish(false)
 		if gone {
 			clientClosed(ctx)
-			return
+			return false
 		}
 		p.fail(ctx, up.name, err)
-		return
+		return false
 	}
 
 	h := &ctx.Response.Header
@@ -224,7 +271,7 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, wa
 		// Swap the upstream's body buffer in: no copy.
 		upResp.SwapBody(ctx.Response.SwapBody(upResp.SwapBody(nil)))
 		x.finish(true)
-		return
+		return false
 	}
 	size := upResp.Header.ContentLength()
 	if size < 0 {
@@ -237,6 +284,7 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, wa
 	pc.SetWriteDeadline(time.Time{})
 	ctx.Response.ImmediateHeaderFlush = true
 	ctx.Response.SetBodyStream(x, size)
+	return false
 }
 
 // readResponseHead reads the status line and headers (past any interim 1xx
@@ -285,6 +333,8 @@ type exchange struct {
 	writeTimeout time.Duration
 	complete     bool
 	closed       bool
+
+	body bodyReader // the request's streamed body on its way up
 }
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
@@ -336,6 +386,7 @@ func (x *exchange) finish(reuse bool) {
 	x.resp.Reset()
 	x.up, x.pc, x.watch, x.inner, x.client = nil, nil, nil, nil, nil
 	x.complete, x.closed = false, false
+	x.body = bodyReader{}
 	exchangePool.Put(x)
 }
 

@@ -1,0 +1,270 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Request bodies on the public listener are streamed (fasthttp's
+// StreamRequestBody), so that a request is answered on its headers alone
+// when they decide it: no valid key (401), over its limit (429), a body
+// declared over MaxRequestBody (413). Only an admitted request's body is
+// read, and it goes to the upstream as it arrives, never held whole.
+//
+// What fasthttp v1.78.0 does, and how the gateway uses it:
+//
+//   - Before calling the handler, fasthttp reads min(MaxRequestBodySize,
+//     Content-Length, 8 KiB) bytes of the body, waiting until they have
+//     all arrived (readBodyWithStreaming); the rest, and a chunked body
+//     (none of which is pre-read), is left to the handler's
+//     Request.BodyStream. headerReceived makes that pre-read 1 byte for a
+//     body over preReadMax, so that a request is decided as soon as its
+//     first body byte is in; a body up to preReadMax is pre-read whole, and
+//     refusing it leaves nothing unread.
+//   - With streaming, fasthttp does not refuse a body over
+//     MaxRequestBodySize (it only sizes the pre-read): the gateway does,
+//     from Content-Length before the key is looked at, and while it streams
+//     a chunked body to the upstream (bodyReader).
+//   - After the handler, fasthttp discards up to 256 KiB of an unread body
+//     to keep the connection, waiting for the client to send it. A refused
+//     request whose body is not all read (bodyPending) closes its
+//     connection instead ("Connection: close"), so the next request on it
+//     can never be parsed out of the unread body, and closes it gently
+//     (closeGently), so that a client still sending gets the response.
+//   - "Expect: 100-continue" stops fasthttp before it reads any of the body
+//     and calls the server's ExpectHandler (expectContinue), whose status
+//     other than 100 is the answer, sent without "100 Continue" and with
+//     the connection closed. headerReceived adds the expectation to a body
+//     declared over MaxRequestBody, so that its 413 reads none of it.
+//   - ctx.Request.Body (ctx.PostBody) reads a streamed body whole, so a
+//     handler wrapped by Wrap may still call it.
+
+// preReadMax is the most of a body fasthttp reads before calling the
+// handler (readBodyWithStreaming): a body of up to preReadMax bytes is in
+// memory when the handler runs, provided MaxRequestBodySize is at least
+// that.
+const preReadMax = 8 << 10
+
+var str100Continue = []byte("100-continue")
+
+// headerReceived runs when a request's headers have been read, before any
+// of its body: a body declared over MaxRequestBody gets "Expect:
+// 100-continue", so that expectContinue answers 413 before a byte of it is
+// read (and without inviting the client to send it), and a body over
+// preReadMax is pre-read by 1 byte only (see the top of this file).
+func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	cl := h.ContentLength()
+	if cl > g.cfg.MaxRequestBody {
+		h.SetBytesKV(strExpect, str100Continue)
+	}
+	if cl > preReadMax {
+		return fasthttp.RequestConfig{MaxRequestBodySize: 1}
+	}
+	return fasthttp.RequestConfig{}
+}
+
+// expectContinue is the public server's ExpectHandler: it decides a
+// request with "Expect: 100-continue" on its headers alone, before any of
+// its body is read. A body declared over MaxRequestBody is answered 413,
+// and a request without a valid key 401, each logged; the client is never
+// told to send the body, and the connection is closed (gently: see
+// closeGently). Anything else gets
+// "100 Continue", and the handler then takes it through the whole request
+// path, which authenticates it again: the rate limit is not applied here,
+// so that nothing is counted for a request before the handler sees it.
+//
+// fasthttp documents that an ExpectHandler must not modify the response:
+// v1.78.0 writes it as it is left, with the returned status, and
+// closeGently writes it itself; TestRefusedBodyNotRead checks the 401's
+// body.
+func (g *Gateway) expectContinue(ctx *fasthttp.RequestCtx) int {
+	if isProbe(ctx) {
+		return fasthttp.StatusContinue
+	}
+	start := time.Now()
+	var rid [maxRequestID]byte
+	requestID := requestID(&ctx.Request.Header, &rid)
+	if ctx.Request.Header.ContentLength() > g.cfg.MaxRequestBody {
+		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, body413)
+	} else if g.authenticate(ctx) != nil {
+		return fasthttp.StatusContinue
+	}
+	ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
+	g.logRequest(ctx, g.none, start, requestID, "")
+	// The client may be sending the body all the same: one that did not
+	// ask (headerReceived's 413), or one that stopped waiting.
+	closeGently(ctx, g.cfg.WriteTimeout)
+	return ctx.Response.StatusCode()
+}
+
+// isProbe reports whether ctx is a GET or HEAD of /healthz or /readyz.
+func isProbe(ctx *fasthttp.RequestCtx) bool {
+	if !ctx.IsGet() && !ctx.IsHead() {
+		return false
+	}
+	path := ctx.Request.Header.RequestURI()
+	return bytes.Equal(path, strHealthz) || bytes.Equal(path, strReadyz)
+}
+
+// lingerTime and lingerBytes bound what closeGently reads after the
+// response.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 256 << 10
+)
+
+// closeGently makes ctx's response close the connection, for a request
+// answered while its body may still be coming. Closing at once, with the
+// body's bytes arriving unread, would make the kernel reset the
+// connection, and a client still sending could lose the response. So,
+// unless the response is streamed, the response is written from fasthttp's
+// hijack goroutine, which then ends the gateway's side (FIN, or TLS
+// close_notify) and waits lingerTime before fasthttp closes the
+// connection, as net/http (closeWriteAndWait) and nginx (lingering_close)
+// do: a client reading while it sends has the response by then. Meanwhile
+// it drops up to lingerBytes of what the client sends, so that a client
+// that reads only once it has sent a body of moderate size gets the
+// response too. Nothing of it reaches the upstream. The hijack allocates;
+// this is not the path of a request without a body.
+func closeGently(ctx *fasthttp.RequestCtx, writeTimeout time.Duration) {
+	ctx.SetConnectionClose()
+	if ctx.Response.IsBodyStream() || ctx.Hijacked() {
+		return
+	}
+	// Hijacking with the response left to fasthttp would not do: a
+	// response with "Connection: close" closes the connection before the
+	// hijack handler runs.
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		w := bufio.NewWriterSize(c, 4<<10)
+		if ctx.Response.Write(w) != nil || w.Flush() != nil {
+			return
+		}
+		conn := c
+		if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+			conn = u.UnsafeConn() // fasthttp's hijackConn hides CloseWrite
+		}
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		deadline := time.Now().Add(lingerTime)
+		c.SetReadDeadline(deadline)
+		buf := make([]byte, 16<<10)
+		for n := 0; n < lingerBytes; {
+			k, err := c.Read(buf)
+			if err != nil {
+				return // the client closed too, or the time is up
+			}
+			n += k
+		}
+		// Enough read: let the rest wait in the socket's buffer until the
+		// time is up, so that the reset that then comes finds the response
+		// read.
+		time.Sleep(time.Until(deadline))
+	})
+}
+
+// bodyTooLarge reports whether req's body is streamed and declared over
+// limit: fasthttp has then left its refusal to the handler. (Without
+// streaming fasthttp refuses it before the handler, through the error
+// handler.)
+func bodyTooLarge(req *fasthttp.Request, limit int) bool {
+	return req.IsBodyStream() && req.Header.ContentLength() > limit
+}
+
+// bodyPending reports whether req's body is streamed and may not have been
+// read to its end: chunked, or longer than what fasthttp pre-reads.
+func bodyPending(req *fasthttp.Request) bool {
+	if !req.IsBodyStream() {
+		return false
+	}
+	cl := req.Header.ContentLength()
+	return cl == -1 || cl > preReadMax
+}
+
+// bytesIn returns the size of req's body for the access log without
+// reading a streamed body: its length if it is in memory, else its
+// Content-Length (-1 for a chunked body not streamed to its end; the proxy
+// records the length of one it has).
+func bytesIn(req *fasthttp.Request) int64 {
+	if !req.IsBodyStream() {
+		if n := len(req.Body()); n > 0 {
+			return int64(n)
+		}
+	}
+	return max(int64(req.Header.ContentLength()), -1)
+}
+
+// bodyReader is the body stream of a request on its way to the upstream:
+// it reads the client's streamed body, refuses one of unknown length over
+// limit (errBodyTooLarge), reports one cut short (io.ErrUnexpectedEOF),
+// and, if timeout is set (a body still coming from the client), renews the
+// upstream connection's write deadline after each piece, so that a slow
+// client's upload is bounded by the server's ReadTimeout, not by
+// UpstreamTimeout. Its first error other than io.EOF is kept: fasthttp's
+// chunked writer calls Read again after an error that came with bytes, and
+// must get it again.
+type bodyReader struct {
+	r       io.Reader
+	pc      *upConn
+	timeout time.Duration // 0: the body is in memory, no deadline to renew
+	size    int64         // Content-Length, -1 if chunked
+	limit   int64
+	n       int64 // bytes read
+	err     error // the first error other than io.EOF
+	eof     bool
+}
+
+// errBodyTooLarge is a chunked body going over MaxRequestBody.
+var errBodyTooLarge = fasthttp.ErrBodyTooLarge
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.eof {
+		return 0, io.EOF
+	}
+	// Read one byte past the limit at most: reaching it is allowed,
+	// passing it is not.
+	if left := b.limit - b.n + 1; int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.n > b.limit {
+		n -= int(b.n - b.limit)
+		b.n = b.limit
+		err = errBodyTooLarge
+	}
+	if err == io.EOF && b.n < b.size {
+		// fasthttp's request stream ends a body cut short by the client
+		// with a plain io.EOF.
+		err = io.ErrUnexpectedEOF
+	}
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil:
+		b.err = err
+	}
+	if b.timeout > 0 {
+		b.pc.SetWriteDeadline(time.Now().Add(b.timeout))
+	}
+	return n, err
+}
+
+// clientGoneErr reports whether err, from reading a client's body, means
+// the client went away (rather than sent something malformed or too slowly).
+func clientGoneErr(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
