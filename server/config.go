@@ -27,7 +27,8 @@ const (
 	DefaultMaxConns        = 10_000
 	DefaultMaxHeaderBytes  = 16 << 10
 
-	// RateWindow is the length of the sliding window every limit counts in.
+	// RateWindow is the length of the sliding window every limit counts in,
+	// unless Config.RateWindow says otherwise.
 	RateWindow = time.Minute
 )
 
