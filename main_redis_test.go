@@ -23,7 +23,7 @@ func TestServeReplicasShareLimitsThroughRedis(t *testing.T) {
 	keys := "team:" + key + " rpm=20\nsolo:" + other + "\n"
 	var replicas []*proc
 	for i := 0; i < 2; i++ {
-		environ, _ := gatewayEnv(t, up, &keys, map[string]string{"REDIS_URL": srv.URL(), "REDIS_TIMEOUT": "200ms"})
+		environ, _ := gatewayEnv(t, up, &keys, map[string]string{"REDIS_URL": srv.URL(), "REDIS_TIMEOUT": "5s"})
 		replicas = append(replicas, startServe(t, environ))
 	}
 	var (

@@ -23,12 +23,20 @@ func redisKeys(t *testing.T) string {
 }
 
 // redisGateway starts a gateway sharing limits through the Redis at url.
+// Its Redis timeout is long (5 s), so that a loaded machine's slow round
+// trip is not mistaken for an outage: the tests that want one kill or stop
+// Redis.
 func redisGateway(t *testing.T, url string, mode server.FailureMode, upstream string, window time.Duration) *gateway {
+	t.Helper()
+	return redisGatewayTimeout(t, url, mode, upstream, window, 5*time.Second)
+}
+
+func redisGatewayTimeout(t *testing.T, url string, mode server.FailureMode, upstream string, window, timeout time.Duration) *gateway {
 	t.Helper()
 	return startGateway(t, server.Config{
 		KeysFile:           redisKeys(t),
 		RedisURL:           url,
-		RedisTimeout:       100 * time.Millisecond,
+		RedisTimeout:       timeout,
 		LimiterFailureMode: mode,
 		RateWindow:         window,
 		Upstreams:          []string{upstream},
@@ -38,13 +46,15 @@ func redisGateway(t *testing.T, url string, mode server.FailureMode, upstream st
 // Three gateways, 120 concurrent requests for dave (rpm=30) spread over
 // them: exactly 30 reach the upstream, every other one is a 429 with its
 // retry headers, and the admitted ones report 30 distinct remaining counts.
+// Failure mode closed: a decision Redis did not make would be a 503 here,
+// never an admission.
 func TestRedisLimitsSharedByReplicas(t *testing.T) {
 	srv := redistest.Start(t)
 	up := &seen{}
 	upURL := startUpstream(t, up.handler(200, "{}"))
 	var gws []*gateway
 	for i := 0; i < 3; i++ {
-		gws = append(gws, redisGateway(t, srv.URL(), "", upURL, 0))
+		gws = append(gws, redisGateway(t, srv.URL(), server.FailureClosed, upURL, 0))
 	}
 	var (
 		mu        sync.Mutex
@@ -212,7 +222,7 @@ func TestRedisFailureModes(t *testing.T) {
 // the timeout (100 ms here); the requests after it do not wait at all.
 func TestRedisHungDoesNotHangRequests(t *testing.T) {
 	srv := redistest.Start(t)
-	g := redisGateway(t, srv.URL(), "", startUpstream(t, (&seen{}).handler(200, "{}")), 0)
+	g := redisGatewayTimeout(t, srv.URL(), "", startUpstream(t, (&seen{}).handler(200, "{}")), 0, 100*time.Millisecond)
 	do(t, "GET", g.url+"/v1/models", "Bearer "+keyDave, "")
 	srv.Pause()
 	defer srv.Resume()
