@@ -6,13 +6,11 @@ package server_test
 // restarted are in redis_test.go.
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,24 +30,6 @@ func (l *switchable) Allow(keyID string, limit int, now time.Time) (limiter.Resu
 		return limiter.Result{}, errStoreDown
 	}
 	return limiter.Result{Allowed: true, Limit: limit, Remaining: 99, Reset: time.Second}, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the gateway's logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // failureGateway starts a gateway with a switchable limiter in mode and

@@ -7,7 +7,6 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -43,24 +42,6 @@ func secretKey(t testing.TB, prefix string) string {
 		t.Fatal(err)
 	}
 	return prefix + hex.EncodeToString(b)
-}
-
-// secBuffer is a bytes.Buffer safe for concurrent writers (a logger).
-type secBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *secBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *secBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // secAssertNoKey fails the test if text holds any 16 consecutive characters of
@@ -320,7 +301,7 @@ func TestSecurityNoKeyLeak(t *testing.T) {
 		bad1+"\n") // no key_id
 	allKeys := []string{alice, bob, carol, string(wrong), stranger, bad1, bad2, bad3, bad4}
 
-	var logs secBuffer
+	var logs syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	up := startSecUpstream(t)
 	cfg := server.Config{
@@ -462,7 +443,7 @@ func TestSecurityPanicShowsNoKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys, _ := auth.NewKeySet([]auth.Entry{e})
-	var logs secBuffer
+	var logs syncBuffer
 	g, err := server.New(server.Config{
 		Keys:      keys,
 		AccessLog: filepath.Join(t.TempDir(), "access.log"),
@@ -497,7 +478,7 @@ func TestSecurityPanicShowsNoKey(t *testing.T) {
 	secAssertNoKey(t, "the panic value", fmt.Sprint(value), alice)
 	secAssertNoKey(t, "the panic's stack", string(stack), alice)
 
-	var errorLog secBuffer
+	var errorLog syncBuffer
 	srv := httptest.NewUnstartedServer(g.WrapHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic("handler failed for key_id " + server.KeyIDFromContext(r.Context()))
 	})))

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -149,6 +150,25 @@ func (g *gateway) logLines(t *testing.T) []string {
 }
 
 var client = &http.Client{Timeout: 10 * time.Second}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (a gateway's
+// logger).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 // do sends a request with the given Authorization header (none if empty).
 func do(t *testing.T, method, url, authz, body string) (*http.Response, string) {
