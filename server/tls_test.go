@@ -7,19 +7,13 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -29,53 +23,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgate/authgate/internal/testcert"
 	"github.com/authgate/authgate/server"
 )
 
-// testCert is a self-signed ECDSA certificate for 127.0.0.1 and localhost,
-// valid from an hour ago to an hour from now, and its key, as PEM.
-type testCert struct {
-	cert            *x509.Certificate
-	certPEM, keyPEM []byte
-}
+// testCert is a self-signed certificate for 127.0.0.1 and localhost, and
+// its key, as PEM.
+type testCert = testcert.Cert
 
-func newTestCert(t *testing.T, serial int64) testCert {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
-		Subject:               pkix.Name{CommonName: fmt.Sprintf("authgate test %d", serial)},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testCert{
-		cert:    cert,
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-	}
-}
+func newTestCert(t *testing.T, serial int64) testCert { return testcert.New(t, serial) }
 
 // certFiles are the paths of a certificate file and its key file.
 type certFiles struct{ cert, key string }
@@ -92,10 +48,10 @@ func newCertFiles(t *testing.T, c testCert) certFiles {
 // write replaces both files' contents with c's.
 func (f certFiles) write(t *testing.T, c testCert) {
 	t.Helper()
-	if err := os.WriteFile(f.cert, c.certPEM, 0o600); err != nil {
+	if err := os.WriteFile(f.cert, c.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(f.key, c.keyPEM, 0o600); err != nil {
+	if err := os.WriteFile(f.key, c.KeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -105,7 +61,7 @@ func (f certFiles) write(t *testing.T, c testCert) {
 func trusting(certs ...testCert) *tls.Config {
 	pool := x509.NewCertPool()
 	for _, c := range certs {
-		pool.AddCert(c.cert)
+		pool.AddCert(c.Cert)
 	}
 	return &tls.Config{RootCAs: pool}
 }
@@ -291,7 +247,7 @@ func TestTLSReload(t *testing.T) {
 		files.write(t, second)
 	}
 	f("garbage certificate", func() { os.WriteFile(files.cert, []byte("not a certificate\n"), 0o600) }, files.cert, nil)
-	f("certificate of another key", func() { os.WriteFile(files.cert, first.certPEM, 0o600) }, files.cert, nil)
+	f("certificate of another key", func() { os.WriteFile(files.cert, first.CertPEM, 0o600) }, files.cert, nil)
 	f("missing key file", func() { os.Remove(files.key) }, files.key, fs.ErrNotExist)
 	f("missing certificate file", func() { os.Remove(files.cert) }, files.cert, fs.ErrNotExist)
 
