@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/authgate
 PKGS    := ./...
 
-.PHONY: all build run test test-short bench bench-go soak fuzz vet fmt clean
+.PHONY: all build run test test-short bench bench-peers bench-go soak fuzz vet fmt clean
 
 all: build
 
@@ -19,9 +19,19 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -shuffle=on -timeout 10m $(PKGS)
 
-# Hot-path micro-benchmarks and the in-process end-to-end benchmarks.
-bench: bench-go
+# The load benchmarks (bench/README.md): the built binary under wrk on
+# loopback, pinned to cores; BENCH_DURATION per scenario (default 10s).
+# Installs wrk (bench-peers: nginx and HAProxy too) if missing. Results in
+# bench/results/latest.{md,json,svg}.
+bench:
+	bash bench/load.sh
 
+# The same, with nginx and HAProxy doing the gateway's job side by side.
+bench-peers:
+	bash bench/load.sh --peers
+
+# Hot-path micro-benchmarks and the in-process end-to-end benchmarks
+# (BENCH_COUNT runs of each, default 1; `make bench` before issue 4).
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count $${BENCH_COUNT:-1} ./auth/ ./limiter/ ./logsink/ ./server/ ./bench/
 

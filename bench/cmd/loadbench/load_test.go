@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// serve runs h on a loopback port until the test ends and returns the
+// address.
+func serve(t *testing.T, h fasthttp.RequestHandler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fasthttp.Server{Handler: h}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown() })
+	return ln.Addr().String()
+}
+
+func TestOpenLoop(t *testing.T) {
+	addr := serve(t, func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(401) })
+	ol := &openLoop{addr: addr, request: rawRequest(addr, chatPath, keyUnknown, chatBody), conns: 4,
+		rate: 2000, warmup: 50 * time.Millisecond, duration: 200 * time.Millisecond, status: 401}
+	res := ol.run(context.Background())
+	if res.Errors != 0 || res.FirstErr != "" {
+		t.Fatalf("errors: %d, %s", res.Errors, res.FirstErr)
+	}
+	// 2000/s for 200 ms: 400 responses, whatever the machine's load.
+	if res.Requests < 396 || res.Requests > 404 {
+		t.Errorf("%d responses recorded, want 400", res.Requests)
+	}
+	if res.P50 <= 0 || res.P50 > res.P99 || res.P99 > res.Max {
+		t.Errorf("quantiles out of order: p50 %v p99 %v max %v", res.P50, res.P99, res.Max)
+	}
+
+	// A wrong status is an error.
+	ol.status = 200
+	if res := ol.run(context.Background()); res.Errors == 0 {
+		t.Error("status 401 where 200 is wanted: no error counted")
+	}
+}
+
+// TestOpenLoopQueueing checks that the wait behind a slow server counts:
+// a server taking 5 ms a request, one connection, 400 requests a second
+// asked for (one every 2.5 ms), so each request waits longer than the one
+// before; latency from the write alone would stay near 5 ms.
+func TestOpenLoopQueueing(t *testing.T) {
+	addr := serve(t, func(ctx *fasthttp.RequestCtx) { time.Sleep(5 * time.Millisecond) })
+	ol := &openLoop{addr: addr, request: rawRequest(addr, chatPath, "", chatBody), conns: 1,
+		rate: 400, duration: 200 * time.Millisecond, status: 200}
+	res := ol.run(context.Background())
+	if res.Errors != 0 {
+		t.Fatalf("errors: %d, %s", res.Errors, res.FirstErr)
+	}
+	// The 80th request is due at 200 ms and answered at about 400 ms.
+	if res.Max < 100_000 {
+		t.Errorf("max latency %.0f µs, want over 100 ms of queueing", res.Max)
+	}
+}
+
+func TestRunStreams(t *testing.T) {
+	const gap = 5 * time.Millisecond
+	addr := serve(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/event-stream")
+		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+			for i := range 3 {
+				if i > 0 {
+					time.Sleep(gap)
+				}
+				fmt.Fprintf(w, "data: {\"i\":%d}\n\n", i)
+				w.Flush()
+			}
+		})
+	})
+	res, err := runStreams(context.Background(), addr, rawRequest(addr, chatPath, "", streamBody), 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Streams < 2 || res.Events != 3 {
+		t.Errorf("%d streams of %d events, want at least 2 of 3", res.Streams, res.Events)
+	}
+	if res.Gap50 < float64(gap/time.Microsecond) || res.TTFE50 <= 0 || res.TTFE50 > res.Gap50 {
+		t.Errorf("first event %v µs, gap %v µs; want a gap of at least %v and a quicker first event", res.TTFE50, res.Gap50, gap)
+	}
+
+	// A response that is not a stream is an error.
+	plain := serve(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") })
+	if _, err := runStreams(context.Background(), plain, rawRequest(plain, chatPath, "", streamBody), time.Millisecond); err == nil {
+		t.Error("a plain response: no error")
+	}
+}

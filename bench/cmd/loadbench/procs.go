@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is a process the benchmark started. stop ends it; every proc is
+// stopped before the benchmark exits, however it exits.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string // its stdout and stderr, unless redirected
+	done chan struct{}
+}
+
+// startProc starts argv pinned to cpus (a taskset list such as "0"; empty:
+// not pinned), with env added to the benchmark's own environment. Its
+// output goes to dir/name.log, or stdout to the given file if not nil;
+// stdin, if not nil, is its standard input.
+func startProc(dir, name, cpus string, env []string, stdin, stdout *os.File, argv ...string) (*proc, error) {
+	if cpus != "" {
+		argv = append([]string{"taskset", "-c", cpus}, argv...)
+	}
+	logPath := filepath.Join(dir, name+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	// If the benchmark dies without its cleanup (SIGKILL), the kernel
+	// kills its children too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot start %s (%s): %w", name, strings.Join(argv, " "), err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// pid is the process's id (taskset execs the command, so it is the
+// command's own).
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM and waits up to 10 s, then SIGKILL. It is idempotent.
+func (p *proc) stop() {
+	if p == nil || p.exited() {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// tail returns the last lines of the process's log, for error messages.
+func (p *proc) tail() string {
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-5):], "\n")
+}
+
+// waitListening waits until addr accepts connections, p is still running,
+// or timeout passes.
+func waitListening(p *proc, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if p.exited() {
+			return fmt.Errorf("%s exited at start: %s", p.name, p.tail())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not listen on %s after %v: %s", p.name, addr, timeout, p.tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a loopback address with a port free at the time.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// clockTick is the unit of utime and stime in /proc/PID/stat
+// (sysconf(_SC_CLK_TCK), 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// procCPU returns the CPU time (user and system, all threads) used so far
+// by pid and its child processes (nginx's workers).
+func procCPU(pid int) time.Duration {
+	total := statCPU(pid)
+	for _, c := range children(pid) {
+		total += statCPU(c)
+	}
+	return total
+}
+
+func statCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	f := statFields(b)
+	if len(f) < 15 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[13], 10, 64)
+	stime, _ := strconv.ParseInt(f[14], 10, 64)
+	return time.Duration(utime+stime) * clockTick
+}
+
+// statFields splits /proc/PID/stat, whose second field (the command, in
+// parentheses) may hold spaces.
+func statFields(b []byte) []string {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	open := bytes.IndexByte(b, '(')
+	return append([]string{string(b[:max(open-1, 0)]), string(b[open+1 : i])}, strings.Fields(string(b[i+1:]))...)
+}
+
+// children returns the ids of pid's child processes.
+func children(pid int) []int {
+	var out []int
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// countLines returns the number of newlines in the file at path.
+func countLines(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	defer f.Close()
+	var n int64
+	buf := make([]byte, 1<<20)
+	for {
+		k, err := f.Read(buf)
+		n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMedian(t *testing.T) {
+	id := func(v float64) float64 { return v }
+	f := func(in []float64, want float64) {
+		t.Helper()
+		if got := median(in, id); got != want {
+			t.Errorf("median(%v) = %v, want %v", in, got, want)
+		}
+	}
+	f(nil, 0)
+	f([]float64{3}, 3)
+	f([]float64{5, 1, 3}, 3)
+	f([]float64{4, 1, 3, 2}, 2.5)
+}
+
+// sampleReport is a report as a run with peers fills it.
+func sampleReport() *report {
+	r := &report{started: time.Now()}
+	r.Settings = settings{Duration: "10s", Warmup: "2s", Repeats: 3, Conns: 64, ServerCPU: "0", LoadCPU: "1", StreamDelay: "2ms", Peers: true}
+	r.Machine = machineInfo{CPU: "Test CPU", Cores: 2, Commit: "abc1234", Versions: map[string]string{"wrk": "4.1.0"}}
+	run := func(rps, p50, p99 float64) []closedRun {
+		return []closedRun{{RPS: rps * 0.98, P50: p50, P99: p99, CPUPerReq: 1e6 / rps}, {RPS: rps, P50: p50, P99: p99, CPUPerReq: 1e6 / rps}, {RPS: rps * 1.01, P50: p50, P99: p99, CPUPerReq: 1e6 / rps}}
+	}
+	for _, c := range []struct {
+		kind, server  string
+		rps, p50, p99 float64
+	}{
+		{"ceiling", "ceiling", 100000, 600, 900},
+		{"reject", "authgate", 96000, 640, 950},
+		{"reject", "authgate-nolog", 99000, 630, 940},
+		{"direct", "mock", 80000, 800, 1200},
+		{"proxy", "authgate", 50000, 1270, 2000},
+		{"proxy", "authgate-nolog", 51000, 1250, 1900},
+		{"limit", "authgate", 90000, 700, 1000},
+		{"reject", "nginx", 80000, 700, 1500},
+		{"proxy", "nginx", 40000, 1500, 3000},
+		{"limit", "nginx", 85000, 700, 1500},
+		{"reject", "haproxy", 90000, 650, 1000},
+		{"proxy", "haproxy", 45000, 1400, 2100},
+		{"limit", "haproxy", 88000, 700, 1100},
+	} {
+		r.addClosed(&scenario{Kind: c.kind, Server: c.server, Label: c.kind, Status: 200}, 64, run(c.rps, c.p50, c.p99))
+	}
+	r.addStreams([]string{"direct", "authgate"}, [][]streamResult{{{TTFE50: 100, Gap50: 2100}}, {{TTFE50: 180, Gap50: 2110}}}, 0)
+	r.FixedRate = 12000
+	names := []string{"mock", "authgate", "nginx", "haproxy"}
+	fixed := [][]openLoopResult{{{P50: 90, P99: 300}}, {{P50: 130, P99: 400}}, {{P50: 120, P99: 500}}, {{P50: 140, P99: 380}}}
+	bounds := []time.Duration{time.Millisecond, 10 * time.Millisecond}
+	rates := [][][]float64{{{20000}, {70000}}, {{15000}, {45000}}, {{14000}, {36000}}, {{10000}, {40000}}}
+	r.addOpen(names, fixed, bounds, rates, false)
+	r.finish()
+	return r
+}
+
+func TestRatios(t *testing.T) {
+	r := sampleReport()
+	got := map[string]ratio{}
+	for _, ra := range r.Ratios {
+		got[ra.Name] = ra
+	}
+	f := func(name string, want float64, met *bool) {
+		t.Helper()
+		ra, ok := got[name]
+		if !ok {
+			t.Fatalf("no ratio %q", name)
+		}
+		if d := ra.Value - want; d > 1e-9 || d < -1e-9 {
+			t.Errorf("%s = %v, want %v", name, ra.Value, want)
+		}
+		if (met == nil) != (ra.Met == nil) || met != nil && *met != *ra.Met {
+			t.Errorf("%s: met %v, want %v", name, ra.Met, met)
+		}
+	}
+	f("reject / ceiling, throughput", 0.96, bar(true))
+	f("proxied / direct, throughput", 0.625, nil)
+	f("overhead at p50, closed loop (64 connections, each at its own saturation)", 470, bar(false))
+	f("overhead at p50, open loop at 12000 req/s (the same load on both)", 40, bar(true))
+	f("streaming: time to first event, gateway − direct (p50)", 80, bar(true))
+	f("access log cost, reject path (throughput lost with the log on)", 100*(1-96000.0/99000), bar(true))
+	f("proxied throughput, authgate / nginx", 1.25, bar(true))
+	f("proxied throughput, authgate / haproxy", 50000.0/45000, bar(false))
+	f("proxied p99 (closed loop), authgate / haproxy", 2000.0/2100, bar(true))
+	f("highest rate with p99 ≤ 1ms, authgate / haproxy", 1.5, nil)
+}
+
+func TestWrite(t *testing.T) {
+	r := sampleReport()
+	dir := t.TempDir()
+	var stdout bytes.Buffer
+	if err := r.write(dir, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "latest.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout.String() != string(md) {
+		t.Error("stdout and latest.md differ")
+	}
+	for _, want := range []string{"| scenario | server | req/s |", "## Ratios and the issue's bars", "| reject / ceiling, throughput | 0.96 | ≥ 0.95 | yes |", "p99 ≤ 10ms"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("latest.md lacks %q", want)
+		}
+	}
+
+	js, err := os.ReadFile(filepath.Join(dir, "latest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back report
+	if err := json.Unmarshal(js, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Closed) != len(r.Closed) || back.Closed[1].Median.RPS != 96000 {
+		t.Errorf("latest.json: %d closed-loop results, reject median %v", len(back.Closed), back.Closed[1].Median.RPS)
+	}
+
+	// The chart is well-formed XML with one bar per scenario and panel.
+	svg, err := os.ReadFile(filepath.Join(dir, "latest.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	bars := 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("latest.svg: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
+			for _, a := range se.Attr {
+				if a.Name.Local == "fill" && a.Value != "#ffffff" {
+					bars++
+				}
+			}
+		}
+	}
+	if bars != 2*len(r.Closed) {
+		t.Errorf("latest.svg has %d bars, want %d", bars, 2*len(r.Closed))
+	}
+}
+
+func TestNiceMaxAndShort(t *testing.T) {
+	for _, c := range []struct{ in, want float64 }{{0, 1}, {9, 10}, {36000, 40000}, {191243, 200000}, {1200, 1200}, {45000, 60000}} {
+		if got := niceMax(c.in); got != c.want {
+			t.Errorf("niceMax(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		in   float64
+		want string
+	}{{950, "950"}, {1000, "1k"}, {1250, "1.2k"}, {12500, "12.5k"}, {191243, "191k"}, {2.5e6, "2.5M"}} {
+		if got := short(c.in); got != c.want {
+			t.Errorf("short(%v) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
