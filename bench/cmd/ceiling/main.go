@@ -6,15 +6,18 @@
 // itself. Nothing the gateway does can be faster on the same server code,
 // so the gateway's reject path is measured against it.
 //
-//	ceiling -listen 127.0.0.1:8090
+//	ceiling -listen 127.0.0.1:8090 [-pprof 127.0.0.1:6060]
 //
-// It stops on SIGINT or SIGTERM.
+// -pprof serves net/http/pprof on another address, so that its profile can
+// be set beside the gateway's. It stops on SIGINT or SIGTERM.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,7 +45,15 @@ func handler(ctx *fasthttp.RequestCtx) {
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8090", "address to listen on")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address; empty: none")
 	flag.Parse()
+	if *pprofAddr != "" {
+		go func() {
+			if err := http.ListenAndServe(*pprofAddr, nil); err != nil {
+				fmt.Fprintf(os.Stderr, "ceiling: pprof: %v\n", err)
+			}
+		}()
+	}
 	ln, err := net.Listen("tcp4", *listen)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ceiling: %v\n", err)

@@ -109,8 +109,8 @@ func main() {
 	b := &bench{o: o}
 	err = b.run(ctx)
 	b.stopAll()
-	if err == nil && ctx.Err() != nil {
-		err = errors.New("interrupted")
+	if ctx.Err() != nil {
+		err = errors.New("interrupted; every process it started is stopped")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
@@ -324,20 +324,23 @@ func (b *bench) startServers() error {
 	}); err != nil {
 		return err
 	}
-	if _, err := launch("ceiling", o.serverCPU, nil, func(a string) []string {
-		return []string{o.ceiling, "-listen", a}
-	}); err != nil {
-		return err
-	}
-
 	adminAddr := func() string {
 		if o.profile {
 			return addr()
 		}
 		return ""
 	}
-	accessLog := filepath.Join(b.dir, "authgate-access.log")
 	admin := adminAddr()
+	ceiling, err := launch("ceiling", o.serverCPU, nil, func(a string) []string {
+		return []string{o.ceiling, "-listen", a, "-pprof", admin}
+	})
+	if err != nil {
+		return err
+	}
+	ceiling.admin = admin
+
+	accessLog := filepath.Join(b.dir, "authgate-access.log")
+	admin = adminAddr()
 	gw, err := launch("authgate", o.serverCPU, []string{
 		"DATA_DIR=" + b.dir,
 		"AUTH_KEYS_FILE=" + keysFile,
@@ -749,8 +752,8 @@ func (b *bench) searchRate(ctx context.Context, t *target, bound time.Duration, 
 	return lo, nil
 }
 
-// profiles takes a CPU profile of the gateway under the reject and proxy
-// loads (log on and off) through its admin listener's /debug/pprof/, and
+// profiles takes a CPU profile of the ceiling and of the gateway under the
+// reject and proxy loads (log on and off) through their /debug/pprof/, and
 // writes each with `go tool pprof -top` beside it in OUT/profiles/.
 func (b *bench) profiles(ctx context.Context) error {
 	o := b.o
@@ -762,6 +765,7 @@ func (b *bench) profiles(ctx context.Context) error {
 	for _, p := range []struct {
 		name, target, key string
 	}{
+		{"ceiling", "ceiling", keyUnknown},
 		{"reject-authgate", "authgate", keyUnknown},
 		{"reject-authgate-nolog", "authgate-nolog", keyUnknown},
 		{"proxy-authgate", "authgate", keyValid},
@@ -783,10 +787,7 @@ func (b *bench) profiles(ctx context.Context) error {
 		if err := <-errc; err != nil {
 			return err
 		}
-		bin := o.bin
-		if p.target == "authgate-nolog" {
-			bin = o.nolog
-		}
+		bin := map[string]string{"ceiling": o.ceiling, "authgate": o.bin, "authgate-nolog": o.nolog}[p.target]
 		top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=30", bin, path).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("go tool pprof %s: %v: %s", path, err, top)

@@ -430,6 +430,18 @@ func (r *report) markdown() string {
 			num(md.ServerCPU), num(md.CPUPerReq), up, num(md.LoadCPU))
 	}
 
+	var starved []string
+	for _, c := range r.Closed {
+		for i, run := range c.Runs {
+			if run.ServerCPU < 0.9 {
+				starved = append(starved, fmt.Sprintf("%s repeat %d (%.2f)", c.ID, i+1, run.ServerCPU))
+			}
+		}
+	}
+	if len(starved) > 0 {
+		fmt.Fprintf(&b, "\nRuns in which the server under test used less than 0.9 of its core (another process took the core, or something else was the limit): %s.\n", strings.Join(starved, ", "))
+	}
+
 	if len(r.Streams) > 0 {
 		fmt.Fprintf(&b, "\n## (f) Streaming (one stream at a time; the upstream pauses %s between events)\n\n", s.StreamDelay)
 		b.WriteString("| path | streams | events each | first event p50 | p99 | between events p50 | p99 |\n")
@@ -479,7 +491,11 @@ func (r *report) markdown() string {
 				for _, v := range bs.Rates {
 					runs = append(runs, fmt.Sprintf("%.0f", v))
 				}
-				fmt.Fprintf(&b, " %.0f | %s |", bs.Median, strings.Join(runs, ", "))
+				med := fmt.Sprintf("%.0f", bs.Median)
+				if bs.Median == 0 {
+					med = "none found" // not even hi/64
+				}
+				fmt.Fprintf(&b, " %s | %s |", med, strings.Join(runs, ", "))
 			}
 			b.WriteString("\n")
 		}
