@@ -190,6 +190,10 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	opt.DisableCache = true
 	opt.DisableRetry = true
 	opt.ClientName = "authgate"
+	// Under load, wait up to 20 µs after each flush to gather the next
+	// requests' commands into one write: fewer syscalls on both sides, for
+	// at most 20 µs more latency when idle (rueidis's suggested value).
+	opt.MaxFlushDelay = 20 * time.Microsecond
 	if opt.Dialer.Timeout == 0 {
 		opt.Dialer.Timeout = max(cfg.Timeout*10, time.Second)
 	}
