@@ -98,7 +98,15 @@ func main() {
 	flag.DurationVar(&o.streamDelay, "stream-delay", 2*time.Millisecond, "the mock upstream's pause between streamed events")
 	flag.Float64Var(&o.fixedShare, "fixed-share", 0.25, "the fixed-rate comparison's rate, as a share of the gateway's proxied throughput")
 	flag.BoolVar(&o.skipBounds, "skip-bounds", false, "skip the search for the highest rate under each p99 bound")
+	render := flag.String("render", "", "run nothing: read this latest.json and write latest.md and latest.svg from it into -out")
 	flag.Parse()
+	if *render != "" {
+		if err := renderReport(*render, o.out); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if o.warmup == 0 {
 		o.warmup = min(max(o.duration/5, time.Second), 2*time.Second)
 	}
@@ -266,7 +274,7 @@ func (b *bench) run(ctx context.Context) error {
 // estimate is the run's expected length, for the log.
 func (b *bench) estimate(nScenarios int) time.Duration {
 	o := b.o
-	closed := time.Duration(nScenarios*o.repeats) * (o.warmup + o.duration + time.Second)
+	closed := time.Duration(nScenarios*o.repeats) * (o.warmup + o.duration + 2*time.Second)
 	stream := time.Duration(2*o.repeats) * (o.duration / 2)
 	nOpen := 2
 	if o.peers {

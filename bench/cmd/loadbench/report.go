@@ -374,6 +374,23 @@ func (r *report) write(dir string, stdout io.Writer) error {
 	return err
 }
 
+// renderReport rewrites latest.md and latest.svg in dir from the report in
+// the JSON file at path (after a change to how they are drawn).
+func renderReport(path, dir string) error {
+	js, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var r report
+	if err := json.Unmarshal(js, &r); err != nil {
+		return fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(r.markdown()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "latest.svg"), []byte(r.svg()), 0o644)
+}
+
 // serverName is how the tables name a server.
 var serverName = map[string]string{
 	"ceiling":        "bare fasthttp",

@@ -82,7 +82,7 @@ func (r *report) svg() string {
 		panelW = 330.0
 		gap    = 60.0
 		rowH   = 22.0
-		top    = 92.0
+		top    = 106.0
 		barH   = 15.0
 	)
 	x1 := labelW + 10
@@ -98,10 +98,11 @@ func (r *report) svg() string {
 	}
 	m := r.Machine
 	text(10, 22, "start", `font-size="16" font-weight="bold"`, "authgate load benchmark: median of "+fmt.Sprint(r.Settings.Repeats)+" runs, "+fmt.Sprint(r.Settings.Conns)+" connections, closed loop (wrk)")
-	text(10, 40, "start", `fill="#555555"`, fmt.Sprintf("%s, commit %s, %s, %d cores; server on CPU %s, load on CPU %s; load average %.2f at start", r.Generated, m.Commit, m.CPU, m.Cores, r.Settings.ServerCPU, r.Settings.LoadCPU, m.LoadStart[0]))
+	text(10, 40, "start", `fill="#555555"`, fmt.Sprintf("%s, commit %s; %s, %d cores", r.Generated, m.Commit, m.CPU, m.Cores))
+	text(10, 56, "start", `fill="#555555"`, fmt.Sprintf("server under test on CPU %s, load (and the proxies' upstream) on CPU %s; load average %.2f at the start", r.Settings.ServerCPU, r.Settings.LoadCPU, m.LoadStart[0]))
 
 	panel := func(x0 float64, title string, maxV float64, unit string, value func(*closedResult) float64) {
-		text(x0, 66, "start", `font-weight="bold"`, title)
+		text(x0, 82, "start", `font-weight="bold"`, title)
 		axisTop, axisBottom := top-8, top+float64(len(rows))*rowH
 		for i := 0; i <= 4; i++ {
 			x := x0 + panelW*float64(i)/4
