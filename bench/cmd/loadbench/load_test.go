@@ -84,11 +84,11 @@ func TestRunStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Streams < 2 || res.Events != 3 {
-		t.Errorf("%d streams of %d events, want at least 2 of 3", res.Streams, res.Events)
+	if res.Streams < 1 || res.Events != 3 {
+		t.Errorf("%d streams of %d events, want at least 1 of 3", res.Streams, res.Events)
 	}
-	if res.Gap50 < float64(gap/time.Microsecond) || res.TTFE50 <= 0 || res.TTFE50 > res.Gap50 {
-		t.Errorf("first event %v µs, gap %v µs; want a gap of at least %v and a quicker first event", res.TTFE50, res.Gap50, gap)
+	if res.Gap50 < float64(gap/time.Microsecond) || res.TTFE50 <= 0 {
+		t.Errorf("first event %v µs, gap %v µs; want a first event and gaps of at least %v", res.TTFE50, res.Gap50, gap)
 	}
 
 	// A response that is not a stream is an error.
