@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/authgate
 PKGS    := ./...
 
-.PHONY: all build run test test-short bench bench-peers bench-go soak fuzz vet fmt clean
+.PHONY: all build run test test-short bench bench-peers bench-redis bench-go soak fuzz vet fmt clean
 
 all: build
 
@@ -29,6 +29,11 @@ bench:
 # The same, with nginx and HAProxy doing the gateway's job side by side.
 bench-peers:
 	bash bench/load.sh --peers
+
+# make bench plus the gateway with its limits in Redis (issue 6); installs
+# redis-server if missing.
+bench-redis:
+	BENCH_REDIS=1 bash bench/load.sh
 
 # Hot-path micro-benchmarks and the in-process end-to-end benchmarks
 # (BENCH_COUNT runs of each, default 1; `make bench` before issue 4).

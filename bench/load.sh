@@ -21,6 +21,9 @@ if $peers; then
   pkg[nginx]=nginx
   pkg[haproxy]=haproxy
 fi
+if [[ -n ${BENCH_REDIS:-} ]]; then
+  pkg[redis-server]=redis-server
+fi
 missing=()
 for cmd in "${!pkg[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg[$cmd]}")

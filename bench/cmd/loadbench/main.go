@@ -21,6 +21,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -41,6 +42,7 @@ type options struct {
 	repeats, conns           int
 	serverCPU, loadCPU       string
 	peers, profile, keep     bool
+	redis                    bool
 	streamDelay              time.Duration
 	fixedShare               float64
 	bounds                   []time.Duration
@@ -93,6 +95,7 @@ func main() {
 	flag.StringVar(&o.serverCPU, "server-cpu", lookupOr("BENCH_SERVER_CPU", "0"), "taskset CPU list of the server under test (empty: no pinning)")
 	flag.StringVar(&o.loadCPU, "load-cpu", lookupOr("BENCH_LOAD_CPU", "1"), "taskset CPU list of the load and of the upstream behind the proxies (empty: no pinning)")
 	flag.BoolVar(&o.peers, "peers", false, "also run nginx and HAProxy doing the same job")
+	flag.BoolVar(&o.redis, "redis", os.Getenv("BENCH_REDIS") != "", "also run the gateway with its limits in a redis-server on the load's core (env BENCH_REDIS)")
 	flag.BoolVar(&o.profile, "profile", os.Getenv("BENCH_PROFILE") != "", "also take CPU profiles of the gateway under the reject and proxy loads (OUT/profiles/)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations, logs)")
 	flag.DurationVar(&o.streamDelay, "stream-delay", 2*time.Millisecond, "the mock upstream's pause between streamed events")
@@ -371,6 +374,38 @@ func (b *bench) startServers() error {
 	}
 	nl.proxies, nl.admin = true, admin
 
+	if o.redis {
+		// Redis on the load's core, as it would be on another machine
+		// than the gateway's; failure mode closed, so that a decision
+		// Redis did not make shows as a 503 (a wrong status), never as a
+		// request the in-process fallback admitted.
+		redis, err := launch("redis", o.loadCPU, nil, func(a string) []string {
+			_, port, _ := net.SplitHostPort(a)
+			return []string{"redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+				"--protected-mode", "no", "--dir", b.dir, "--logfile", filepath.Join(b.dir, "redis.log")}
+		})
+		if err != nil {
+			return err
+		}
+		redisLog := filepath.Join(b.dir, "authgate-redis-access.log")
+		admin = adminAddr()
+		gr, err := launch("authgate-redis", o.serverCPU, []string{
+			"DATA_DIR=" + b.dir,
+			"AUTH_KEYS_FILE=" + keysFile,
+			"UPSTREAM_URL=http://" + up.addr,
+			"ACCESS_LOG=" + redisLog,
+			"ADMIN_ADDR=" + admin,
+			"REDIS_URL=redis://" + redis.addr,
+			"REDIS_FAILURE_MODE=closed",
+			"SHUTDOWN_DRAIN=0s",
+			"SHUTDOWN_GRACE=5s",
+		}, func(a string) []string { return []string{o.bin, "serve", "--listen", a} })
+		if err != nil {
+			return err
+		}
+		gr.proxies, gr.accessLog, gr.admin = true, redisLog, admin
+	}
+
 	if o.peers {
 		if err := b.startPeers(keys, up.addr); err != nil {
 			return err
@@ -496,6 +531,9 @@ func (b *bench) scenarios() []*scenario {
 		{Kind: "proxy", Server: "authgate", Label: "(d) proxy chat completion, 200", Status: 200, target: t["authgate"], key: keyValid},
 		{Kind: "proxy", Server: "authgate-nolog", Label: "(g) proxy, access log off", Status: 200, target: t["authgate-nolog"], key: keyValid},
 		{Kind: "limit", Server: "authgate", Label: "(e) key over its limit, 429", Status: 429, target: t["authgate"], key: keyLimited},
+	}
+	if b.o.redis {
+		list = append(list, &scenario{Kind: "proxy", Server: "authgate-redis", Label: "(h) proxy, limits in Redis", Status: 200, target: t["authgate-redis"], key: keyValid})
 	}
 	if b.o.peers {
 		for _, peer := range []string{"nginx", "haproxy"} {

@@ -294,6 +294,11 @@ func (r *report) ratios() []ratio {
 	if a != nil && e != nil {
 		add("429 / ceiling, throughput", e.Median.RPS/a.Median.RPS, "x", "", nil)
 	}
+	if h := r.closed("proxy/authgate-redis"); d != nil && h != nil {
+		v := h.Median.RPS / d.Median.RPS
+		add("proxied with limits in Redis / in-process limiter, throughput (issue 6)", v, "x", "≥ 0.5", bar(v >= 0.5))
+		add("p99 added by the Redis round trip", h.Median.P99-d.Median.P99, "µs", "", nil)
+	}
 	if c != nil && d != nil {
 		add("proxied / direct, throughput", d.Median.RPS/c.Median.RPS, "x", "", nil)
 		v := d.Median.P50 - c.Median.P50
@@ -396,6 +401,7 @@ var serverName = map[string]string{
 	"ceiling":        "bare fasthttp",
 	"authgate":       "authgate",
 	"authgate-nolog": "authgate, log off",
+	"authgate-redis": "authgate, Redis",
 	"mock":           "mock upstream",
 	"direct":         "mock upstream",
 	"nginx":          "nginx",
