@@ -350,17 +350,22 @@ func (b *bench) startServers() error {
 	}
 	ceiling.admin = admin
 
+	// serveEnv is `authgate serve`'s environment, with extra settings.
+	serveEnv := func(accessLog, admin string, extra ...string) []string {
+		return append([]string{
+			"DATA_DIR=" + b.dir,
+			"AUTH_KEYS_FILE=" + keysFile,
+			"UPSTREAM_URL=http://" + up.addr,
+			"ACCESS_LOG=" + accessLog,
+			"ADMIN_ADDR=" + admin,
+			"SHUTDOWN_DRAIN=0s",
+			"SHUTDOWN_GRACE=5s",
+		}, extra...)
+	}
 	accessLog := filepath.Join(b.dir, "authgate-access.log")
 	admin = adminAddr()
-	gw, err := launch("authgate", o.serverCPU, []string{
-		"DATA_DIR=" + b.dir,
-		"AUTH_KEYS_FILE=" + keysFile,
-		"UPSTREAM_URL=http://" + up.addr,
-		"ACCESS_LOG=" + accessLog,
-		"ADMIN_ADDR=" + admin,
-		"SHUTDOWN_DRAIN=0s",
-		"SHUTDOWN_GRACE=5s",
-	}, func(a string) []string { return []string{o.bin, "serve", "--listen", a} })
+	gw, err := launch("authgate", o.serverCPU, serveEnv(accessLog, admin),
+		func(a string) []string { return []string{o.bin, "serve", "--listen", a} })
 	if err != nil {
 		return err
 	}
@@ -389,17 +394,9 @@ func (b *bench) startServers() error {
 		}
 		redisLog := filepath.Join(b.dir, "authgate-redis-access.log")
 		admin = adminAddr()
-		gr, err := launch("authgate-redis", o.serverCPU, []string{
-			"DATA_DIR=" + b.dir,
-			"AUTH_KEYS_FILE=" + keysFile,
-			"UPSTREAM_URL=http://" + up.addr,
-			"ACCESS_LOG=" + redisLog,
-			"ADMIN_ADDR=" + admin,
-			"REDIS_URL=redis://" + redis.addr,
-			"REDIS_FAILURE_MODE=closed",
-			"SHUTDOWN_DRAIN=0s",
-			"SHUTDOWN_GRACE=5s",
-		}, func(a string) []string { return []string{o.bin, "serve", "--listen", a} })
+		gr, err := launch("authgate-redis", o.serverCPU,
+			serveEnv(redisLog, admin, "REDIS_URL=redis://"+redis.addr, "REDIS_FAILURE_MODE=closed"),
+			func(a string) []string { return []string{o.bin, "serve", "--listen", a} })
 		if err != nil {
 			return err
 		}
