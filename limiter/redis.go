@@ -259,8 +259,10 @@ func parseRedisURL(s string) (rueidis.ClientOption, error) {
 	}
 	opt, err := rueidis.ParseURL(s)
 	if err != nil {
-		// rueidis's own messages name only the bad part (db, timeout).
-		return rueidis.ClientOption{}, errors.New(strings.ReplaceAll(err.Error(), s, "<url>"))
+		// rueidis's messages are "redis: what: value"; the value, a part of
+		// the URL, is left out (a mistyped URL may put the password there).
+		parts := strings.SplitN(err.Error(), ": ", 3)
+		return rueidis.ClientOption{}, errors.New(strings.Join(parts[:min(len(parts), 2)], ": "))
 	}
 	return opt, nil
 }
