@@ -173,6 +173,12 @@ func (s *syncBuffer) String() string {
 // do sends a request with the given Authorization header (none if empty).
 func do(t *testing.T, method, url, authz, body string) (*http.Response, string) {
 	t.Helper()
+	return doWith(t, client, method, url, authz, body)
+}
+
+// doWith is do with the given client.
+func doWith(t *testing.T, hc *http.Client, method, url, authz, body string) (*http.Response, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +186,7 @@ func do(t *testing.T, method, url, authz, body string) (*http.Response, string) 
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
 	}
-	resp, err := client.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -221,7 +221,7 @@ func TestTLSReload(t *testing.T) {
 	if got := newConnSerial(); got != 2 {
 		t.Fatalf("after ReloadTLS: new connection got serial %d, want 2", got)
 	}
-	if resp, body := doWith(t, httpsClient(t, second), "GET", g.url+"/v1/models", "Bearer "+keyAlice); resp.StatusCode != 200 {
+	if resp, body := doWith(t, httpsClient(t, second), "GET", g.url+"/v1/models", "Bearer "+keyAlice, ""); resp.StatusCode != 200 {
 		t.Fatalf("client trusting only the new certificate: status %d %s", resp.StatusCode, body)
 	}
 	if s := roundTrip(t, kept, keptBr); s != 200 || peerSerial(kept) != 1 {
@@ -259,23 +259,6 @@ func TestTLSReload(t *testing.T) {
 	if got := newConnSerial(); got != 1 {
 		t.Fatalf("after reloading the first certificate: serial %d, want 1", got)
 	}
-}
-
-// doWith is do with the given client.
-func doWith(t *testing.T, hc *http.Client, method, url, authz string) (*http.Response, string) {
-	t.Helper()
-	req := newRequest(t, method, url, "")
-	req.Header.Set("Authorization", authz)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
 }
 
 // TestTLSConfigErrors: New refuses half a TLS configuration, naming the
