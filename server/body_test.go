@@ -14,10 +14,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate/server"
 )
@@ -385,6 +387,16 @@ func TestStreamedBodyClientGone(t *testing.T) {
 	conn.Close()
 	if r := recv(t, got, "the partial request at the upstream"); r.err == nil {
 		t.Fatalf("the upstream read a complete body of %d bytes", r.n)
+	}
+	// The upstream may see the cut before the gateway has logged it: wait
+	// for its line (the log reaches the file within 1 s), so that the next
+	// request's comes after it and Close does not race the handler.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		b, _ := os.ReadFile(g.accessLog)
+		if strings.Contains(string(b), " | 499") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if resp, body := do(t, "POST", g.url+"/v1/files", "Bearer "+keyAlice, "{}"); resp.StatusCode != 200 {
 		t.Fatalf("next request: status %d %s", resp.StatusCode, body)
