@@ -30,7 +30,9 @@ import (
 // client that closes cleanly is noticed only when the response is written.
 //
 // A watch is started by startWatch and must be ended by stop before the
-// connection serves its next request. Watches are pooled.
+// connection serves its next request. Watches are pooled. The proxy starts
+// one only for an exchange that has lasted watchDelay (exchange.armWatch):
+// a client that leaves sooner is noticed when its response is written.
 type clientWatch struct {
 	conn   net.Conn
 	raw    syscall.RawConn
@@ -41,6 +43,9 @@ type clientWatch struct {
 	waitFn func(fd uintptr) bool // w.wait, bound once
 	runFn  func()                // w.run, bound once: go w.runFn() does not allocate
 }
+
+// watchesStarted counts the watches started, for tests.
+var watchesStarted atomic.Uint64
 
 var watchPool = sync.Pool{New: func() any {
 	w := &clientWatch{done: make(chan struct{}, 1)}
@@ -82,6 +87,7 @@ func startWatch(conn net.Conn, raw syscall.RawConn) *clientWatch {
 	if raw == nil {
 		return nil
 	}
+	watchesStarted.Add(1)
 	w := watchPool.Get().(*clientWatch)
 	w.conn, w.raw = conn, raw
 	_, w.tls = conn.(*tls.Conn)

@@ -62,6 +62,12 @@ const (
 	upBufferSize       = 16 << 10
 )
 
+// peekAfter is how long a connection must have been idle for get to check
+// that it is still open. Upstreams close idle connections after their
+// keep-alive timeout, seconds; one used moments ago is open, and a busy
+// pool does not pay a syscall per request for the check.
+const peekAfter = 100 * time.Millisecond
+
 // get returns an idle connection that is still open, or dials a new one.
 // A dial failure is returned as *errDial.
 func (p *connPool) get() (*upConn, error) {
@@ -77,7 +83,8 @@ func (p *connPool) get() (*upConn, error) {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if now.Sub(c.idleSince) < p.idleTimeout && c.alive() {
+		idle := now.Sub(c.idleSince)
+		if idle < p.idleTimeout && (idle < peekAfter || c.alive()) {
 			return c, nil
 		}
 		c.Close()

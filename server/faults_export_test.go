@@ -32,3 +32,7 @@ func UpstreamPoolStats(g *Gateway) []PoolStats {
 func SetMaxIdleWorkerDuration(g *Gateway, d time.Duration) {
 	g.srv.MaxIdleWorkerDuration = d
 }
+
+// WatchesStarted is how many client watches the proxy has started in this
+// process (they start only for exchanges that outlast watchDelay).
+func WatchesStarted() uint64 { return watchesStarted.Load() }

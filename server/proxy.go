@@ -194,13 +194,13 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx, raw syscall.RawConn) string {
 var errNoHealthyUpstream = errors.New("no healthy upstream")
 
 // roundTrip sends the request on pc, a streamed body as it reads it, then
-// watches the client (raw) while it waits for the response, and fills
-// ctx's response. It owns pc and one count of up.inflight: it releases them
+// waits for the response, watching the client (raw) once the wait or the
+// stream has lasted watchDelay, and fills ctx's response. It owns pc and one count of up.inflight: it releases them
 // itself, or hands them to the response's body stream. It reports whether
 // the client's body was left partly read, in which case the client's
 // connection must close.
 //
-// The watch starts only once the body is read: it waits on the client's
+// The watch is armed only once the body is read: it waits on the client's
 // socket, and under TLS would hold the socket's read lock through the
 // body's TLS records, which the body's reads then wait for.
 func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, raw syscall.RawConn) (bodyLeft bool) {
@@ -244,12 +244,11 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, ra
 		ctx.Request.Header.SetContentLength(int(body.n))
 	}
 
-	x.watch = startWatch(ctx.Conn(), raw)
-	x.watch.attach(pc)
+	x.armWatch(raw)
 	pc.SetReadDeadline(time.Now().Add(p.timeout))
 	stream, err := readResponseHead(upResp, pc, ctx.IsHead())
 	if err != nil {
-		gone := x.watch.clientGone()
+		gone := x.clientGone()
 		x.finish(false)
 		if gone {
 			clientClosed(ctx)
@@ -325,7 +324,6 @@ func readResponseHead(resp *fasthttp.Response, pc *upConn, head bool) (stream bo
 type exchange struct {
 	up           *upstream
 	pc           *upConn
-	watch        *clientWatch
 	resp         fasthttp.Response
 	inner        io.Reader
 	timeout      time.Duration
@@ -335,9 +333,73 @@ type exchange struct {
 	closed       bool
 
 	body bodyReader // the request's streamed body on its way up
+
+	// The client watch, started by watchTimer once the exchange has lasted
+	// watchDelay (see armWatch). wmu guards watch, raw and watchOff
+	// between the timer's goroutine and the request's.
+	wmu        sync.Mutex
+	watch      *clientWatch
+	raw        syscall.RawConn // the client's; nil: no watch
+	watchOff   bool            // set by finish: the timer must not start a watch
+	watchTimer *time.Timer
 }
 
-var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+var exchangePool = sync.Pool{New: func() any {
+	x := &exchange{watchOff: true}
+	x.watchTimer = time.AfterFunc(time.Hour, x.lateWatch)
+	x.watchTimer.Stop()
+	return x
+}}
+
+// watchDelay is how long an exchange lasts before its client is watched.
+// Watching costs a goroutine, a peek at the client's socket and two
+// deadline updates; most exchanges with a fast upstream end sooner, and a
+// client that leaves one of those costs the upstream at most this much
+// work. A generation, a stream or a slow upstream is watched from then on.
+const watchDelay = 20 * time.Millisecond
+
+// armWatch makes the client (raw, nil if it cannot be watched) be watched
+// from watchDelay on, until finish.
+func (x *exchange) armWatch(raw syscall.RawConn) {
+	if raw == nil {
+		return
+	}
+	x.wmu.Lock()
+	x.raw, x.watchOff = raw, false
+	x.wmu.Unlock()
+	x.watchTimer.Reset(watchDelay)
+}
+
+// lateWatch runs on watchTimer's goroutine: it starts the watch, unless
+// the exchange has finished. A call left over from an earlier use of a
+// pooled exchange finds watchOff set, or starts the current exchange's
+// watch early, which is harmless.
+func (x *exchange) lateWatch() {
+	x.wmu.Lock()
+	if !x.watchOff && x.watch == nil {
+		x.watch = startWatch(x.client, x.raw)
+		x.watch.attach(x.pc)
+	}
+	x.wmu.Unlock()
+}
+
+// clientGone reports whether the watch saw the client go away.
+func (x *exchange) clientGone() bool {
+	x.wmu.Lock()
+	defer x.wmu.Unlock()
+	return x.watch.clientGone()
+}
+
+// stopWatch ends the watch, if one started, and keeps a late timer from
+// starting one; it reports whether the client went away.
+func (x *exchange) stopWatch() bool {
+	x.watchTimer.Stop()
+	x.wmu.Lock()
+	w := x.watch
+	x.watch, x.raw, x.watchOff = nil, nil, true
+	x.wmu.Unlock()
+	return w.stop()
+}
 
 func (x *exchange) Read(b []byte) (int, error) {
 	x.pc.SetReadDeadline(time.Now().Add(x.timeout))
@@ -369,7 +431,7 @@ func (x *exchange) CloseWithError(err error) error {
 // connection to the pool (reuse, and the upstream did not ask to close it)
 // or closes it, and recycles x.
 func (x *exchange) finish(reuse bool) {
-	if x.watch.stop() {
+	if x.stopWatch() {
 		reuse = false // the watch may have closed the connection
 	}
 	reuse = reuse && !x.resp.ConnectionClose()
@@ -384,7 +446,7 @@ func (x *exchange) finish(reuse bool) {
 	}
 	x.up.inflight.Add(-1)
 	x.resp.Reset()
-	x.up, x.pc, x.watch, x.inner, x.client = nil, nil, nil, nil, nil
+	x.up, x.pc, x.inner, x.client = nil, nil, nil, nil
 	x.complete, x.closed = false, false
 	x.body = bodyReader{}
 	exchangePool.Put(x)

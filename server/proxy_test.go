@@ -380,6 +380,39 @@ func TestClientGoneBeforeResponse(t *testing.T) {
 	}
 }
 
+// TestWatchOnlySlowExchanges: an exchange that ends quickly never starts
+// the client watch (a goroutine, a peek at the client's socket and two
+// deadline updates per request); one that lasts starts it once.
+func TestWatchOnlySlowExchanges(t *testing.T) {
+	upURL := startUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/v1/slow" {
+			time.Sleep(300 * time.Millisecond)
+		}
+		ctx.SetBodyString("ok")
+	})
+	g := startGateway(t, server.Config{KeysFile: defaultKeys(t), DefaultRPM: 1000, Upstreams: []string{upURL},
+		HealthCheckInterval: noChecks})
+	before := server.WatchesStarted()
+	const fast = 50
+	for i := 0; i < fast; i++ {
+		if resp, body := do(t, "GET", g.url+"/v1/models", "Bearer "+keyAlice, ""); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	// A loaded machine may stretch a few past the delay; every one of
+	// them was watched before.
+	if n := server.WatchesStarted() - before; n > fast/10 {
+		t.Errorf("%d fast requests started %d client watches, want (about) none", fast, n)
+	}
+	before = server.WatchesStarted()
+	if resp, body := do(t, "GET", g.url+"/v1/slow", "Bearer "+keyAlice, ""); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("slow request: %d %q", resp.StatusCode, body)
+	}
+	if n := server.WatchesStarted() - before; n != 1 {
+		t.Errorf("a request the upstream held 300 ms started %d client watches, want 1", n)
+	}
+}
+
 // TestClientGoneMidStream: a client that disconnects during a stream gets
 // the upstream connection closed, whether the upstream is sending (its
 // writes fail) or silent, as while a model thinks (its read returns).
