@@ -309,8 +309,15 @@ func (g *Gateway) connState(c net.Conn, s fasthttp.ConnState) {
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
 // Shutdown, else the listener's error.
+//
+// Each accepted connection is wrapped, beneath TLS, so that its read, idle
+// and write deadlines are applied only when they have moved by more than
+// min(T/8, 1 s) for a timeout T, instead of two or three times a request
+// (see deadlineConn): each timeout may expire that much earlier than
+// Config says. A request handler sees the wrapper, not a *net.TCPConn, in
+// ctx.Conn(); its deadlines must be set through it.
 func (g *Gateway) Serve(ln net.Listener) error {
-	if err := g.srv.Serve(g.tlsListener(ln)); err != nil && !g.closed.Load() {
+	if err := g.srv.Serve(g.tlsListener(deadlineListener{ln})); err != nil && !g.closed.Load() {
 		return err
 	}
 	return nil

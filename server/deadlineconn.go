@@ -1,0 +1,237 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// deadlineListener wraps every connection it accepts in a deadlineConn.
+// Gateway.Serve puts it beneath the TLS listener, so that a *tls.Conn's
+// deadlines are the deadlineConn's.
+type deadlineListener struct{ net.Listener }
+
+func (l deadlineListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err // as it is: fasthttp tells timeouts and closes apart
+	}
+	return newDeadlineConn(c), nil
+}
+
+// deadlineConn is a client connection whose deadlines cost nothing on most
+// requests. fasthttp sets three per keep-alive request: the idle deadline
+// before it waits for the request, ReadTimeout's at the request's first
+// byte, and WriteTimeout's before the response. Each direction's deadlines
+// are
+//
+//   - deferred: SetReadDeadline records the deadline, and it takes effect
+//     when a read starts (Read, or SyscallConn's RawConn.Read), or at once
+//     if a read is in progress, so that a deadline no read waits under is
+//     never applied. A request whose bytes all come with the read that
+//     ended the idle wait is parsed without another read: its ReadTimeout
+//     deadline is never applied, and the idle deadline then follows the
+//     idle deadline before it, whatever IdleTimeout and ReadTimeout are.
+//     Likewise for writes (Write, ReadFrom, RawConn.Write);
+//   - coarse: when it takes effect, it is applied through a coarseDeadline,
+//     which leaves the one in force when the new one is only a little later
+//     (less than min(T/8, 1 s) for a timeout T).
+//
+// So a read or write waits under the deadline last set before or during
+// it, or under one earlier than that by at most the slack, as the
+// Gateway's documentation says. The methods are safe for concurrent use
+// as net.Conn's are: a deadline set while another goroutine reads (as
+// clientWatch.stop does to wake its wait, or fasthttp's
+// RequestCtx.SetReadDeadline) applies to that read.
+//
+// Everything else is the wrapped connection's: addresses, Close, CloseWrite
+// (closeGently), SyscallConn (the client watch), and ReadFrom where it has
+// one (deadlineReaderFromConn). fasthttp's writev of a response held whole
+// and larger than its write buffer recognises *net.TCPConn only: through a
+// deadlineConn such a response goes out in two writes.
+type deadlineConn struct {
+	net.Conn
+	rd, wr deferredDeadline
+}
+
+// deadlineReaderFromConn is a deadlineConn over a connection that has a
+// ReadFrom (*net.TCPConn), kept for io.Copy and bufio.Writer.ReadFrom:
+// fasthttp writes a streamed body of known length through it, each piece
+// as it comes.
+type deadlineReaderFromConn struct {
+	deadlineConn
+	rf io.ReaderFrom
+}
+
+// newDeadlineConn wraps c; c's deadlines must be set only through the
+// wrapper from then on.
+func newDeadlineConn(c net.Conn) net.Conn {
+	if rf, ok := c.(io.ReaderFrom); ok {
+		dc := &deadlineReaderFromConn{rf: rf}
+		dc.init(c)
+		return dc
+	}
+	dc := &deadlineConn{}
+	dc.init(c)
+	return dc
+}
+
+func (c *deadlineConn) init(inner net.Conn) {
+	c.Conn = inner
+	c.rd.apply = inner.SetReadDeadline
+	c.wr.apply = inner.SetWriteDeadline
+}
+
+func (c *deadlineConn) Read(b []byte) (int, error) {
+	if err := c.rd.begin(); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(b)
+	c.rd.end()
+	return n, err
+}
+
+func (c *deadlineConn) Write(b []byte) (int, error) {
+	if err := c.wr.begin(); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Write(b)
+	c.wr.end()
+	return n, err
+}
+
+func (c *deadlineReaderFromConn) ReadFrom(r io.Reader) (int64, error) {
+	if err := c.wr.begin(); err != nil {
+		return 0, err
+	}
+	n, err := c.rf.ReadFrom(r)
+	c.wr.end()
+	return n, err
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error  { return c.rd.set(t) }
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error { return c.wr.set(t) }
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	return errors.Join(c.rd.set(t), c.wr.set(t))
+}
+
+var (
+	errNoSyscallConn = fmt.Errorf("server: connection has no file descriptor: %w", errors.ErrUnsupported)
+	errNoCloseWrite  = fmt.Errorf("server: connection cannot close its writing side alone: %w", errors.ErrUnsupported)
+)
+
+// CloseWrite shuts down the writing side of the wrapped connection, if it
+// can (*net.TCPConn).
+func (c *deadlineConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errNoCloseWrite
+}
+
+// SyscallConn returns the wrapped connection's RawConn, whose Read and
+// Write apply the deadlines set through c as c's own Read and Write do.
+// It allocates, as the wrapped connection's does.
+func (c *deadlineConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errNoSyscallConn
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &deadlineRawConn{raw: raw, c: c}, nil
+}
+
+// deadlineRawConn is a deadlineConn's RawConn.
+type deadlineRawConn struct {
+	raw syscall.RawConn
+	c   *deadlineConn
+}
+
+func (r *deadlineRawConn) Control(f func(fd uintptr)) error { return r.raw.Control(f) }
+
+func (r *deadlineRawConn) Read(f func(fd uintptr) (done bool)) error {
+	if err := r.c.rd.begin(); err != nil {
+		return err
+	}
+	err := r.raw.Read(f)
+	r.c.rd.end()
+	return err
+}
+
+func (r *deadlineRawConn) Write(f func(fd uintptr) (done bool)) error {
+	if err := r.c.wr.begin(); err != nil {
+		return err
+	}
+	err := r.raw.Write(f)
+	r.c.wr.end()
+	return err
+}
+
+// deferredDeadline is one direction of a deadlineConn: the deadline last
+// set (want), applied through the coarseDeadline when an operation begins
+// or is in progress.
+type deferredDeadline struct {
+	coarseDeadline // its mu also guards want
+
+	want    time.Time
+	pending atomic.Bool  // want has not been settled with the coarseDeadline
+	busy    atomic.Int32 // operations begun and not ended
+	apply   func(time.Time) error
+}
+
+// set makes t the deadline: at once if an operation is in progress, else
+// when the next one begins.
+func (dd *deferredDeadline) set(t time.Time) error {
+	dd.mu.Lock()
+	defer dd.mu.Unlock()
+	dd.want = t
+	// pending is stored before busy is loaded, and begin adds to busy
+	// before it loads pending: one of them sees the other, so an
+	// operation beginning now waits under t.
+	dd.pending.Store(true)
+	if dd.busy.Load() > 0 {
+		return dd.flushLocked()
+	}
+	return nil
+}
+
+// begin starts an operation, applying the deadline set since the last one
+// if it must (see coarseDeadline). Unless it returns an error, end must be
+// called when the operation has returned.
+func (dd *deferredDeadline) begin() error {
+	dd.busy.Add(1)
+	if dd.pending.Load() {
+		dd.mu.Lock()
+		err := dd.flushLocked()
+		dd.mu.Unlock()
+		if err != nil {
+			dd.busy.Add(-1)
+			return err
+		}
+	}
+	return nil
+}
+
+func (dd *deferredDeadline) end() { dd.busy.Add(-1) }
+
+// flushLocked settles want with the coarseDeadline; dd.mu is held. If
+// applying fails, it stays pending: every operation fails until a deadline
+// can be applied (the connection is closed, as a rule).
+func (dd *deferredDeadline) flushLocked() error {
+	if !dd.pending.Load() {
+		return nil
+	}
+	if err := dd.setLocked(dd.want, time.Now, dd.apply); err != nil {
+		return err
+	}
+	dd.pending.Store(false)
+	return nil
+}
