@@ -22,7 +22,18 @@ type upConn struct {
 
 	peekFn    func(fd uintptr) bool // c.peek, bound once so that alive does not allocate
 	peekAlive bool
+
+	// The connection's deadlines, coarse (see coarseDeadline): a busy
+	// connection's are moved once a second at most, not on every request.
+	rd, wr           coarseDeadline
+	applyRD, applyWR func(time.Time) error // Conn's, bound once
 }
+
+// setReadDeadline sets c's read deadline, coarsely.
+func (c *upConn) setReadDeadline(d time.Time) { c.rd.set(d, c.applyRD) }
+
+// setWriteDeadline sets c's write deadline, coarsely.
+func (c *upConn) setWriteDeadline(d time.Time) { c.wr.set(d, c.applyWR) }
 
 // errDial marks a failure to connect: nothing of the request was sent, so
 // another upstream may be tried.
@@ -118,6 +129,7 @@ func (p *connPool) dial() (*upConn, error) {
 		}
 		c.Conn = tc
 	}
+	c.applyRD, c.applyWR = c.Conn.SetReadDeadline, c.Conn.SetWriteDeadline
 	c.br = bufio.NewReaderSize(c.Conn, upBufferSize)
 	c.bw = bufio.NewWriterSize(c.Conn, upBufferSize)
 	return c, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"iter"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -209,7 +210,7 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, ra
 	x.client, x.writeTimeout = ctx.Conn(), p.writeTimeout
 	upResp := &x.resp
 
-	pc.SetDeadline(time.Now().Add(p.timeout))
+	pc.setWriteDeadline(time.Now().Add(p.timeout)) // the read deadline is set once the request is sent
 	body := &x.body
 	if s := ctx.Request.BodyStream(); s != nil {
 		size := ctx.Request.Header.ContentLength()
@@ -245,7 +246,7 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, ra
 	}
 
 	x.armWatch(raw)
-	pc.SetReadDeadline(time.Now().Add(p.timeout))
+	pc.setReadDeadline(time.Now().Add(p.timeout))
 	stream, err := readResponseHead(upResp, pc, ctx.IsHead())
 	if err != nil {
 		gone := x.clientGone()
@@ -280,7 +281,7 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, ra
 		h.SetBytesKV(strXAccelBuffering, strNo)
 	}
 	x.inner = upResp.BodyStream()
-	pc.SetWriteDeadline(time.Time{})
+	pc.setWriteDeadline(time.Time{})
 	ctx.Response.ImmediateHeaderFlush = true
 	ctx.Response.SetBodyStream(x, size)
 	return false
@@ -402,7 +403,7 @@ func (x *exchange) stopWatch() bool {
 }
 
 func (x *exchange) Read(b []byte) (int, error) {
-	x.pc.SetReadDeadline(time.Now().Add(x.timeout))
+	x.pc.setReadDeadline(time.Now().Add(x.timeout))
 	n, err := x.inner.Read(b)
 	if errors.Is(err, io.EOF) {
 		x.complete = true
@@ -526,19 +527,45 @@ var (
 )
 
 // removeHopByHop deletes the headers named in Connection, then the fixed
-// hop-by-hop list, from a request header.
+// hop-by-hop list, from a request header. Most requests carry none of
+// them: one pass over the headers finds which to delete, since a delete
+// costs a pass of its own.
 func removeHopByHop(h *fasthttp.RequestHeader) {
-	forEachToken(h.PeekBytes(strConnection), h.DelBytes)
-	for _, k := range hopByHop {
-		h.DelBytes(k)
+	if present := hopByHopPresent(h.All()); present != 0 {
+		delHopByHop(present, h.PeekBytes(strConnection), h.DelBytes)
 	}
 }
 
 // removeResponseHopByHop is removeHopByHop for a response header.
 func removeResponseHopByHop(h *fasthttp.ResponseHeader) {
-	forEachToken(h.PeekBytes(strConnection), h.DelBytes)
-	for _, k := range hopByHop {
-		h.DelBytes(k)
+	if present := hopByHopPresent(h.All()); present != 0 {
+		delHopByHop(present, h.PeekBytes(strConnection), h.DelBytes)
+	}
+}
+
+// hopByHopPresent returns a bit set of the hopByHop headers among all:
+// bit i for hopByHop[i].
+func hopByHopPresent(all iter.Seq2[[]byte, []byte]) uint32 {
+	var present uint32
+	for k := range all {
+		for i, name := range hopByHop {
+			if len(k) == len(name) && bytes.EqualFold(k, name) {
+				present |= 1 << i
+				break
+			}
+		}
+	}
+	return present
+}
+
+// delHopByHop deletes, with del, the headers named in the Connection
+// header's value conn, then those of hopByHop whose bit is set in present.
+func delHopByHop(present uint32, conn []byte, del func([]byte)) {
+	forEachToken(conn, del)
+	for i, k := range hopByHop {
+		if present&(1<<i) != 0 {
+			del(k)
+		}
 	}
 }
 
