@@ -54,15 +54,10 @@ var watchPool = sync.Pool{New: func() any {
 	return w
 }}
 
-// rawConns caches each client connection's RawConn (SyscallConn allocates),
-// removed when the connection closes (Gateway.connState). A *tls.Conn's
-// RawConn is that of the connection beneath it.
-type rawConns struct{ m sync.Map }
-
-func (rc *rawConns) get(c net.Conn) syscall.RawConn {
-	if v, ok := rc.m.Load(c); ok {
-		return v.(syscall.RawConn)
-	}
+// rawConnOf returns c's RawConn, or nil if it has none; a *tls.Conn's is
+// that of the connection beneath it. It allocates: it is called once per
+// watch, and watches are started only for exchanges that last.
+func rawConnOf(c net.Conn) syscall.RawConn {
 	inner := c
 	if tc, ok := c.(*tls.Conn); ok {
 		inner = tc.NetConn()
@@ -75,11 +70,8 @@ func (rc *rawConns) get(c net.Conn) syscall.RawConn {
 	if err != nil {
 		return nil
 	}
-	rc.m.Store(c, raw)
 	return raw
 }
-
-func (rc *rawConns) forget(c net.Conn) { rc.m.Delete(c) }
 
 // startWatch starts watching conn; it returns nil for connections that
 // cannot be watched (not TCP, e.g. in-memory listeners in tests).

@@ -355,8 +355,7 @@ func TestDeadlineConnTimesOut(t *testing.T) {
 
 	// RawConn.Read, as clientWatch waits: a deadline set before it (not
 	// applied yet) and one set while it waits both end it.
-	var rc rawConns
-	raw := rc.get(c)
+	raw := rawConnOf(c)
 	if raw == nil {
 		t.Fatal("no RawConn for the wrapped TCP connection")
 	}
@@ -401,11 +400,10 @@ func TestDeadlineConnLooksThrough(t *testing.T) {
 	if _, ok := c.(io.ReaderFrom); !ok {
 		t.Fatal("a wrapped *net.TCPConn has no ReadFrom")
 	}
-	var rc rawConns
-	if rc.get(c) == nil {
+	if rawConnOf(c) == nil {
 		t.Fatal("no RawConn through the wrapper")
 	}
-	if rc.get(tls.Server(c, &tls.Config{})) == nil {
+	if rawConnOf(tls.Server(c, &tls.Config{})) == nil {
 		t.Fatal("no RawConn through a *tls.Conn over the wrapper")
 	}
 	n, err := c.(io.ReaderFrom).ReadFrom(strings.NewReader("hello"))
@@ -427,7 +425,7 @@ func TestDeadlineConnLooksThrough(t *testing.T) {
 	if _, ok := pc.(io.ReaderFrom); ok {
 		t.Fatal("a wrapped pipe has a ReadFrom")
 	}
-	if rc.get(pc) != nil {
+	if rawConnOf(pc) != nil {
 		t.Fatal("a RawConn for a pipe")
 	}
 	if err := pc.(interface{ CloseWrite() error }).CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {

@@ -35,7 +35,6 @@ type Gateway struct {
 	metrics   *gatewayMetrics
 	admin     adminServer
 	proxy     *proxy
-	raws      rawConns
 	sink      *logsink.Sink // the file sink; nil without one
 	accessLog AccessLogger  // sink or Config.AccessLogger; nil: no access log
 	srv       *fasthttp.Server
@@ -150,7 +149,9 @@ func New(cfg Config) (*Gateway, error) {
 		CloseOnShutdown:       true,
 		SecureErrorLogMessage: true,
 		Logger:                &fasthttpLogger{l: g.log},
-		ConnState:             g.connState,
+		// The handler reads the clock itself (the log's time, the
+		// latency): fasthttp need not read it too.
+		LazyRequestTime: true,
 
 		// Bodies are read only once a request is admitted, and streamed
 		// to the upstream: see body.go. Multipart bodies too: fasthttp
@@ -297,13 +298,6 @@ func (g *Gateway) readiness() (bool, []byte) {
 		return true, strOKLimiterOpen
 	default:
 		return true, strOKLimiterLocal
-	}
-}
-
-// connState forgets a closed client connection's cached RawConn.
-func (g *Gateway) connState(c net.Conn, s fasthttp.ConnState) {
-	if s == fasthttp.StateClosed || s == fasthttp.StateHijacked {
-		g.raws.forget(c)
 	}
 }
 

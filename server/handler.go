@@ -102,7 +102,7 @@ func (a *account) settings() auth.Settings {
 // upstream (watching the client's connection meanwhile) and returns the
 // upstream's name for the log.
 func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) string {
-	return g.proxy.serve(ctx, g.raws.get(ctx.Conn()))
+	return g.proxy.serve(ctx)
 }
 
 // handle is the request path of Handler and Wrap: probes, authenticate →

@@ -11,7 +11,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -109,8 +108,7 @@ func (p *proxy) close() {
 
 // serve forwards ctx's request and fills ctx's response: the upstream's, or
 // an OpenAI-shaped 502/504 when it cannot be had, or 499 when the client went
-// away first. raw is the client connection's RawConn (nil if it has none),
-// for the watch on the client while the upstream answers. The request path
+// away first. The request path
 // has already set X-Request-Id on the request, and sets it on the response.
 // serve returns the name of the upstream tried last, for the log.
 //
@@ -118,7 +116,7 @@ func (p *proxy) close() {
 // upstream that cannot be connected to is retried once on another, which
 // is safe since none of the body has been read yet; a request once sent
 // never is.
-func (p *proxy) serve(ctx *fasthttp.RequestCtx, raw syscall.RawConn) string {
+func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
 	req := &ctx.Request
 	clientClose := req.Header.ConnectionClose()
 	removeHopByHop(&req.Header)
@@ -170,7 +168,7 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx, raw syscall.RawConn) string {
 			break
 		}
 		up.inflight.Add(1)
-		bodyLeft = p.roundTrip(ctx, up, pc, raw)
+		bodyLeft = p.roundTrip(ctx, up, pc)
 		break
 	}
 	if origURI != nil {
@@ -195,8 +193,8 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx, raw syscall.RawConn) string {
 var errNoHealthyUpstream = errors.New("no healthy upstream")
 
 // roundTrip sends the request on pc, a streamed body as it reads it, then
-// waits for the response, watching the client (raw) once the wait or the
-// stream has lasted watchDelay, and fills ctx's response. It owns pc and one count of up.inflight: it releases them
+// waits for the response, watching the client once the wait or the stream
+// has lasted watchDelay, and fills ctx's response. It owns pc and one count of up.inflight: it releases them
 // itself, or hands them to the response's body stream. It reports whether
 // the client's body was left partly read, in which case the client's
 // connection must close.
@@ -204,7 +202,7 @@ var errNoHealthyUpstream = errors.New("no healthy upstream")
 // The watch is armed only once the body is read: it waits on the client's
 // socket, and under TLS would hold the socket's read lock through the
 // body's TLS records, which the body's reads then wait for.
-func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, raw syscall.RawConn) (bodyLeft bool) {
+func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (bodyLeft bool) {
 	x := exchangePool.Get().(*exchange)
 	x.up, x.pc, x.timeout = up, pc, p.timeout
 	x.client, x.writeTimeout = ctx.Conn(), p.writeTimeout
@@ -245,7 +243,7 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, ra
 		ctx.Request.Header.SetContentLength(int(body.n))
 	}
 
-	x.armWatch(raw)
+	x.armWatch()
 	pc.setReadDeadline(time.Now().Add(p.timeout))
 	stream, err := readResponseHead(upResp, pc, ctx.IsHead())
 	if err != nil {
@@ -336,12 +334,11 @@ type exchange struct {
 	body bodyReader // the request's streamed body on its way up
 
 	// The client watch, started by watchTimer once the exchange has lasted
-	// watchDelay (see armWatch). wmu guards watch, raw and watchOff
-	// between the timer's goroutine and the request's.
+	// watchDelay (see armWatch). wmu guards watch and watchOff between the
+	// timer's goroutine and the request's.
 	wmu        sync.Mutex
 	watch      *clientWatch
-	raw        syscall.RawConn // the client's; nil: no watch
-	watchOff   bool            // set by finish: the timer must not start a watch
+	watchOff   bool // set by finish: the timer must not start a watch
 	watchTimer *time.Timer
 }
 
@@ -359,14 +356,10 @@ var exchangePool = sync.Pool{New: func() any {
 // work. A generation, a stream or a slow upstream is watched from then on.
 const watchDelay = 20 * time.Millisecond
 
-// armWatch makes the client (raw, nil if it cannot be watched) be watched
-// from watchDelay on, until finish.
-func (x *exchange) armWatch(raw syscall.RawConn) {
-	if raw == nil {
-		return
-	}
+// armWatch makes the client be watched from watchDelay on, until finish.
+func (x *exchange) armWatch() {
 	x.wmu.Lock()
-	x.raw, x.watchOff = raw, false
+	x.watchOff = false
 	x.wmu.Unlock()
 	x.watchTimer.Reset(watchDelay)
 }
@@ -378,7 +371,7 @@ func (x *exchange) armWatch(raw syscall.RawConn) {
 func (x *exchange) lateWatch() {
 	x.wmu.Lock()
 	if !x.watchOff && x.watch == nil {
-		x.watch = startWatch(x.client, x.raw)
+		x.watch = startWatch(x.client, rawConnOf(x.client))
 		x.watch.attach(x.pc)
 	}
 	x.wmu.Unlock()
@@ -397,7 +390,7 @@ func (x *exchange) stopWatch() bool {
 	x.watchTimer.Stop()
 	x.wmu.Lock()
 	w := x.watch
-	x.watch, x.raw, x.watchOff = nil, nil, true
+	x.watch, x.watchOff = nil, true
 	x.wmu.Unlock()
 	return w.stop()
 }
