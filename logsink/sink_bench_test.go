@@ -2,6 +2,7 @@ package logsink
 
 import (
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -106,4 +107,34 @@ func BenchmarkTimestamp(b *testing.B) {
 			buf = t.UTC().AppendFormat(buf[:0], timestampLayout)
 		}
 	})
+}
+
+// BenchmarkWriteYield is Write as a gateway handler calls it: the calling
+// goroutine yields after each request (in the gateway, to wait for the
+// network), so the writer goroutine gets to run whenever it is runnable.
+// Run it with -cpu 1 to see what a goroutine switch per line would cost on
+// a gateway pinned to one core. "Gosched" is the baseline: the yield alone.
+func BenchmarkWriteYield(b *testing.B) {
+	b.Run("Gosched", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			runtime.Gosched()
+		}
+	})
+	for _, format := range []Format{FormatText, FormatJSON} {
+		b.Run(format.String(), func(b *testing.B) {
+			s := benchSink(b, format)
+			e := benchEntry()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Write(e); err != nil {
+					b.Fatal(err)
+				}
+				runtime.Gosched()
+			}
+			if err := s.Flush(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
 }
