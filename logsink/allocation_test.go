@@ -10,14 +10,16 @@ import (
 )
 
 // TestWriteAllocations asserts that Write does not allocate once the line
-// buffer pool is warm, while the writer goroutine runs and writes batches
-// (its allocations would count too: AllocsPerRun counts the whole process).
+// buffer and batch pools are warm, while the writer goroutine runs and
+// writes batches (its allocations would count too: AllocsPerRun counts the
+// whole process).
 //
 // AllocsPerRun runs with GOMAXPROCS=1, where the writer only runs when the
 // producer yields. Two steady states are measured: the writer keeping up
-// (the producer yields after each Write, so buffers return to the pool
-// before the next one), and back-pressure (a small buffer that fills, so
-// Write blocks on its slow path and the writer drains it).
+// (the producer yields after each Write, so the writer takes each batch as
+// soon as it is handed over, and its buffer returns to the pool), and
+// back-pressure (a small BufferLines that fills, so Write blocks on its
+// slow path until the writer takes the batch).
 func TestWriteAllocations(t *testing.T) {
 	e := &Entry{
 		Time:      fixedTime,

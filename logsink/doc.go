@@ -1,6 +1,7 @@
 // Package logsink is authgate's access log: request handlers hand it one
-// Entry per request, and a single writer goroutine batches the formatted
-// lines into a file (or standard output).
+// Entry per request, whose formatted line is appended to a batch, and a
+// single writer goroutine writes the batches to a file (or standard
+// output).
 //
 // # Line formats
 //
@@ -20,13 +21,17 @@
 // This is an audit log, so no line is dropped silently:
 //
 //   - Sink.Write never drops a line; its buffer-full policy is
-//     back-pressure. It copies the line into a buffered channel; when the
-//     channel is full, Write blocks until the writer goroutine makes room,
-//     and Stats.Waited counts those Writes.
-//   - The writer goroutine calls write(2) when Config.BatchBytes are buffered,
-//     every Config.FlushInterval, and on Flush, Reopen and Close. A line
-//     therefore reaches the file at most FlushInterval after the writer
-//     received it.
+//     back-pressure. It copies the line into the current batch, which it
+//     hands whole to the writer goroutine once it holds Config.BatchBytes
+//     or the queue is full (so the writer wakes once a batch, not once a
+//     line). At most Config.BufferLines lines are queued, in the current
+//     batch and in batches handed over but not yet taken by the writer;
+//     when that many are, Write blocks until the writer makes room, and
+//     Stats.Waited counts those Writes.
+//   - The writer goroutine calls write(2) when it holds Config.BatchBytes,
+//     and every Config.FlushInterval, on Flush, on Reopen and on Close,
+//     taking the current batch however full. A line therefore reaches
+//     write(2) at most FlushInterval after its Write while writes succeed.
 //   - When write(2) fails (disk full, I/O error), the lines it did not
 //     write stay in memory, in order, and the writer retries them on every
 //     tick (FlushInterval) and on Flush, so writing resumes by itself when
@@ -35,7 +40,7 @@
 //     file changes in between (Reopen, or a removed file reopened) is a
 //     line cut short in the old file written whole to the new one.
 //     Meanwhile Write keeps accepting lines (requests are served) and the
-//     writer keeps receiving them, up to Config.RetryBytes (16 MiB by
+//     writer keeps taking them, up to Config.RetryBytes (16 MiB by
 //     default) waiting in memory; lines arriving beyond that bound are
 //     dropped and counted in Stats.Failed. Stats.WriteErrors counts the
 //     failed writes and Stats.Pending the lines waiting. Failures are

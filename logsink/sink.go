@@ -30,15 +30,21 @@ type Config struct {
 	Path string
 	// Format is the line format; the zero value is FormatText.
 	Format Format
-	// BufferLines is the capacity, in lines, of the channel between Write
-	// and the writer goroutine; Write blocks while it is full. Zero means
-	// DefaultBufferLines.
+	// BufferLines bounds the lines queued for the writer goroutine: lines
+	// whose Write returned and that the writer has not taken yet, in the
+	// batch being filled or in full batches handed to the writer. Write
+	// blocks while that many are queued. Zero means DefaultBufferLines.
 	BufferLines int
-	// FlushInterval is the longest a line received by the writer goroutine
-	// waits in memory before write(2). Zero means DefaultFlushInterval.
+	// FlushInterval is the longest a line waits in memory between its
+	// Write and write(2) while writes succeed: on every tick the writer
+	// goroutine takes the batch being filled, however full. Zero means
+	// DefaultFlushInterval.
 	FlushInterval time.Duration
-	// BatchBytes is how many bytes the writer goroutine buffers before it
-	// calls write(2) without waiting for FlushInterval. Zero means
+	// BatchBytes is the size of a batch: Write appends lines to the
+	// current batch and hands it to the writer goroutine once it holds
+	// BatchBytes (or a line does not fit), and the writer calls write(2)
+	// without waiting for FlushInterval once it holds that many bytes. A
+	// line longer than BatchBytes is a batch of its own. Zero means
 	// DefaultBatchBytes.
 	BatchBytes int
 	// RetryBytes bounds the memory that keeps lines while write(2) fails
@@ -55,8 +61,8 @@ type Config struct {
 }
 
 // Stats are a Sink's counters since New. Lines the writer goroutine has
-// received are Written, Failed, Pending, or in the batch not yet handed
-// to write(2).
+// taken from the queue are Written, Failed, Pending, or in its batch not
+// yet handed to write(2).
 type Stats struct {
 	// Written counts lines write(2) accepted (whole: a line cut by a short
 	// write counts once its newline is written).
@@ -65,7 +71,8 @@ type Stats struct {
 	// already while writes failed, or still unwritten when Close gave up.
 	// Each is reported through Config.ErrorLog.
 	Failed uint64
-	// Waited counts Writes that found the buffer full and blocked.
+	// Waited counts Writes that found Config.BufferLines lines queued and
+	// blocked.
 	Waited uint64
 	// WriteErrors counts failed write(2) calls; a write retried on every
 	// tick of an outage counts each time.
@@ -79,21 +86,24 @@ type Stats struct {
 	Reopened uint64
 }
 
-// Sink is an access log: Write formats an Entry into one line and queues it
-// for a writer goroutine, which batches lines into the file (see the
-// package comment for the delivery policy). Create it with New and stop it
-// with Close; the zero Sink is not usable. All methods are safe for
-// concurrent use, with each other and with Close.
+// Sink is an access log: Write formats an Entry into one line and appends
+// it to the current batch, which is handed whole to a writer goroutine
+// that writes it to the file (see the package comment for the delivery
+// policy). Create it with New and stop it with Close; the zero Sink is not
+// usable. All methods are safe for concurrent use, with each other and
+// with Close.
 type Sink struct {
 	format Format
 	pool   sync.Pool // of *[]byte line buffers
 
-	// mu is read-locked by Write around its send on lines and write-locked
-	// by Close to set closed and close lines, so no Write sends on a closed
-	// channel and every accepted line is received before the writer exits.
+	// mu is read-locked by Write for as long as it queues its line (a
+	// wait for room included) and write-locked by Close to set closed and
+	// close q.batches, so no Write sends on a closed channel and every
+	// accepted line is taken by the writer before it exits.
 	mu     sync.RWMutex
 	closed bool // guarded by mu
-	lines  chan *[]byte
+
+	q queue // the lines between Write and the writer goroutine
 
 	ctl       chan ctlRequest // Flush and Reopen requests to the writer
 	done      chan struct{}   // closed when the writer goroutine has exited
@@ -107,8 +117,6 @@ type Sink struct {
 	writeErrors atomic.Uint64
 	pending     atomic.Uint64
 	reopened    atomic.Uint64
-
-	waited atomic.Uint64 // updated by Write on its slow path only
 }
 
 // ctlRequest asks the writer goroutine to write everything queued and, if
@@ -187,10 +195,10 @@ func newSink(cfg Config, hooks testHooks) (*Sink, error) {
 
 	s := &Sink{
 		format: cfg.Format,
-		lines:  make(chan *[]byte, cfg.BufferLines),
 		ctl:    make(chan ctlRequest),
 		done:   make(chan struct{}),
 	}
+	s.q.init(cfg.BufferLines, cfg.BatchBytes)
 	s.pool.New = func() any {
 		b := make([]byte, 0, 256)
 		return &b
@@ -217,31 +225,29 @@ func newSink(cfg Config, hooks testHooks) (*Sink, error) {
 // copies everything it keeps, so e and the memory its slices point to may
 // be reused as soon as Write returns.
 //
-// Write never drops a line: while the queue is full it blocks until the
-// writer makes room. It returns nil once the line is queued (a later write
-// failure is retried, counted in Stats and reported through
-// Config.ErrorLog, not returned here), ErrClosed once Close has begun, and
-// ErrNilEntry for a nil e. It does not allocate in steady state.
+// Write never drops a line: while Config.BufferLines lines are queued it
+// blocks until the writer makes room. It returns nil once the line is
+// queued (a later write failure is retried, counted in Stats and reported
+// through Config.ErrorLog, not returned here), ErrClosed once Close has
+// begun, and ErrNilEntry for a nil e. It formats the line before taking
+// a lock, holds the queue's mutex only to copy the line into the current
+// batch, and wakes the writer goroutine only when it hands a batch over.
+// It does not allocate in steady state.
 func (s *Sink) Write(e *Entry) error {
 	if e == nil {
 		return ErrNilEntry
 	}
+	bp := s.pool.Get().(*[]byte)
+	*bp = appendLine((*bp)[:0], s.format, e)
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
+		s.putLine(bp)
 		return ErrClosed
 	}
-	bp := s.pool.Get().(*[]byte)
-	*bp = appendLine((*bp)[:0], s.format, e)
-	select {
-	case s.lines <- bp:
-	default:
-		// Slow path: the queue is full. Only here is a shared counter
-		// written.
-		s.waited.Add(1)
-		s.lines <- bp
-	}
+	s.q.add(*bp)
 	s.mu.RUnlock()
+	s.putLine(bp)
 	return nil
 }
 
@@ -299,7 +305,7 @@ func (s *Sink) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		close(s.lines)
+		close(s.q.batches)
 		s.mu.Unlock()
 	})
 	<-s.done
@@ -312,7 +318,7 @@ func (s *Sink) Stats() Stats {
 	return Stats{
 		Written:     s.written.Load(),
 		Failed:      s.failed.Load(),
-		Waited:      s.waited.Load(),
+		Waited:      s.q.waited.Load(),
 		WriteErrors: s.writeErrors.Load(),
 		Pending:     s.pending.Load(),
 		Reopened:    s.reopened.Load(),

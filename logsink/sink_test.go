@@ -210,7 +210,9 @@ func TestSinkConcurrentWritesThenClose(t *testing.T) {
 			if len(lines) != goroutines*writes {
 				t.Fatalf("%d lines, want %d", len(lines), goroutines*writes)
 			}
-			seen := make(map[string]bool, len(lines))
+			// Every goroutine's lines are there once each, in the order
+			// it wrote them.
+			next := make([]int, goroutines)
 			for _, line := range lines {
 				key := line
 				if format == FormatJSON {
@@ -222,17 +224,14 @@ func TestSinkConcurrentWritesThenClose(t *testing.T) {
 					}
 					key = fields[1]
 				}
-				if seen[key] {
-					t.Fatalf("line for %s twice", key)
+				var g, i int
+				if _, err := fmt.Sscanf(key, "k%d-%d", &g, &i); err != nil || g < 0 || g >= goroutines {
+					t.Fatalf("line with key id %q", key)
 				}
-				seen[key] = true
-			}
-			for g := range goroutines {
-				for i := range writes {
-					if key := "k" + strconv.Itoa(g) + "-" + strconv.Itoa(i); !seen[key] {
-						t.Fatalf("no line for %s", key)
-					}
+				if i != next[g] {
+					t.Fatalf("line for k%d-%d where k%d-%d was due", g, i, g, next[g])
 				}
+				next[g]++
 			}
 			if st := s.Stats(); st.Written != goroutines*writes || st.Failed != 0 {
 				t.Fatalf("Stats = %+v", st)

@@ -68,22 +68,23 @@ type writer struct {
 	err error // first write error since the last control request or successful write
 }
 
-// run is the writer goroutine: it receives lines into the batch and writes
-// the batch when it is full, on every tick and on control requests, until
-// Close closes the lines channel.
+// run is the writer goroutine: it receives full batches from the Writes
+// and writes them, takes the batch being filled on every tick and on
+// control requests, until Close closes the batches channel.
 func (w *writer) run() {
 	ticker := time.NewTicker(w.interval)
 	defer ticker.Stop()
 	for {
 		select {
-		case bp, ok := <-w.s.lines:
+		case b, ok := <-w.s.q.batches:
 			if !ok {
 				w.s.closeErr = w.finish()
 				close(w.s.done)
 				return
 			}
-			w.add(bp)
+			w.add(b)
 		case <-ticker.C:
+			w.drain()
 			w.write()
 		case req := <-w.s.ctl:
 			req.reply <- w.control(req)
@@ -91,24 +92,44 @@ func (w *writer) run() {
 	}
 }
 
-// add appends the line in bp to the batch and returns bp to the pool. It
-// writes the batch when it is full, unless writes are failing: then the
-// line waits for the next tick, or is dropped and counted if the batch
-// holds maxRetry bytes already.
-func (w *writer) add(bp *[]byte) {
-	line := *bp
-	if !w.failing && len(w.batch) > 0 && len(w.batch)+len(line) > cap(w.batch) {
+// add moves the lines of b, a batch taken from the queue, into the
+// writer's batch and releases b to the queue. It writes first if the lines
+// would grow a non-empty batch beyond maxBatch, and after when the batch
+// holds maxBatch bytes, unless writes are failing: then the lines wait
+// for the next tick, and those that would grow the batch beyond maxRetry
+// bytes are dropped and counted.
+func (w *writer) add(b *batch) {
+	if !w.failing && len(w.batch) > 0 && len(w.batch)+len(b.buf) > w.maxBatch {
 		w.write()
 	}
-	if w.failing && len(w.batch)+len(line) > w.maxRetry {
-		w.s.failed.Add(1)
-		w.faults.drop(1)
-		w.s.putLine(bp)
-		return
+	switch {
+	case len(w.batch) == 0 && (!w.failing || len(b.buf) <= w.maxRetry):
+		// The common case: take b's buffer and give the queue ours (empty)
+		// instead of copying.
+		w.batch, b.buf = b.buf, w.batch
+		w.lines = uint64(b.lines)
+	case !w.failing || len(w.batch)+len(b.buf) <= w.maxRetry:
+		w.batch = append(w.batch, b.buf...)
+		w.lines += uint64(b.lines)
+	default:
+		// Line by line, as each line may or may not fit.
+		for p := b.buf; len(p) > 0; {
+			i := bytes.IndexByte(p, '\n') + 1
+			if i == 0 {
+				panic("BUG: logsink: a batch does not end in a newline")
+			}
+			line := p[:i]
+			p = p[i:]
+			if len(w.batch)+len(line) > w.maxRetry {
+				w.s.failed.Add(1)
+				w.faults.drop(1)
+				continue
+			}
+			w.batch = append(w.batch, line...)
+			w.lines++
+		}
 	}
-	w.batch = append(w.batch, line...)
-	w.lines++
-	w.s.putLine(bp)
+	w.s.q.release(b)
 	if w.failing {
 		w.s.pending.Store(w.lines)
 	} else if len(w.batch) >= w.maxBatch {
@@ -117,11 +138,16 @@ func (w *writer) add(bp *[]byte) {
 }
 
 // drain adds the lines queued when it is called, and no more, so that a
-// steady stream of Writes cannot starve a Flush. This goroutine is the only
+// steady stream of Writes cannot starve a Flush: the full batches in the
+// channel, then the batch being filled. This goroutine is the only
 // receiver, so the receives cannot block.
 func (w *writer) drain() {
-	for n := len(w.s.lines); n > 0; n-- {
-		w.add(<-w.s.lines)
+	n, cur := w.s.q.takeCurrent()
+	for ; n > 0; n-- {
+		w.add(<-w.s.q.batches)
+	}
+	if cur != nil {
+		w.add(cur)
 	}
 }
 
@@ -271,11 +297,12 @@ func (w *writer) closeFile(f *os.File) error {
 	return errors.Join(errs...)
 }
 
-// finish writes what is left once the lines channel is closed and drained
-// (one attempt), counts the lines that still could not be written as
-// failed, reports what was not reported yet, then syncs and closes the
-// file.
+// finish writes what is left once the batches channel is closed and
+// drained (one attempt), the batch being filled included, counts the
+// lines that still could not be written as failed, reports what was not
+// reported yet, then syncs and closes the file.
 func (w *writer) finish() error {
+	w.drain()
 	w.write()
 	lost := w.lines
 	if lost > 0 {
