@@ -40,6 +40,12 @@ type proxy struct {
 // on; larger ones, and those of unknown length, are streamed.
 const maxBuffered = 1 << 20
 
+// copyBodyMax is the largest body read whole that is copied into the
+// client's response; a larger one's buffer is swapped in instead. Swapping
+// small buffers made the exchange's response grow a buffer (an allocation)
+// on most requests: the buffers of two pools change hands.
+const copyBodyMax = 16 << 10
+
 // StatusClientClosed is logged for a request whose client went away before
 // its response was sent (nginx's 499).
 const StatusClientClosed = 499
@@ -266,8 +272,13 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	h.SetNoDefaultContentType(true)
 	removeResponseHopByHop(h)
 	if !stream {
-		// Swap the upstream's body buffer in: no copy.
-		upResp.SwapBody(ctx.Response.SwapBody(upResp.SwapBody(nil)))
+		if b := upResp.Body(); len(b) <= copyBodyMax {
+			// Copied: each response keeps a buffer of its usual size.
+			ctx.Response.SetBody(b)
+		} else {
+			// Swap the upstream's body buffer in: no copy.
+			upResp.SwapBody(ctx.Response.SwapBody(upResp.SwapBody(nil)))
+		}
 		x.finish(true)
 		return false
 	}
