@@ -214,7 +214,8 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	x.client, x.writeTimeout = ctx.Conn(), p.writeTimeout
 	upResp := &x.resp
 
-	pc.setWriteDeadline(time.Now().Add(p.timeout)) // the read deadline is set once the request is sent
+	sent := time.Now() // when the request is sent, unless its body is still coming
+	pc.setWriteDeadline(sent.Add(p.timeout))
 	body := &x.body
 	if s := ctx.Request.BodyStream(); s != nil {
 		size := ctx.Request.Header.ContentLength()
@@ -250,7 +251,10 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	}
 
 	x.armWatch()
-	pc.setReadDeadline(time.Now().Add(p.timeout))
+	if body.timeout != 0 {
+		sent = time.Now() // the body took its time: the wait starts now
+	}
+	pc.setReadDeadline(sent.Add(p.timeout))
 	stream, err := readResponseHead(upResp, pc, ctx.IsHead())
 	if err != nil {
 		gone := x.clientGone()
