@@ -85,6 +85,11 @@ func startWatch(conn net.Conn, raw syscall.RawConn) *clientWatch {
 	_, w.tls = conn.(*tls.Conn)
 	w.gone.Store(false)
 	w.up.Store(nil)
+	// The deadline in force is the request's READ_TIMEOUT from its first
+	// byte: it bounds reading the request, not the wait for the upstream
+	// (UPSTREAM_TIMEOUT does), so the watch waits without one. stop wakes
+	// it with a deadline in the past and clears it again.
+	conn.SetReadDeadline(time.Time{})
 	go w.runFn()
 	return w
 }

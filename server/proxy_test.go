@@ -380,6 +380,28 @@ func TestClientGoneBeforeResponse(t *testing.T) {
 	}
 }
 
+// TestClientGoneAfterReadTimeout: the watch outlives READ_TIMEOUT, which
+// bounds reading the request, not the wait for the upstream: a client that
+// leaves a request the upstream has held longer than that still gets the
+// upstream connection closed.
+func TestClientGoneAfterReadTimeout(t *testing.T) {
+	upURL, got, closed := hangingUpstream(t)
+	const readTimeout = 200 * time.Millisecond
+	g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{upURL},
+		HealthCheckInterval: noChecks, UpstreamTimeout: time.Minute, ReadTimeout: readTimeout})
+
+	conn, _ := dialGateway(t, g)
+	if _, err := io.WriteString(conn, rawRequest("POST", "/v1/chat/completions", "", `{"model":"m"}`)); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, got, "request at the upstream")
+	time.Sleep(3 * readTimeout)
+	conn.Close()
+	if err := recv(t, closed, "close of the upstream connection after the client left"); err == nil {
+		t.Fatal("the upstream got more bytes instead of a close")
+	}
+}
+
 // TestWatchOnlySlowExchanges: an exchange that ends quickly never starts
 // the client watch (a goroutine, a peek at the client's socket and two
 // deadline updates per request); one that lasts starts it once.
