@@ -204,16 +204,20 @@ type Config struct {
 	// DefaultWriteTimeout (60 s).
 	WriteTimeout time.Duration
 
-	// MaxConns is the most client connections served at once, idle
+	// MaxConns is the most client connections open at once, idle
 	// keep-alive ones included; a connection beyond it is answered 503
-	// (by fasthttp, in plain text) and closed. Zero means DefaultMaxConns
-	// (10,000).
+	// (OpenAI's error shape, code "too_many_connections") and closed
+	// without being served. Zero means DefaultMaxConns (10,000).
+	//
+	// Both limits are applied by the listener of Gateway.Serve, as it
+	// accepts; a server running Wrap's handler applies its own.
 	MaxConns int
 
-	// MaxConnsPerIP is the most client connections served at once from one
-	// IP address; a connection beyond it is answered 429 (by fasthttp, in
-	// plain text) and closed. Zero means no limit, the right setting
-	// behind a load balancer, whose one address carries every client.
+	// MaxConnsPerIP is the most client connections open at once from one
+	// IP address; a connection beyond it is answered 429 (code
+	// "too_many_connections") and closed. Zero means no limit, the right
+	// setting behind a load balancer, whose one address carries every
+	// client.
 	MaxConnsPerIP int
 
 	// MaxHeaderBytes is the largest request head (request line and

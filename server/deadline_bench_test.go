@@ -125,7 +125,7 @@ func BenchmarkServeDeadlineConn(b *testing.B) {
 				}
 				served := ln
 				if wrap {
-					served = deadlineListener{ln}
+					served = deadlineListener{Listener: ln}
 				}
 				go srv.Serve(served)
 				defer srv.Shutdown()

@@ -5,22 +5,40 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// deadlineListener wraps every connection it accepts in a deadlineConn.
-// Gateway.Serve puts it beneath the TLS listener, so that a *tls.Conn's
-// deadlines are the deadlineConn's.
-type deadlineListener struct{ net.Listener }
+// deadlineListener wraps every connection it accepts in a deadlineConn,
+// after applying the connection limits, if it has them: a connection
+// beyond one is answered and closed there (connLimits.refuse), and never
+// returned. Gateway.Serve puts it beneath the TLS listener, so that a
+// *tls.Conn's deadlines are the deadlineConn's.
+type deadlineListener struct {
+	net.Listener
+	limits *connLimits // nil: no limits
+}
 
 func (l deadlineListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err // as it is: fasthttp tells timeouts and closes apart
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err // as it is: fasthttp tells timeouts and closes apart
+		}
+		if l.limits == nil {
+			return newDeadlineConn(c), nil
+		}
+		ip := remoteIP(c)
+		if resp := l.limits.admit(ip); resp != nil {
+			l.limits.refuse(c, ip, resp)
+			continue
+		}
+		nc, dc := wrapDeadlines(c)
+		dc.limits, dc.ip = l.limits, ip
+		return nc, nil
 	}
-	return newDeadlineConn(c), nil
 }
 
 // deadlineConn is a client connection whose deadlines cost nothing on most
@@ -48,7 +66,8 @@ func (l deadlineListener) Accept() (net.Conn, error) {
 // clientWatch.stop does to wake its wait, or fasthttp's
 // RequestCtx.SetReadDeadline) applies to that read.
 //
-// Everything else is the wrapped connection's: addresses, Close, CloseWrite
+// Everything else is the wrapped connection's: addresses, Close (which
+// also releases the connection's count in the listener's limits), CloseWrite
 // (closeGently), SyscallConn (the client watch), and ReadFrom where it has
 // one (deadlineReaderFromConn). fasthttp's writev of a response held whole
 // and larger than its write buffer recognises *net.TCPConn only: through a
@@ -56,6 +75,11 @@ func (l deadlineListener) Accept() (net.Conn, error) {
 type deadlineConn struct {
 	net.Conn
 	rd, wr deferredDeadline
+
+	// limits counts the connection until its first Close (closeOnce).
+	limits    *connLimits
+	ip        netip.Addr
+	closeOnce atomic.Bool
 }
 
 // deadlineReaderFromConn is a deadlineConn over a connection that has a
@@ -70,14 +94,30 @@ type deadlineReaderFromConn struct {
 // newDeadlineConn wraps c; c's deadlines must be set only through the
 // wrapper from then on.
 func newDeadlineConn(c net.Conn) net.Conn {
+	nc, _ := wrapDeadlines(c)
+	return nc
+}
+
+// wrapDeadlines is newDeadlineConn, also returning the deadlineConn at the
+// wrapper's heart.
+func wrapDeadlines(c net.Conn) (net.Conn, *deadlineConn) {
 	if rf, ok := c.(io.ReaderFrom); ok {
 		dc := &deadlineReaderFromConn{rf: rf}
 		dc.init(c)
-		return dc
+		return dc, &dc.deadlineConn
 	}
 	dc := &deadlineConn{}
 	dc.init(c)
-	return dc
+	return dc, dc
+}
+
+// Close closes the wrapped connection and, the first time, releases its
+// count in the connection limits.
+func (c *deadlineConn) Close() error {
+	if c.limits != nil && c.closeOnce.CompareAndSwap(false, true) {
+		c.limits.release(c.ip)
+	}
+	return c.Conn.Close()
 }
 
 func (c *deadlineConn) init(inner net.Conn) {

@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,7 @@ type Gateway struct {
 	accessLog AccessLogger  // sink or Config.AccessLogger; nil: no access log
 	srv       *fasthttp.Server
 	cert      *certificate // nil: plain HTTP
+	conns     *connLimits  // MaxConns and MaxConnsPerIP, applied by Serve's listener
 	watcher   *keysWatcher // nil: the keys file is not watched
 
 	recorders sync.Pool // *statusRecorder, for WrapHTTP
@@ -72,6 +74,11 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g.cert = cert
+	var tlsConf *tls.Config
+	if cert != nil {
+		tlsConf = cert.conf
+	}
+	g.conns = newConnLimits(cfg.MaxConns, cfg.MaxConnsPerIP, tlsConf, g.log)
 
 	p, err := newProxy(&g.cfg)
 	if err != nil {
@@ -143,8 +150,10 @@ func New(cfg Config) (*Gateway, error) {
 		ReadTimeout:           cfg.ReadTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
 		WriteTimeout:          cfg.WriteTimeout, // streams: per piece, see exchange.Read
-		Concurrency:           cfg.MaxConns,
-		MaxConnsPerIP:         cfg.MaxConnsPerIP,
+		// The connection limits are the listener's (connLimits), which
+		// answers in JSON and keeps the socket visible; fasthttp's
+		// Concurrency is a backstop above MaxConns.
+		Concurrency:           connSlack(cfg.MaxConns),
 		ReadBufferSize:        cfg.MaxHeaderBytes,
 		CloseOnShutdown:       true,
 		SecureErrorLogMessage: true,
@@ -311,7 +320,7 @@ func (g *Gateway) readiness() (bool, []byte) {
 // Config says. A request handler sees the wrapper, not a *net.TCPConn, in
 // ctx.Conn(); its deadlines must be set through it.
 func (g *Gateway) Serve(ln net.Listener) error {
-	if err := g.srv.Serve(g.tlsListener(deadlineListener{ln})); err != nil && !g.closed.Load() {
+	if err := g.srv.Serve(g.tlsListener(deadlineListener{ln, g.conns})); err != nil && !g.closed.Load() {
 		return err
 	}
 	return nil

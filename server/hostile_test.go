@@ -8,6 +8,7 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -527,11 +528,15 @@ func TestWriteTimeoutSparesLongStream(t *testing.T) {
 
 // TestHostileConnectionLimits: beyond MaxConns a new connection is answered
 // 503 and closed, and counted; beyond MaxConnsPerIP, 429, while another
-// address is still served; a connection that closes makes room again.
+// address is still served; a connection that closes makes room again. Both
+// refusals are OpenAI-shaped JSON, sent whole before the close, even to a
+// client that has sent its request before reading.
 func TestHostileConnectionLimits(t *testing.T) {
 	upURL := startUpstream(t, (&seen{}).handler(200, "{}"))
 	// rejected dials addr from local (nil: any) and reports the status the
-	// gateway answers before closing, or 0 if it serves the connection.
+	// gateway answers before closing, or 0 if it serves the connection; a
+	// refusal's body must be JSON with the error code wantCode.
+	const wantCode = `"code":"too_many_connections"`
 	rejected := func(addr string, local net.IP) int {
 		t.Helper()
 		d := net.Dialer{}
@@ -552,9 +557,15 @@ func TestHostileConnectionLimits(t *testing.T) {
 		if err != nil {
 			t.Fatalf("no response: %v", err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("status %d, body %q: %v", resp.StatusCode, body, err)
+		}
 		if resp.StatusCode == 200 {
 			return 0
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json" || !json.Valid(body) || !strings.Contains(string(body), wantCode) {
+			t.Errorf("refusal %d: Content-Type %q, body %q; want JSON with %s", resp.StatusCode, ct, body, wantCode)
 		}
 		if !connClosed(c, br) {
 			t.Errorf("connection refused with %d left open", resp.StatusCode)
@@ -598,11 +609,28 @@ func TestHostileConnectionLimits(t *testing.T) {
 		if s := rejected(addr, nil); s != 429 {
 			t.Fatalf("connection 4 from one address with MaxConnsPerIP=3: status %d, want 429", s)
 		}
+		if n := metricsOf(g)["authgate_connections_rejected_total"]; n != 1 {
+			t.Errorf("authgate_connections_rejected_total = %v, want 1", n)
+		}
+		// Refused connections hold no count: many of them, then the
+		// held ones closed, leave room for three again.
+		for range 20 {
+			if s := rejected(addr, nil); s != 429 {
+				t.Fatalf("connection over MaxConnsPerIP=3: status %d, want 429", s)
+			}
+		}
 		if s := rejected(addr, net.IPv4(127, 0, 0, 2)); s != 0 {
 			t.Fatalf("a connection from another address: status %d, want it served", s)
 		}
-		held[0].Close()
-		eventually(t, "a connection served after one closed", func() bool { return rejected(addr, nil) == 0 })
+		for _, c := range held {
+			c.Close()
+		}
+		eventually(t, "a connection served after the held ones closed", func() bool { return rejected(addr, nil) == 0 })
+		hold(addr, 2)
+		eventually(t, "2 connections open", func() bool { return metricsOf(g)["authgate_connections_open"] == 2 })
+		if s := rejected(addr, nil); s != 0 {
+			t.Fatalf("connection 3 with 2 held and MaxConnsPerIP=3: status %d, want it served", s)
+		}
 	})
 }
 

@@ -352,11 +352,17 @@ func TestStreamEventByEvent(t *testing.T) {
 
 // TestClientGoneBeforeResponse: a client that disconnects while its request
 // waits for the upstream's headers closes the upstream connection, and the
-// request is logged 499.
+// request is logged 499; with a per-address connection limit too.
 func TestClientGoneBeforeResponse(t *testing.T) {
+	for _, perIP := range []int{0, 10} {
+		t.Run(fmt.Sprintf("MaxConnsPerIP=%d", perIP), func(t *testing.T) { testClientGoneBeforeResponse(t, perIP) })
+	}
+}
+
+func testClientGoneBeforeResponse(t *testing.T, perIP int) {
 	upURL, got, closed := hangingUpstream(t)
 	g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{upURL},
-		HealthCheckInterval: noChecks, UpstreamTimeout: time.Minute})
+		HealthCheckInterval: noChecks, UpstreamTimeout: time.Minute, MaxConnsPerIP: perIP})
 
 	conn, _ := dialGateway(t, g)
 	if _, err := io.WriteString(conn, rawRequest("POST", "/v1/chat/completions", "", `{"model":"m"}`)); err != nil {

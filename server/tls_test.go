@@ -401,3 +401,33 @@ func TestTLSPipelined(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSConnectionLimit: over TLS, a connection beyond MaxConnsPerIP is
+// answered 429 in JSON, after the handshake, and closed.
+func TestTLSConnectionLimit(t *testing.T) {
+	cert := newTestCert(t, 1)
+	files := newCertFiles(t, cert)
+	upURL := startUpstream(t, (&seen{}).handler(200, "{}"))
+	g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{upURL},
+		HealthCheckInterval: noChecks, MaxConnsPerIP: 1, TLSCertFile: files.cert, TLSKeyFile: files.key})
+	conf := trusting(cert)
+	conf.ServerName = "127.0.0.1"
+
+	held := dialTLS(t, g, conf)
+	if s := roundTrip(t, held, bufio.NewReader(held)); s != 200 {
+		t.Fatalf("the first connection: status %d, want 200", s)
+	}
+	c := dialTLS(t, g, conf)
+	br := bufio.NewReader(c)
+	if s := roundTrip(t, c, br); s != 429 {
+		t.Fatalf("a second connection with MaxConnsPerIP=1: status %d, want 429", s)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the refusal: %v, want the connection closed (EOF)", err)
+	}
+	held.Close()
+	eventually(t, "a connection served after the first closed", func() bool {
+		c := dialTLS(t, g, conf)
+		return roundTrip(t, c, bufio.NewReader(c)) == 200
+	})
+}

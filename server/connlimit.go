@@ -1,0 +1,170 @@
+package server
+
+import (
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// connLimits applies MaxConns and MaxConnsPerIP as the public listener
+// accepts connections (deadlineListener): a connection beyond either is
+// answered in OpenAI's error shape (503 over MaxConns, 429 over
+// MaxConnsPerIP) and closed without being served. A connection counts from
+// its acceptance until it is closed.
+//
+// fasthttp has both limits too (Server.Concurrency, MaxConnsPerIP), but
+// answers in plain text, and its per-address wrapper hides the socket from
+// the client watch and from closeGently's half-close. The gateway sets
+// fasthttp's Concurrency a little above MaxConns (connSlack), as a
+// backstop, and leaves its MaxConnsPerIP off.
+type connLimits struct {
+	max, perIP int
+	tls        *tls.Config // the listener's, to answer a refusal over TLS
+	log        *slog.Logger
+
+	mu   sync.Mutex
+	open int
+	// byIP counts the open connections of each address that has one, so
+	// it holds at most max entries. Only kept with a per-address limit.
+	byIP map[netip.Addr]int
+
+	refused   atomic.Uint64
+	answering atomic.Int32 // refusals being answered (refuse)
+	lastLog   atomic.Int64 // unix nanoseconds of the last refusal logged
+}
+
+const (
+	// maxAnswering bounds the refusals answered at once; one more is
+	// closed without an answer.
+	maxAnswering = 256
+	// refuseTime bounds answering a refusal: its TLS handshake, its write,
+	// and the wait for the client to close before the gateway does.
+	refuseTime = time.Second
+	// refuseLogEvery is the least time between two refusals logged.
+	refuseLogEvery = time.Minute
+)
+
+func newConnLimits(max, perIP int, tlsConf *tls.Config, log *slog.Logger) *connLimits {
+	cl := &connLimits{max: max, perIP: perIP, tls: tlsConf, log: log}
+	if perIP > 0 {
+		cl.byIP = make(map[netip.Addr]int)
+	}
+	return cl
+}
+
+// connSlack is how far above MaxConns fasthttp's own Concurrency limit is
+// set: a connection's count is released when it is closed, a moment
+// before fasthttp frees the worker that served it.
+func connSlack(max int) int { return max + max/64 + 16 }
+
+// Wire bytes of the refusals: a whole response, written straight to the
+// connection.
+var (
+	refusal503 = refusal(503, "Service Unavailable",
+		apiError("Too many connections to the server", "api_error", "too_many_connections"))
+	refusal429 = refusal(429, "Too Many Requests",
+		apiError("Too many connections from your address", "rate_limit_error", "too_many_connections"))
+)
+
+func refusal(status int, reason string, body []byte) []byte {
+	return []byte("HTTP/1.1 " + strconv.Itoa(status) + " " + reason + "\r\n" +
+		"Content-Type: application/json\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
+		"Connection: close\r\n\r\n" + string(body))
+}
+
+// remoteIP returns c's peer address, unmapped from IPv6; it is not valid
+// for a connection other than TCP.
+func remoteIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// admit counts a new connection from ip, or returns the refusal to answer
+// it with, not counting it.
+func (cl *connLimits) admit(ip netip.Addr) []byte {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.open >= cl.max {
+		return refusal503
+	}
+	if cl.byIP != nil && ip.IsValid() {
+		n := cl.byIP[ip]
+		if n >= cl.perIP {
+			return refusal429
+		}
+		cl.byIP[ip] = n + 1
+	}
+	cl.open++
+	return nil
+}
+
+// release uncounts a connection admit counted.
+func (cl *connLimits) release(ip netip.Addr) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.open--
+	if cl.byIP != nil && ip.IsValid() {
+		if n := cl.byIP[ip] - 1; n > 0 {
+			cl.byIP[ip] = n
+		} else {
+			delete(cl.byIP, ip)
+		}
+	}
+}
+
+// refuse answers c with resp and closes it, on a goroutine of its own:
+// it writes resp (over TLS, after the handshake, when the listener speaks
+// it), shuts down its writing side and reads what the client sends until
+// the client closes, within refuseTime, so that the close does not reset
+// the connection before the client has read the answer.
+func (cl *connLimits) refuse(c net.Conn, ip netip.Addr, resp []byte) {
+	n := cl.refused.Add(1)
+	cl.logRefusal(ip, resp, n)
+	if cl.answering.Add(1) > maxAnswering {
+		cl.answering.Add(-1)
+		c.Close()
+		return
+	}
+	go func() {
+		defer cl.answering.Add(-1)
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(refuseTime))
+		if cl.tls != nil {
+			tc := tls.Server(c, cl.tls)
+			if _, err := tc.Write(resp); err != nil {
+				return
+			}
+			tc.CloseWrite() // close_notify
+		} else if _, err := c.Write(resp); err != nil {
+			return
+		}
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		io.Copy(io.Discard, io.LimitReader(c, lingerBytes))
+	}()
+}
+
+// logRefusal logs a refusal, at most one every refuseLogEvery.
+func (cl *connLimits) logRefusal(ip netip.Addr, resp []byte, total uint64) {
+	now := time.Now().UnixNano()
+	last := cl.lastLog.Load()
+	if now-last < int64(refuseLogEvery) || !cl.lastLog.CompareAndSwap(last, now) || cl.log == nil {
+		return
+	}
+	limit, n := "MAX_CONNS", cl.max
+	if &resp[0] == &refusal429[0] {
+		limit, n = "MAX_CONNS_PER_IP", cl.perIP
+	}
+	cl.log.Warn("connection refused: limit reached (logged at most once a minute)",
+		"limit", limit, "max", n, "client", ip.String(), "refused_total", total)
+}

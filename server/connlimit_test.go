@@ -1,0 +1,48 @@
+package server
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+)
+
+// TestConnLimitsCount: admit counts per address up to MaxConnsPerIP and in
+// all up to MaxConns, refusing beyond either without counting; a closed
+// connection releases its count once, however often it is closed, and an
+// address whose connections have all closed leaves nothing behind.
+func TestConnLimitsCount(t *testing.T) {
+	cl := newConnLimits(4, 2, nil, nil)
+	a, b, c := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
+	for i, want := range []struct {
+		ip   netip.Addr
+		resp []byte
+	}{{a, nil}, {a, nil}, {a, refusal429}, {b, nil}, {b, nil}, {c, refusal503}} {
+		if got := cl.admit(want.ip); !bytes.Equal(got, want.resp) {
+			t.Fatalf("connection %d from %v: refusal %q, want %q", i, want.ip, got, want.resp)
+		}
+	}
+	if cl.open != 4 || len(cl.byIP) != 2 {
+		t.Fatalf("%d open, %d addresses; want 4 and 2", cl.open, len(cl.byIP))
+	}
+
+	// Closing through the deadlineConn releases once.
+	p1, p2 := net.Pipe()
+	defer p2.Close()
+	_, dc := wrapDeadlines(p1)
+	dc.limits, dc.ip = cl, a
+	dc.Close()
+	dc.Close()
+	if cl.open != 3 || cl.byIP[a] != 1 {
+		t.Fatalf("after closing one of a's twice: %d open, a has %d; want 3 and 1", cl.open, cl.byIP[a])
+	}
+	if cl.admit(c) != nil {
+		t.Fatal("a connection refused with room for it")
+	}
+	for _, ip := range []netip.Addr{a, b, b, c} {
+		cl.release(ip)
+	}
+	if cl.open != 0 || len(cl.byIP) != 0 {
+		t.Fatalf("all closed: %d open, %d addresses kept; want none", cl.open, len(cl.byIP))
+	}
+}
