@@ -6,7 +6,13 @@
 // itself. Nothing the gateway does can be faster on the same server code,
 // so the gateway's reject path is measured against it.
 //
-//	ceiling -listen 127.0.0.1:8090 [-pprof 127.0.0.1:6060]
+//	ceiling -listen 127.0.0.1:8090 [-pprof 127.0.0.1:6060] [-gateway-settings]
+//
+// -gateway-settings gives the server what the gateway's own fasthttp
+// server has and a bare one does not: its default read, write and idle
+// timeouts (which fasthttp applies as socket deadlines on every request)
+// and streamed request bodies. The benchmark runs it as a second ceiling,
+// to show what those settings cost fasthttp itself.
 //
 // -pprof serves net/http/pprof on another address, so that its profile can
 // be set beside the gateway's. It stops on SIGINT or SIGTERM.
@@ -21,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -46,6 +53,7 @@ func handler(ctx *fasthttp.RequestCtx) {
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8090", "address to listen on")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address; empty: none")
+	gatewaySettings := flag.Bool("gateway-settings", false, "the gateway's timeouts and streamed request bodies")
 	flag.Parse()
 	if *pprofAddr != "" {
 		go func() {
@@ -68,6 +76,11 @@ func main() {
 		CloseOnShutdown:              true,
 		ReadBufferSize:               16 << 10,
 		DisablePreParseMultipartForm: true,
+	}
+	if *gatewaySettings {
+		// server.DefaultReadTimeout, DefaultWriteTimeout, DefaultIdleTimeout.
+		s.ReadTimeout, s.WriteTimeout, s.IdleTimeout = 60*time.Second, 60*time.Second, 120*time.Second
+		s.StreamRequestBody = true
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

@@ -349,6 +349,11 @@ func (b *bench) startServers() error {
 		return err
 	}
 	ceiling.admin = admin
+	if _, err := launch("ceiling-gw", o.serverCPU, nil, func(a string) []string {
+		return []string{o.ceiling, "-listen", a, "-gateway-settings"}
+	}); err != nil {
+		return err
+	}
 
 	// serveEnv is `authgate serve`'s environment, with extra settings.
 	serveEnv := func(accessLog, admin string, extra ...string) []string {
@@ -522,6 +527,7 @@ func (b *bench) scenarios() []*scenario {
 	t := b.targets
 	list := []*scenario{
 		{Kind: "ceiling", Server: "ceiling", Label: "(a) ceiling: bare fasthttp 401", Status: 401, target: t["ceiling"], key: keyUnknown},
+		{Kind: "ceiling", Server: "ceiling-gw", Label: "(a) ceiling with the gateway's timeouts and streamed bodies", Status: 401, target: t["ceiling-gw"], key: keyUnknown},
 		{Kind: "reject", Server: "authgate", Label: "(b) reject unknown key, 401", Status: 401, target: t["authgate"], key: keyUnknown},
 		{Kind: "reject", Server: "authgate-nolog", Label: "(g) reject, access log off", Status: 401, target: t["authgate-nolog"], key: keyUnknown},
 		{Kind: "direct", Server: "mock", Label: "(c) mock upstream directly", Status: 200, target: t["mock"], key: keyValid},

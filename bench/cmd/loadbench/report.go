@@ -291,6 +291,12 @@ func (r *report) ratios() []ratio {
 	if a != nil && bn != nil {
 		add("reject with access log off / ceiling, throughput", bn.Median.RPS/a.Median.RPS, "x", "", nil)
 	}
+	if ag := r.closed("ceiling/ceiling-gw"); a != nil && ag != nil {
+		add("ceiling with the gateway's timeouts and streamed bodies / ceiling, throughput (what those settings cost fasthttp)", ag.Median.RPS/a.Median.RPS, "x", "", nil)
+		if b != nil {
+			add("reject / ceiling with the gateway's timeouts and streamed bodies, throughput", b.Median.RPS/ag.Median.RPS, "x", "", nil)
+		}
+	}
 	if a != nil && e != nil {
 		add("429 / ceiling, throughput", e.Median.RPS/a.Median.RPS, "x", "", nil)
 	}
@@ -399,6 +405,7 @@ func renderReport(path, dir string) error {
 // serverName is how the tables name a server.
 var serverName = map[string]string{
 	"ceiling":        "bare fasthttp",
+	"ceiling-gw":     "fasthttp, gateway's settings",
 	"authgate":       "authgate",
 	"authgate-nolog": "authgate, log off",
 	"authgate-redis": "authgate, Redis",

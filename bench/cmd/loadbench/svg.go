@@ -16,6 +16,7 @@ var serverColor = map[string]string{
 	"nginx":          "#2ca02c",
 	"haproxy":        "#ff7f0e",
 	"ceiling":        "#8c8c8c",
+	"ceiling-gw":     "#bdbdbd",
 	"mock":           "#8c8c8c",
 }
 
@@ -27,7 +28,7 @@ var kindTitle = map[string]string{
 	"direct":  "(c) upstream directly: 200",
 	"proxy":   "(d) proxied chat completion: 200",
 }
-var serverOrder = []string{"ceiling", "mock", "authgate", "authgate-nolog", "nginx", "haproxy"}
+var serverOrder = []string{"ceiling", "ceiling-gw", "mock", "authgate", "authgate-nolog", "nginx", "haproxy"}
 
 // niceMax returns a round axis maximum at or above v, four times a step of
 // 1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten.
