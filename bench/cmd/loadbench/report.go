@@ -471,6 +471,17 @@ func (r *report) markdown() string {
 	if len(starved) > 0 {
 		fmt.Fprintf(&b, "\nRuns in which the server under test used less than 0.9 of its core (another process took the core, or something else was the limit): %s.\n", strings.Join(starved, ", "))
 	}
+	var lost []string
+	for _, c := range r.Closed {
+		for i, run := range c.Runs {
+			if run.Logged >= 0 && run.Logged < run.Sent {
+				lost = append(lost, fmt.Sprintf("%s repeat %d (%d of %d)", c.ID, i+1, run.Sent-run.Logged, run.Sent))
+			}
+		}
+	}
+	if len(lost) > 0 {
+		fmt.Fprintf(&b, "\nRuns whose access log lost lines (only a server whose log may drop them by design, HAProxy's to a pipe, is let through): %s.\n", strings.Join(lost, ", "))
+	}
 
 	if len(r.Streams) > 0 {
 		fmt.Fprintf(&b, "\n## (f) Streaming (one stream at a time; the upstream pauses %s between events)\n\n", s.StreamDelay)

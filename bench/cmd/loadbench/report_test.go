@@ -171,3 +171,20 @@ func TestNiceMaxAndShort(t *testing.T) {
 		}
 	}
 }
+
+// TestReportLostLogLines: a run whose access log has fewer lines than
+// requests (let through for HAProxy only) is named in the report.
+func TestReportLostLogLines(t *testing.T) {
+	r := sampleReport()
+	if md := r.markdown(); strings.Contains(md, "lost lines") {
+		t.Fatalf("a report without lost lines mentions them:\n%s", md)
+	}
+	for _, c := range r.Closed {
+		if c.ID == "limit/haproxy" {
+			c.Runs[1].Logged, c.Runs[1].Sent = 90, 100
+		}
+	}
+	if md := r.markdown(); !strings.Contains(md, "lost lines") || !strings.Contains(md, "limit/haproxy repeat 2 (10 of 100)") {
+		t.Fatalf("the report does not name the run that lost 10 of 100 lines:\n%s", md)
+	}
+}
