@@ -313,6 +313,11 @@ func (g *Gateway) readiness() (bool, []byte) {
 // Serve accepts connections on ln until Shutdown. It returns nil after a
 // Shutdown, else the listener's error.
 //
+// Config.MaxConns and MaxConnsPerIP are applied as connections are
+// accepted: one beyond either is answered 503 or 429 and closed without
+// being served (see connLimits). The counts are the Gateway's, shared by
+// every listener it serves.
+//
 // Each accepted connection is wrapped, beneath TLS, so that its read, idle
 // and write deadlines are applied only when they have moved by more than
 // min(T/8, 1 s) for a timeout T, instead of two or three times a request
