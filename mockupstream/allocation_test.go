@@ -3,6 +3,7 @@
 package mockupstream
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -19,5 +20,26 @@ func TestAllocationModels(t *testing.T) {
 	})
 	if n != 0 {
 		t.Fatalf("GET /v1/models: %v allocations per request, want 0", n)
+	}
+}
+
+// TestAllocationChat: a chat completion, non-streamed, allocates nothing
+// once the parsers are warm: the mock is the load benchmark's upstream.
+func TestAllocationChat(t *testing.T) {
+	m := New(Config{})
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("/v1/chat/completions")
+	ctx.Request.SetBodyString(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}],"max_tokens":16,"stream":false}`)
+	run := func() {
+		ctx.Response.Reset()
+		m.Handler(&ctx)
+		if ctx.Response.StatusCode() != 200 || !bytes.Contains(ctx.Response.Body(), []byte(`"model":"gpt-4o-mini"`)) {
+			t.Fatalf("status %d, body %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+	run()
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Fatalf("POST /v1/chat/completions: %v allocations per request, want 0", n)
 	}
 }

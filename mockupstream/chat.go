@@ -14,24 +14,17 @@ var replyWords = [...]string{"Hello", " from", " the", " mock", " upstream."}
 // replyText is the content of every non-streamed answer.
 const replyText = "Hello from the mock upstream."
 
-// chatRequest is the part of a chat completion request the mock reads. The
-// messages are only skipped over: prompt_tokens is estimated from the body
-// size.
-type chatRequest struct {
-	Model         string         `json:"model"`
-	Stream        bool           `json:"stream"`
-	StreamOptions *streamOptions `json:"stream_options"`
-}
-
 // chatCompletions answers POST /v1/chat/completions.
 func (m *Mock) chatCompletions(ctx *fasthttp.RequestCtx) {
-	var req chatRequest
-	if !parseBody(ctx, &req) {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	var req completionRequest
+	if !parseCompletion(ctx, p, &req) {
 		return
 	}
 	prompt := estimateTokens(len(ctx.PostBody()))
-	if req.Stream {
-		m.stream(ctx, streamChat, "chatcmpl-mock-", req.Model, req.StreamOptions, prompt)
+	if req.stream {
+		m.stream(ctx, streamChat, "chatcmpl-mock-", b2s(req.model), req.includeUsage, prompt)
 		return
 	}
 	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
@@ -42,7 +35,7 @@ func (m *Mock) chatCompletions(ctx *fasthttp.RequestCtx) {
 	b = append(b, `","object":"chat.completion","created":`...)
 	b = appendInt(b, time.Now().Unix())
 	b = append(b, `,"model":`...)
-	b = m.appendModel(b, req.Model)
+	b = m.appendModel(b, b2s(req.model))
 	b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":"`+replyText+
 		`"},"logprobs":null,"finish_reason":"stop"}],"usage":`...)
 	b = appendUsage(b, prompt, len(replyWords))

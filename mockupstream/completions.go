@@ -7,24 +7,17 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// completionRequest is the part of a legacy completion request the mock
-// reads. The prompt is only skipped over: prompt_tokens is estimated from
-// the body size.
-type completionRequest struct {
-	Model         string         `json:"model"`
-	Stream        bool           `json:"stream"`
-	StreamOptions *streamOptions `json:"stream_options"`
-}
-
 // completions answers POST /v1/completions.
 func (m *Mock) completions(ctx *fasthttp.RequestCtx) {
+	p := parsers.Get()
+	defer parsers.Put(p)
 	var req completionRequest
-	if !parseBody(ctx, &req) {
+	if !parseCompletion(ctx, p, &req) {
 		return
 	}
 	prompt := estimateTokens(len(ctx.PostBody()))
-	if req.Stream {
-		m.stream(ctx, streamCompletion, "cmpl-mock-", req.Model, req.StreamOptions, prompt)
+	if req.stream {
+		m.stream(ctx, streamCompletion, "cmpl-mock-", b2s(req.model), req.includeUsage, prompt)
 		return
 	}
 	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
@@ -34,7 +27,7 @@ func (m *Mock) completions(ctx *fasthttp.RequestCtx) {
 	b = append(b, `","object":"text_completion","created":`...)
 	b = appendInt(b, time.Now().Unix())
 	b = append(b, `,"model":`...)
-	b = m.appendModel(b, req.Model)
+	b = m.appendModel(b, b2s(req.model))
 	b = append(b, `,"choices":[{"text":"`+replyText+
 		`","index":0,"logprobs":null,"finish_reason":"stop"}],"usage":`...)
 	b = appendUsage(b, prompt, len(replyWords))

@@ -4,16 +4,87 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
 )
 
 // errNotObject is reported when a request body is valid JSON but not an object.
 var errNotObject = errors.New("the body is not a JSON object")
 
-// streamOptions is the "stream_options" member of a completion request.
-type streamOptions struct {
-	IncludeUsage bool `json:"include_usage"`
+// completionRequest is the part of a chat or legacy completion request the
+// mock reads. The rest (messages or prompt, sampling parameters, tools) is
+// only checked to be JSON and skipped over: prompt_tokens is estimated from
+// the body size.
+type completionRequest struct {
+	model        []byte // nil if not named; valid until the parser is put back
+	stream       bool
+	includeUsage bool // "stream_options": {"include_usage": true}
+}
+
+// parsers parse completion requests with valyala/fastjson, which, unlike
+// encoding/json, allocates nothing per request once warm: the mock is the
+// load benchmark's upstream and shares a core with the load generator, so
+// its cost per request is the benchmark's headroom.
+var parsers fastjson.ParserPool
+
+// parseCompletion parses ctx's body with p into req: a JSON object whose
+// "model" is a string, "stream" a boolean and "stream_options" an object
+// with a boolean "include_usage", each optional or null. On failure it
+// answers 400 and reports false.
+func parseCompletion(ctx *fasthttp.RequestCtx, p *fastjson.Parser, req *completionRequest) bool {
+	*req = completionRequest{}
+	v, err := p.ParseBytes(ctx.PostBody())
+	if err != nil {
+		invalidJSON(ctx, err)
+		return false
+	}
+	o, err := v.Object()
+	if err != nil {
+		invalidJSON(ctx, errNotObject)
+		return false
+	}
+	if f := member(o, "model"); f != nil {
+		if req.model, err = f.StringBytes(); err != nil {
+			invalidJSON(ctx, errFieldType("model", "a string"))
+			return false
+		}
+	}
+	if f := member(o, "stream"); f != nil {
+		if req.stream, err = f.Bool(); err != nil {
+			invalidJSON(ctx, errFieldType("stream", "a boolean"))
+			return false
+		}
+	}
+	if f := member(o, "stream_options"); f != nil {
+		so, err := f.Object()
+		if err != nil {
+			invalidJSON(ctx, errFieldType("stream_options", "an object"))
+			return false
+		}
+		if u := member(so, "include_usage"); u != nil {
+			if req.includeUsage, err = u.Bool(); err != nil {
+				invalidJSON(ctx, errFieldType("stream_options.include_usage", "a boolean"))
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// member returns o's member key, or nil if it is absent or null.
+func member(o *fastjson.Object, key string) *fastjson.Value {
+	v := o.Get(key)
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return nil
+	}
+	return v
+}
+
+// errFieldType reports a member of the wrong JSON type.
+func errFieldType(field, want string) error {
+	return fmt.Errorf("the %q member must be %s", field, want)
 }
 
 // parseBody unmarshals the request body, which must be a JSON object, into

@@ -34,7 +34,7 @@ type sseStream struct {
 }
 
 // stream answers ctx with a text/event-stream of kind chunks.
-func (m *Mock) stream(ctx *fasthttp.RequestCtx, kind streamKind, idPrefix, model string, opts *streamOptions, prompt int) {
+func (m *Mock) stream(ctx *fasthttp.RequestCtx, kind streamKind, idPrefix, model string, includeUsage bool, prompt int) {
 	ctx.Response.Header.SetContentTypeBytes(strTextEventStream)
 	ctx.Response.Header.SetBytesKV(strCacheControl, strNoCache)
 	object := "chat.completion.chunk"
@@ -57,7 +57,7 @@ func (m *Mock) stream(ctx *fasthttp.RequestCtx, kind streamKind, idPrefix, model
 		chunks: m.chunks,
 		delay:  m.delay,
 		done:   m.done,
-		usage:  opts != nil && opts.IncludeUsage,
+		usage:  includeUsage,
 		prompt: prompt,
 		onEnd:  m.onStreamEnd,
 	}
