@@ -58,19 +58,28 @@ func newConnLimits(max, perIP int, tlsConf *tls.Config, log *slog.Logger) *connL
 	return cl
 }
 
-// connSlack is how far above MaxConns fasthttp's own Concurrency limit is
-// set: a connection's count is released when it is closed, a moment
-// before fasthttp frees the worker that served it.
-func connSlack(max int) int { return max + max/64 + 16 }
+// backstopConcurrency is fasthttp's own Concurrency limit for MaxConns
+// max: a little above it, since a connection's count is released when it
+// is closed, a moment before fasthttp frees the worker that served it.
+func backstopConcurrency(max int) int { return max + max/64 + 16 }
 
-// Wire bytes of the refusals: a whole response, written straight to the
-// connection.
-var (
-	refusal503 = refusal(503, "Service Unavailable",
-		apiError("Too many connections to the server", "api_error", "too_many_connections"))
-	refusal429 = refusal(429, "Too Many Requests",
-		apiError("Too many connections from your address", "rate_limit_error", "too_many_connections"))
+// overLimit is the limit a new connection is over, if any.
+type overLimit uint8
+
+const (
+	withinLimits overLimit = iota
+	overMaxConns           // 503
+	overPerIP              // 429
 )
+
+// Wire bytes of the refusals, by overLimit: a whole response, written
+// straight to the connection.
+var refusals = [...][]byte{
+	overMaxConns: refusal(503, "Service Unavailable",
+		apiError("Too many connections to the server", "api_error", "too_many_connections")),
+	overPerIP: refusal(429, "Too Many Requests",
+		apiError("Too many connections from your address", "rate_limit_error", "too_many_connections")),
+}
 
 func refusal(status int, reason string, body []byte) []byte {
 	return []byte("HTTP/1.1 " + strconv.Itoa(status) + " " + reason + "\r\n" +
@@ -88,23 +97,23 @@ func remoteIP(c net.Conn) netip.Addr {
 	return netip.Addr{}
 }
 
-// admit counts a new connection from ip, or returns the refusal to answer
-// it with, not counting it.
-func (cl *connLimits) admit(ip netip.Addr) []byte {
+// admit counts a new connection from ip and returns withinLimits, or
+// returns the limit it is over, not counting it.
+func (cl *connLimits) admit(ip netip.Addr) overLimit {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.open >= cl.max {
-		return refusal503
+		return overMaxConns
 	}
 	if cl.byIP != nil && ip.IsValid() {
 		n := cl.byIP[ip]
 		if n >= cl.perIP {
-			return refusal429
+			return overPerIP
 		}
 		cl.byIP[ip] = n + 1
 	}
 	cl.open++
-	return nil
+	return withinLimits
 }
 
 // release uncounts a connection admit counted.
@@ -121,14 +130,15 @@ func (cl *connLimits) release(ip netip.Addr) {
 	}
 }
 
-// refuse answers c with resp and closes it, on a goroutine of its own:
-// it writes resp (over TLS, after the handshake, when the listener speaks
-// it), shuts down its writing side and reads what the client sends until
+// refuse answers c with over's refusal and closes it, on a goroutine of
+// its own: it writes the refusal (over TLS, after the handshake, when the
+// listener speaks it), shuts down its writing side and reads what the client sends until
 // the client closes, within refuseTime, so that the close does not reset
 // the connection before the client has read the answer.
-func (cl *connLimits) refuse(c net.Conn, ip netip.Addr, resp []byte) {
+func (cl *connLimits) refuse(c net.Conn, ip netip.Addr, over overLimit) {
 	n := cl.refused.Add(1)
-	cl.logRefusal(ip, resp, n)
+	cl.logRefusal(ip, over, n)
+	resp := refusals[over]
 	if cl.answering.Add(1) > maxAnswering {
 		cl.answering.Add(-1)
 		c.Close()
@@ -155,14 +165,14 @@ func (cl *connLimits) refuse(c net.Conn, ip netip.Addr, resp []byte) {
 }
 
 // logRefusal logs a refusal, at most one every refuseLogEvery.
-func (cl *connLimits) logRefusal(ip netip.Addr, resp []byte, total uint64) {
+func (cl *connLimits) logRefusal(ip netip.Addr, over overLimit, total uint64) {
 	now := time.Now().UnixNano()
 	last := cl.lastLog.Load()
 	if now-last < int64(refuseLogEvery) || !cl.lastLog.CompareAndSwap(last, now) || cl.log == nil {
 		return
 	}
 	limit, n := "MAX_CONNS", cl.max
-	if &resp[0] == &refusal429[0] {
+	if over == overPerIP {
 		limit, n = "MAX_CONNS_PER_IP", cl.perIP
 	}
 	cl.log.Warn("connection refused: limit reached (logged at most once a minute)",

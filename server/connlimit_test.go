@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"net"
 	"net/netip"
 	"testing"
@@ -16,10 +15,10 @@ func TestConnLimitsCount(t *testing.T) {
 	a, b, c := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
 	for i, want := range []struct {
 		ip   netip.Addr
-		resp []byte
-	}{{a, nil}, {a, nil}, {a, refusal429}, {b, nil}, {b, nil}, {c, refusal503}} {
-		if got := cl.admit(want.ip); !bytes.Equal(got, want.resp) {
-			t.Fatalf("connection %d from %v: refusal %q, want %q", i, want.ip, got, want.resp)
+		over overLimit
+	}{{a, withinLimits}, {a, withinLimits}, {a, overPerIP}, {b, withinLimits}, {b, withinLimits}, {c, overMaxConns}} {
+		if got := cl.admit(want.ip); got != want.over {
+			t.Fatalf("connection %d from %v: over limit %d, want %d", i, want.ip, got, want.over)
 		}
 	}
 	if cl.open != 4 || len(cl.byIP) != 2 {
@@ -36,7 +35,7 @@ func TestConnLimitsCount(t *testing.T) {
 	if cl.open != 3 || cl.byIP[a] != 1 {
 		t.Fatalf("after closing one of a's twice: %d open, a has %d; want 3 and 1", cl.open, cl.byIP[a])
 	}
-	if cl.admit(c) != nil {
+	if cl.admit(c) != withinLimits {
 		t.Fatal("a connection refused with room for it")
 	}
 	for _, ip := range []netip.Addr{a, b, b, c} {

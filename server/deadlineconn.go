@@ -31,8 +31,8 @@ func (l deadlineListener) Accept() (net.Conn, error) {
 			return newDeadlineConn(c), nil
 		}
 		ip := remoteIP(c)
-		if resp := l.limits.admit(ip); resp != nil {
-			l.limits.refuse(c, ip, resp)
+		if over := l.limits.admit(ip); over != withinLimits {
+			l.limits.refuse(c, ip, over)
 			continue
 		}
 		nc, dc := wrapDeadlines(c)

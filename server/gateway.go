@@ -153,7 +153,7 @@ func New(cfg Config) (*Gateway, error) {
 		// The connection limits are the listener's (connLimits), which
 		// answers in JSON and keeps the socket visible; fasthttp's
 		// Concurrency is a backstop above MaxConns.
-		Concurrency:           connSlack(cfg.MaxConns),
+		Concurrency:           backstopConcurrency(cfg.MaxConns),
 		ReadBufferSize:        cfg.MaxHeaderBytes,
 		CloseOnShutdown:       true,
 		SecureErrorLogMessage: true,

@@ -27,9 +27,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/authgate/authgate/server"
 )
 
 var (
@@ -78,8 +79,7 @@ func main() {
 		DisablePreParseMultipartForm: true,
 	}
 	if *gatewaySettings {
-		// server.DefaultReadTimeout, DefaultWriteTimeout, DefaultIdleTimeout.
-		s.ReadTimeout, s.WriteTimeout, s.IdleTimeout = 60*time.Second, 60*time.Second, 120*time.Second
+		s.ReadTimeout, s.WriteTimeout, s.IdleTimeout = server.DefaultReadTimeout, server.DefaultWriteTimeout, server.DefaultIdleTimeout
 		s.StreamRequestBody = true
 	}
 	sigs := make(chan os.Signal, 1)
