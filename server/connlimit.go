@@ -21,7 +21,7 @@ import (
 // fasthttp has both limits too (Server.Concurrency, MaxConnsPerIP), but
 // answers in plain text, and its per-address wrapper hides the socket from
 // the client watch and from closeGently's half-close. The gateway sets
-// fasthttp's Concurrency a little above MaxConns (connSlack), as a
+// fasthttp's Concurrency a little above MaxConns (backstopConcurrency), as a
 // backstop, and leaves its MaxConnsPerIP off.
 type connLimits struct {
 	max, perIP int
