@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -19,6 +20,14 @@ type upConn struct {
 	bw        *bufio.Writer
 	raw       syscall.RawConn // of the TCP connection; nil if it has none
 	idleSince time.Time
+
+	// sendLater's held-back flush and sendThenRead's state (see upIO).
+	holding    bool
+	held       []byte
+	rbuf       []byte
+	rn         int
+	rerr       error
+	sendReadFn func(fd uintptr) bool // c.sendRead, bound once
 
 	peekFn    func(fd uintptr) bool // c.peek, bound once so that alive does not allocate
 	peekAlive bool
@@ -119,7 +128,7 @@ func (p *connPool) dial() (*upConn, error) {
 		// Peeking under TLS would see TLS records (session tickets) as
 		// unexpected bytes; TLS connections skip the liveness check.
 		c.raw, _ = sc.SyscallConn()
-		c.peekFn = c.peek
+		c.peekFn, c.sendReadFn = c.peek, c.sendRead
 	}
 	if p.tlsConfig != nil {
 		tc := tls.Client(conn, p.tlsConfig)
@@ -130,8 +139,12 @@ func (p *connPool) dial() (*upConn, error) {
 		c.Conn = tc
 	}
 	c.applyRD, c.applyWR = c.Conn.SetReadDeadline, c.Conn.SetWriteDeadline
-	c.br = bufio.NewReaderSize(c.Conn, upBufferSize)
-	c.bw = bufio.NewWriterSize(c.Conn, upBufferSize)
+	var rw io.ReadWriter = c.Conn
+	if c.raw != nil {
+		rw = upIO{c}
+	}
+	c.br = bufio.NewReaderSize(rw, upBufferSize)
+	c.bw = bufio.NewWriterSize(rw, upBufferSize)
 	return c, nil
 }
 

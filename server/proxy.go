@@ -227,7 +227,7 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	}
 	err := ctx.Request.Write(pc.bw)
 	if err == nil {
-		err = pc.bw.Flush()
+		err = pc.sendLater() // sent by the response's first read
 	}
 	if err != nil {
 		ctx.Request.CloseBodyStream() // if Write did not get to it
