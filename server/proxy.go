@@ -295,7 +295,10 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	}
 	x.inner = upResp.BodyStream()
 	pc.setWriteDeadline(time.Time{})
-	ctx.Response.ImmediateHeaderFlush = true
+	// The head goes to the client at once, so that it need not wait for the
+	// first event; unless the first of the body came with it, when both go
+	// in one write.
+	ctx.Response.ImmediateHeaderFlush = pc.br.Buffered() == 0
 	ctx.Response.SetBodyStream(x, size)
 	return false
 }
