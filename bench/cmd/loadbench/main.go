@@ -536,7 +536,7 @@ func (b *bench) scenarios() []*scenario {
 	t := b.targets
 	list := []*scenario{
 		{Kind: "ceiling", Server: "ceiling", Label: "(a) ceiling: bare fasthttp 401", Status: 401, target: t["ceiling"], key: keyUnknown},
-		{Kind: "ceiling", Server: "ceiling-gw", Label: "(a) ceiling with the gateway's timeouts and streamed bodies", Status: 401, target: t["ceiling-gw"], key: keyUnknown},
+		{Kind: "ceiling", Server: "ceiling-gw", Label: "(a) ceiling with the gateway's server settings (timeouts, streamed bodies, lazy request time)", Status: 401, target: t["ceiling-gw"], key: keyUnknown},
 		{Kind: "reject", Server: "authgate", Label: "(b) reject unknown key, 401", Status: 401, target: t["authgate"], key: keyUnknown},
 		{Kind: "reject", Server: "authgate-nolog", Label: "(g) reject, access log off", Status: 401, target: t["authgate-nolog"], key: keyUnknown},
 		{Kind: "direct", Server: "mock", Label: "(c) mock upstream directly", Status: 200, target: t["mock"], key: keyValid},

@@ -292,9 +292,9 @@ func (r *report) ratios() []ratio {
 		add("reject with access log off / ceiling, throughput", bn.Median.RPS/a.Median.RPS, "x", "", nil)
 	}
 	if ag := r.closed("ceiling/ceiling-gw"); a != nil && ag != nil {
-		add("ceiling with the gateway's timeouts and streamed bodies / ceiling, throughput (what those settings cost fasthttp)", ag.Median.RPS/a.Median.RPS, "x", "", nil)
+		add("ceiling with the gateway's server settings / ceiling, throughput (what those settings cost fasthttp)", ag.Median.RPS/a.Median.RPS, "x", "", nil)
 		if b != nil {
-			add("reject / ceiling with the gateway's timeouts and streamed bodies, throughput", b.Median.RPS/ag.Median.RPS, "x", "", nil)
+			add("reject / ceiling with the gateway's server settings, throughput", b.Median.RPS/ag.Median.RPS, "x", "", nil)
 		}
 	}
 	if a != nil && e != nil {
