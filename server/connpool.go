@@ -27,7 +27,7 @@ type upConn struct {
 	rbuf       []byte
 	rn         int
 	rerr       error
-	sendReadFn func(fd uintptr) bool // c.sendRead, bound once
+	sendReadFn func(fd uintptr) bool // c.sendRead, bound once; nil: no held flush
 
 	peekFn    func(fd uintptr) bool // c.peek, bound once so that alive does not allocate
 	peekAlive bool
@@ -128,7 +128,10 @@ func (p *connPool) dial() (*upConn, error) {
 		// Peeking under TLS would see TLS records (session tickets) as
 		// unexpected bytes; TLS connections skip the liveness check.
 		c.raw, _ = sc.SyscallConn()
-		c.peekFn, c.sendReadFn = c.peek, c.sendRead
+		c.peekFn = c.peek
+		if c.raw != nil && plainSocket(conn) {
+			c.sendReadFn = c.sendRead
+		}
 	}
 	if p.tlsConfig != nil {
 		tc := tls.Client(conn, p.tlsConfig)
@@ -140,7 +143,7 @@ func (p *connPool) dial() (*upConn, error) {
 	}
 	c.applyRD, c.applyWR = c.Conn.SetReadDeadline, c.Conn.SetWriteDeadline
 	var rw io.ReadWriter = c.Conn
-	if c.raw != nil {
+	if c.sendReadFn != nil {
 		rw = upIO{c}
 	}
 	c.br = bufio.NewReaderSize(rw, upBufferSize)

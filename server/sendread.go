@@ -2,17 +2,18 @@ package server
 
 import (
 	"io"
+	"net"
 	"os"
 	"syscall"
 )
 
 // Sending a request and reading its response the usual way costs a read
 // that fails: the poller tries the socket before it waits, and an upstream
-// has never answered yet. On a plain TCP upstream connection the request's
-// last flush is instead held back and written by the first read of the
-// response, from inside RawConn.Read's callback, which then waits for the
-// socket to become readable without trying it first (one system call less
-// per request).
+// has never answered yet. On a plain TCP (or Unix) upstream connection, the
+// request's last flush is instead held back and written by the first read
+// of the response, from inside RawConn.Read's callback, which then waits
+// for the socket to become readable without trying it first (one system
+// call less per request).
 //
 // Writing inside the callback, not before it, is what makes this safe: the
 // poller forgets any readiness it saw before the callback's first call, so
@@ -21,7 +22,7 @@ import (
 // unread bytes (put and alive see to that), so nothing can be waiting
 // unnoticed from before.
 
-// upIO is the reader and writer under a plain TCP upConn's buffers: it
+// upIO is the reader and writer under a plain socket upConn's buffers: it
 // passes reads and writes to the connection, except for a flush held back
 // by sendLater and the read that sends it.
 type upIO struct{ c *upConn }
@@ -45,11 +46,23 @@ func (u upIO) Read(p []byte) (int, error) {
 	return c.sendThenRead(p)
 }
 
+// plainSocket reports whether conn is the net package's own TCP or Unix
+// socket, whose descriptor the held flush may write and read directly. A
+// connection from Config.UpstreamDial of another type keeps its own Read
+// and Write, even if it embeds a socket and so has a RawConn.
+func plainSocket(conn net.Conn) bool {
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
+}
+
 // sendLater flushes c.bw, holding back what it would write until the next
-// read of c.br, which writes it and then waits for the response. Without a
-// RawConn it is a plain flush.
+// read of c.br, which writes it and then waits for the response. On any
+// connection but a plain socket it is a plain flush.
 func (c *upConn) sendLater() error {
-	if c.raw == nil {
+	if c.sendReadFn == nil {
 		return c.bw.Flush()
 	}
 	c.holding = true

@@ -3,9 +3,11 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -36,8 +38,8 @@ func sendReadPair(t *testing.T, serve func(net.Conn)) *upConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	if pc.raw == nil {
-		t.Fatal("a plain TCP upstream connection has no RawConn: the held flush is not used")
+	if pc.sendReadFn == nil {
+		t.Fatal("a plain TCP upstream connection does not hold its flush")
 	}
 	return pc
 }
@@ -177,9 +179,75 @@ func TestSendThenRead(t *testing.T) {
 	})
 }
 
+// wrappedTCPConn is a connection a Config.UpstreamDial might return: a TCP
+// socket with Read and Write of its own. It has a RawConn (embedded), which
+// the held flush must not use, or those would be bypassed.
+type wrappedTCPConn struct {
+	*net.TCPConn
+	read, written atomic.Int64
+}
+
+func (c *wrappedTCPConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+func (c *wrappedTCPConn) Write(p []byte) (int, error) {
+	n, err := c.TCPConn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// TestSendThenReadWrappedConn: a connection from UpstreamDial that is not
+// the net package's own keeps its Read and Write for every byte.
+func TestSendThenReadWrappedConn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		answer(c, 0)
+	}()
+	var cc *wrappedTCPConn
+	p := &connPool{addr: ln.Addr().String(), dialTimeout: time.Second,
+		dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			cc = &wrappedTCPConn{TCPConn: c.(*net.TCPConn)}
+			return cc, nil
+		}}
+	pc, err := p.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if pc.raw == nil || pc.sendReadFn != nil {
+		t.Fatalf("RawConn %v, held flush %v; want a RawConn (for the liveness peek) and no held flush", pc.raw != nil, pc.sendReadFn != nil)
+	}
+	if err := req(pc); err != nil {
+		t.Fatal(err)
+	}
+	if w, r := cc.written.Load(), cc.read.Load(); w != int64(len(smallRequest)) || r == 0 {
+		t.Fatalf("the wrapper wrote %d bytes (want %d) and read %d (want the response)", w, len(smallRequest), r)
+	}
+}
+
+// smallRequest is req's request.
+const smallRequest = "GET / HTTP/1.1\r\nHost: upstream\r\n\r\n"
+
 // req sends a small request on pc, with a read deadline of 200 ms.
 func req(pc *upConn) error {
-	if _, err := io.WriteString(pc.bw, "GET / HTTP/1.1\r\nHost: upstream\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(pc.bw, smallRequest); err != nil {
 		return err
 	}
 	if err := pc.sendLater(); err != nil {
