@@ -23,6 +23,7 @@ type upConn struct {
 
 	// sendLater's held-back flush and sendThenRead's state (see upIO).
 	holding    bool
+	sentPart   bool // part of the request being written has gone out: no held flush
 	held       []byte
 	rbuf       []byte
 	rn         int

@@ -7,6 +7,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -1267,4 +1268,49 @@ func TestHeadRequest(t *testing.T) {
 		t.Fatalf("the upstream got %s, want HEAD", m)
 	}
 	f("upstream refuses", deadURL(t), 502, -1, "/healthz", "ok")
+}
+
+// TestUpstreamAnswersBeforeBody: an upstream that answers before it has
+// the whole body (a 413 on the head, say), then drains the body and keeps
+// the connection: the answer reaches the client once the body is sent,
+// not at UpstreamTimeout. The answer arrives while the gateway is still
+// sending, so the last piece of the body must not be held back and
+// written after the socket was seen readable (see sendread.go).
+func TestUpstreamAnswersBeforeBody(t *testing.T) {
+	answered := make(chan struct{}, 1)
+	upURL := startRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+		answered <- struct{}{}
+		io.Copy(io.Discard, req.Body)
+		br.Peek(1) // keeps the connection open, answering nothing more
+	})
+	g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{upURL},
+		HealthCheckInterval: noChecks, UpstreamTimeout: 4 * waitLimit})
+
+	c, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const half = 20000
+	fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", keyAlice, 2*half)
+	c.Write(bytes.Repeat([]byte("a"), half))
+	recv(t, answered, "the upstream's early answer")
+	time.Sleep(50 * time.Millisecond) // the answer reaches the gateway's socket
+	c.Write(bytes.Repeat([]byte("b"), half))
+
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(waitLimit))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("after %v: %v; want the upstream's 413", time.Since(start), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 413 || time.Since(start) > waitLimit/2 {
+		t.Fatalf("status %d after %v; want the upstream's 413 at once", resp.StatusCode, time.Since(start))
+	}
 }

@@ -18,9 +18,12 @@ import (
 // Writing inside the callback, not before it, is what makes this safe: the
 // poller forgets any readiness it saw before the callback's first call, so
 // the response, or the reset of a connection the upstream had closed, must
-// arrive after it to wake the wait. A connection in the pool holds no
-// unread bytes (put and alive see to that), so nothing can be waiting
-// unnoticed from before.
+// arrive after it to wake the wait. So the flush is held only when it is
+// the whole request: once part of a request is sent (a body larger than
+// the buffer), the upstream may answer before the rest, and that answer's
+// readiness would be forgotten. A connection in the pool holds no unread
+// bytes (put and alive see to that), so nothing can be waiting unnoticed
+// from before the request.
 
 // upIO is the reader and writer under a plain socket upConn's buffers: it
 // passes reads and writes to the connection, except for a flush held back
@@ -35,6 +38,7 @@ func (u upIO) Write(p []byte) (int, error) {
 		c.held = p
 		return len(p), nil
 	}
+	c.sentPart = true
 	return c.Conn.Write(p)
 }
 
@@ -58,12 +62,15 @@ func plainSocket(conn net.Conn) bool {
 	return false
 }
 
-// sendLater flushes c.bw, holding back what it would write until the next
-// read of c.br, which writes it and then waits for the response. On any
-// connection but a plain socket it is a plain flush.
+// sendLater ends a request written to c.bw: it flushes c.bw, holding back
+// what it would write until the next read of c.br, which writes it and
+// then waits for the response. It is a plain flush on any connection but a
+// plain socket, and for a request part of which c.bw has written already.
 func (c *upConn) sendLater() error {
-	if c.sendReadFn == nil {
-		return c.bw.Flush()
+	if c.sendReadFn == nil || c.sentPart {
+		err := c.bw.Flush()
+		c.sentPart = false
+		return err
 	}
 	c.holding = true
 	err := c.bw.Flush()
