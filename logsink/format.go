@@ -112,6 +112,40 @@ func appendTimestamp(dst []byte, t time.Time) []byte {
 	return append(dst, 'Z')
 }
 
+// stamp remembers the part of a timestamp that changes once a second,
+// "2006-01-02T15:04:05.", for the second it was last computed for, so that
+// the lines of one second need only their microseconds formatted. The
+// zero value holds nothing; a stamp is used by one goroutine at a time (a
+// Sink keeps one with each pooled line buffer).
+type stamp struct {
+	sec    int64 // the Unix second of prefix
+	ok     bool  // prefix holds sec's
+	prefix [20]byte
+}
+
+// appendTime is appendTimestamp(dst, t), reusing the previous call's
+// second when t falls in it. A nil stamp computes every timestamp whole.
+func (s *stamp) appendTime(dst []byte, t time.Time) []byte {
+	if s == nil {
+		return appendTimestamp(dst, t)
+	}
+	sec := t.Unix() // the floor: t's nanoseconds are never negative
+	if !s.ok || sec != s.sec {
+		start := len(dst)
+		dst = appendTimestamp(dst, t)
+		if len(dst)-start != len(timestampLayout) { // a year outside 0–9999
+			s.ok = false
+			return dst
+		}
+		copy(s.prefix[:], dst[start:])
+		s.sec, s.ok = sec, true
+		return dst
+	}
+	dst = append(dst, s.prefix[:]...)
+	dst = appendDigits(dst, t.Nanosecond()/1000, 6)
+	return append(dst, 'Z')
+}
+
 // appendDigits appends the non-negative n as exactly width decimal digits,
 // zero-padded on the left; n must be below 10^width.
 func appendDigits(dst []byte, n, width int) []byte {
@@ -174,9 +208,10 @@ func entryTime(e *Entry) time.Time {
 	return e.Time
 }
 
-// appendText appends e as a FormatText line, newline included.
-func appendText(dst []byte, e *Entry) []byte {
-	dst = appendTimestamp(dst, entryTime(e))
+// appendText appends e as a FormatText line, newline included; ts may be
+// nil (see stamp).
+func appendText(dst []byte, e *Entry, ts *stamp) []byte {
+	dst = ts.appendTime(dst, entryTime(e))
 	dst = append(dst, " | "...)
 	dst = appendField(dst, e.KeyID)
 	dst = append(dst, " | "...)
@@ -190,10 +225,10 @@ func appendText(dst []byte, e *Entry) []byte {
 
 // appendJSON appends e as a FormatJSON line, newline included. No string
 // needs JSON escaping: appendEscaped has already encoded '"', '\' and every
-// control and non-ASCII byte.
-func appendJSON(dst []byte, e *Entry) []byte {
+// control and non-ASCII byte. ts may be nil (see stamp).
+func appendJSON(dst []byte, e *Entry, ts *stamp) []byte {
 	dst = append(dst, `{"time":"`...)
-	dst = appendTimestamp(dst, entryTime(e))
+	dst = ts.appendTime(dst, entryTime(e))
 	dst = append(dst, `","key_id":"`...)
 	dst = appendField(dst, e.KeyID)
 	dst = append(dst, `","method":"`...)
@@ -215,10 +250,11 @@ func appendJSON(dst []byte, e *Entry) []byte {
 	return append(dst, "\"}\n"...)
 }
 
-// appendLine appends e in format f, newline included.
-func appendLine(dst []byte, f Format, e *Entry) []byte {
+// appendLine appends e in format f, newline included; ts may be nil (see
+// stamp).
+func appendLine(dst []byte, f Format, e *Entry, ts *stamp) []byte {
 	if f == FormatJSON {
-		return appendJSON(dst, e)
+		return appendJSON(dst, e, ts)
 	}
-	return appendText(dst, e)
+	return appendText(dst, e, ts)
 }

@@ -52,7 +52,7 @@ func TestParseFormat(t *testing.T) {
 func TestAppendText(t *testing.T) {
 	f := func(e Entry, want string) {
 		t.Helper()
-		got := string(appendText(nil, &e))
+		got := string(appendText(nil, &e, nil))
 		if got != want+"\n" {
 			t.Fatalf("appendText:\n got %q\nwant %q", got, want+"\n")
 		}
@@ -83,6 +83,38 @@ func TestAppendText(t *testing.T) {
 	// A forged line cannot be injected.
 	f(Entry{Time: fixedTime, KeyID: "alice", Method: []byte("GET"), Path: []byte("/x | 200\n2026-01-01T00:00:00.000000Z | admin | GET /y"), Status: 404},
 		"2026-11-27T06:30:22.123456Z | alice | GET /x%20%7C%20200%0A2026-01-01T00:00:00.000000Z%20%7C%20admin%20%7C%20GET%20/y | 404")
+}
+
+// TestStamp: a stamp's timestamps are appendTimestamp's, whatever the
+// order of the times it is given: the same second, the next, an earlier
+// one, one second apart across a day, a year outside 0–9999 and back.
+func TestStamp(t *testing.T) {
+	var ts stamp
+	f := func(tm time.Time) {
+		t.Helper()
+		got := string(ts.appendTime([]byte("x"), tm))
+		if want := "x" + string(appendTimestamp(nil, tm)); got != want {
+			t.Fatalf("stamp at %v: %q, want %q", tm, got, want)
+		}
+	}
+	f(fixedTime)
+	f(fixedTime.Add(time.Microsecond))
+	f(fixedTime.Add(876 * time.Millisecond)) // still 06:30:22.999…
+	f(fixedTime.Add(877 * time.Millisecond)) // 06:30:23.000…
+	f(fixedTime)                             // back
+	f(time.Date(2026, 11, 27, 23, 59, 59, 999999000, time.UTC))
+	f(time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC))
+	f(time.Date(2026, 11, 28, 0, 0, 0, 0, time.FixedZone("X", 3600))) // another zone, same second as UTC's 23:00
+	f(time.Date(1969, 12, 31, 23, 59, 59, 500000000, time.UTC))       // before the epoch: Unix() is the floor
+	f(time.Date(1969, 12, 31, 23, 59, 58, 999999999, time.UTC))
+	f(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)) // not cached
+	f(time.Date(10000, 1, 1, 0, 0, 0, 1000, time.UTC))
+	f(fixedTime)
+	f(fixedTime)
+	var none *stamp
+	if got, want := string(none.appendTime(nil, fixedTime)), "2026-11-27T06:30:22.123456Z"; got != want {
+		t.Fatalf("nil stamp: %q, want %q", got, want)
+	}
 }
 
 func TestAppendTimestampMatchesAppendFormat(t *testing.T) {
@@ -174,12 +206,12 @@ func TestAppendJSON(t *testing.T) {
 		RequestID: []byte("req-1"),
 	}
 	want := `{"time":"2026-11-27T06:30:22.123456Z","key_id":"alice","method":"POST","path":"/v1/chat/completions","status":200,"latency_ms":1.235,"bytes_in":12,"bytes_out":345,"upstream":"http://10.0.0.1:8000","request_id":"req-1"}` + "\n"
-	if got := string(appendJSON(nil, &e)); got != want {
+	if got := string(appendJSON(nil, &e, nil)); got != want {
 		t.Fatalf("appendJSON:\n got %s\nwant %s", got, want)
 	}
 
 	want = `{"time":"2026-11-27T06:30:22.123456Z","key_id":"-","method":"-","path":"-","status":0,"latency_ms":0.000,"bytes_in":0,"bytes_out":0,"upstream":"","request_id":""}` + "\n"
-	if got := string(appendJSON(nil, &Entry{Time: fixedTime})); got != want {
+	if got := string(appendJSON(nil, &Entry{Time: fixedTime}, nil)); got != want {
 		t.Fatalf("appendJSON of an empty entry:\n got %s\nwant %s", got, want)
 	}
 }
@@ -223,7 +255,7 @@ func TestAppendJSONHostile(t *testing.T) {
 	f := func(keyID, method, path, upstream, requestID string) {
 		t.Helper()
 		e := Entry{Time: fixedTime, KeyID: keyID, Method: []byte(method), Path: []byte(path), Status: 200, Latency: -time.Millisecond, BytesIn: -1, BytesOut: 1 << 62, Upstream: upstream, RequestID: []byte(requestID)}
-		v := checkJSONLine(t, appendJSON(nil, &e))
+		v := checkJSONLine(t, appendJSON(nil, &e, nil))
 		if v.Time != "2026-11-27T06:30:22.123456Z" || v.Status != 200 || v.LatencyMS != -1 || v.BytesIn != -1 || v.BytesOut != 1<<62 {
 			t.Fatalf("decoded %+v", v)
 		}
@@ -239,7 +271,7 @@ func TestAppendJSONHostile(t *testing.T) {
 
 func TestEntryZeroTimeIsNow(t *testing.T) {
 	before := time.Now().UTC().Truncate(time.Microsecond)
-	line := string(appendText(nil, &Entry{Status: 200}))
+	line := string(appendText(nil, &Entry{Status: 200}, nil))
 	after := time.Now().UTC()
 	ts, err := time.Parse(time.RFC3339Nano, line[:len("2006-01-02T15:04:05.000000Z")])
 	if err != nil {

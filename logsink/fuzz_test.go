@@ -17,7 +17,13 @@ func FuzzAppendLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, keyID string, method, path, requestID []byte, upstream string, ns int64) {
 		e := Entry{Time: time.Unix(0, ns), KeyID: keyID, Method: method, Path: path, Status: 200, Latency: time.Duration(ns), Upstream: upstream, RequestID: requestID}
 
-		text := string(appendText(nil, &e))
+		text := string(appendText(nil, &e, nil))
+		var ts stamp
+		for range 2 { // computing the second, then reusing it
+			if cached := string(appendText(nil, &e, &ts)); cached != text {
+				t.Fatalf("with a stamp %q, without %q", cached, text)
+			}
+		}
 		if strings.Count(text, "\n") != 1 || !strings.HasSuffix(text, "\n") {
 			t.Fatalf("text line %q is not one line", text)
 		}
@@ -31,7 +37,7 @@ func FuzzAppendLine(f *testing.F) {
 			}
 		}
 
-		v := checkJSONLine(t, appendJSON(nil, &e))
+		v := checkJSONLine(t, appendJSON(nil, &e, nil))
 		if v.KeyID != fields[1] || v.Method+" "+v.Path != fields[2] {
 			t.Fatalf("JSON %+v disagrees with text %q", v, text)
 		}

@@ -94,7 +94,7 @@ type Stats struct {
 // with Close.
 type Sink struct {
 	format Format
-	pool   sync.Pool // of *[]byte line buffers
+	pool   sync.Pool // of *lineBuf
 
 	// mu is read-locked by Write for as long as it queues its line (a
 	// wait for room included) and write-locked by Close to set closed and
@@ -199,10 +199,7 @@ func newSink(cfg Config, hooks testHooks) (*Sink, error) {
 		done:   make(chan struct{}),
 	}
 	s.q.init(cfg.BufferLines, cfg.BatchBytes)
-	s.pool.New = func() any {
-		b := make([]byte, 0, 256)
-		return &b
-	}
+	s.pool.New = func() any { return &lineBuf{b: make([]byte, 0, 256)} }
 	w := &writer{
 		s:          s,
 		path:       cfg.Path,
@@ -237,24 +234,32 @@ func (s *Sink) Write(e *Entry) error {
 	if e == nil {
 		return ErrNilEntry
 	}
-	bp := s.pool.Get().(*[]byte)
-	*bp = appendLine((*bp)[:0], s.format, e)
+	lb := s.pool.Get().(*lineBuf)
+	lb.b = appendLine(lb.b[:0], s.format, e, &lb.ts)
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		s.putLine(bp)
+		s.putLine(lb)
 		return ErrClosed
 	}
-	s.q.add(*bp)
+	s.q.add(lb.b)
 	s.mu.RUnlock()
-	s.putLine(bp)
+	s.putLine(lb)
 	return nil
 }
 
+// lineBuf is a buffer Write formats a line in, with the timestamp's second
+// of the last line formatted in it (the pool hands a goroutine back the
+// buffer it used last, most of the time).
+type lineBuf struct {
+	b  []byte
+	ts stamp
+}
+
 // putLine returns a line buffer to the pool once its bytes are copied.
-func (s *Sink) putLine(bp *[]byte) {
-	if cap(*bp) <= maxPooledLine {
-		s.pool.Put(bp)
+func (s *Sink) putLine(lb *lineBuf) {
+	if cap(lb.b) <= maxPooledLine {
+		s.pool.Put(lb)
 	}
 }
 

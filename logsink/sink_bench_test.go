@@ -83,15 +83,17 @@ func BenchmarkFormat(b *testing.B) {
 		b.Run(format.String(), func(b *testing.B) {
 			e := benchEntry()
 			buf := make([]byte, 0, 512)
+			var ts stamp
 			b.ReportAllocs()
 			for b.Loop() {
-				buf = appendLine(buf[:0], format, e)
+				buf = appendLine(buf[:0], format, e, &ts)
 			}
 		})
 	}
 }
 
-// BenchmarkTimestamp compares appendTimestamp with time.AppendFormat.
+// BenchmarkTimestamp compares appendTimestamp, a stamp within one second
+// (as a Sink's lines mostly are) and time.AppendFormat.
 func BenchmarkTimestamp(b *testing.B) {
 	t := time.Now()
 	buf := make([]byte, 0, 64)
@@ -99,6 +101,13 @@ func BenchmarkTimestamp(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			buf = appendTimestamp(buf[:0], t)
+		}
+	})
+	b.Run("stamp", func(b *testing.B) {
+		var ts stamp
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = ts.appendTime(buf[:0], t)
 		}
 	})
 	b.Run("AppendFormat", func(b *testing.B) {
