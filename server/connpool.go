@@ -29,6 +29,7 @@ type upConn struct {
 	rn         int
 	rerr       error
 	sendReadFn func(fd uintptr) bool // c.sendRead, bound once; nil: no held flush
+	rw         io.ReadWriter         // under upIO: the Conn, or a sockIO over it (rawio.go)
 
 	peekFn    func(fd uintptr) bool // c.peek, bound once so that alive does not allocate
 	peekAlive bool
@@ -132,6 +133,10 @@ func (p *connPool) dial() (*upConn, error) {
 		c.peekFn = c.peek
 		if c.raw != nil && plainSocket(conn) {
 			c.sendReadFn = c.sendRead
+			c.rw = conn
+			if s := newSockIO(conn, c.raw); s != nil {
+				c.rw = s
+			}
 		}
 	}
 	if p.tlsConfig != nil {

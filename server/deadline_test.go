@@ -403,6 +403,9 @@ func TestDeadlineConnLooksThrough(t *testing.T) {
 	if rawConnOf(c) == nil {
 		t.Fatal("no RawConn through the wrapper")
 	}
+	if _, ok := c.(*deadlineReaderFromConn).rw.(*sockIO); rawSockets && !ok {
+		t.Fatal("a wrapped *net.TCPConn is not read and written by a sockIO")
+	}
 	if rawConnOf(tls.Server(c, &tls.Config{})) == nil {
 		t.Fatal("no RawConn through a *tls.Conn over the wrapper")
 	}
@@ -427,6 +430,9 @@ func TestDeadlineConnLooksThrough(t *testing.T) {
 	}
 	if rawConnOf(pc) != nil {
 		t.Fatal("a RawConn for a pipe")
+	}
+	if _, ok := pc.(*deadlineConn).rw.(*sockIO); ok {
+		t.Fatal("a sockIO for a pipe")
 	}
 	if err := pc.(interface{ CloseWrite() error }).CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("CloseWrite on a pipe: %v", err)

@@ -66,6 +66,9 @@ func (l deadlineListener) Accept() (net.Conn, error) {
 // clientWatch.stop does to wake its wait, or fasthttp's
 // RequestCtx.SetReadDeadline) applies to that read.
 //
+// On a plain socket, Read and Write are made by a sockIO (rawio.go), which
+// keeps the goroutine's P through the system call.
+//
 // Everything else is the wrapped connection's: addresses, Close (which
 // also releases the connection's count in the listener's limits), CloseWrite
 // (closeGently), SyscallConn (the client watch), and ReadFrom where it has
@@ -75,6 +78,7 @@ func (l deadlineListener) Accept() (net.Conn, error) {
 type deadlineConn struct {
 	net.Conn
 	rd, wr deferredDeadline
+	rw     io.ReadWriter // the Conn, or a sockIO over it (rawio.go)
 
 	// limits counts the connection until its first Close (closeOnce).
 	limits    *connLimits
@@ -122,6 +126,10 @@ func (c *deadlineConn) Close() error {
 
 func (c *deadlineConn) init(inner net.Conn) {
 	c.Conn = inner
+	c.rw = inner
+	if s := newSockIO(inner, rawConnOfSocket(inner)); s != nil {
+		c.rw = s
+	}
 	c.rd.apply = inner.SetReadDeadline
 	c.wr.apply = inner.SetWriteDeadline
 }
@@ -130,7 +138,7 @@ func (c *deadlineConn) Read(b []byte) (int, error) {
 	if err := c.rd.begin(); err != nil {
 		return 0, err
 	}
-	n, err := c.Conn.Read(b)
+	n, err := c.rw.Read(b)
 	c.rd.end()
 	return n, err
 }
@@ -139,7 +147,7 @@ func (c *deadlineConn) Write(b []byte) (int, error) {
 	if err := c.wr.begin(); err != nil {
 		return 0, err
 	}
-	n, err := c.Conn.Write(b)
+	n, err := c.rw.Write(b)
 	c.wr.end()
 	return n, err
 }

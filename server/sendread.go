@@ -39,13 +39,13 @@ func (u upIO) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	c.sentPart = true
-	return c.Conn.Write(p)
+	return c.rw.Write(p)
 }
 
 func (u upIO) Read(p []byte) (int, error) {
 	c := u.c
 	if c.held == nil {
-		return c.Conn.Read(p)
+		return c.rw.Read(p)
 	}
 	return c.sendThenRead(p)
 }
@@ -92,10 +92,10 @@ func (c *upConn) sendThenRead(p []byte) (int, error) {
 	case rerr != nil:
 		return n, rerr
 	case rest != nil: // the socket took only part of it
-		if _, err := c.Conn.Write(rest); err != nil {
+		if _, err := c.rw.Write(rest); err != nil {
 			return 0, err
 		}
-		return c.Conn.Read(p)
+		return c.rw.Read(p)
 	}
 	return n, nil
 }
@@ -107,15 +107,15 @@ func (c *upConn) sendThenRead(p []byte) (int, error) {
 // c.held left to write, or c.rerr set.
 func (c *upConn) sendRead(fd uintptr) bool {
 	if c.held != nil {
-		n, err := syscall.Write(int(fd), c.held)
-		for err == syscall.EINTR {
-			n, err = syscall.Write(int(fd), c.held)
+		n, errno := rawWrite(int(fd), c.held)
+		for errno == syscall.EINTR {
+			n, errno = rawWrite(int(fd), c.held)
 		}
 		switch {
-		case err == syscall.EAGAIN:
+		case errno == syscall.EAGAIN:
 			return true
-		case err != nil:
-			c.rerr = os.NewSyscallError("write", err)
+		case errno != 0:
+			c.rerr = os.NewSyscallError("write", errno)
 			return true
 		case n < len(c.held):
 			c.held = c.held[n:]
@@ -124,15 +124,15 @@ func (c *upConn) sendRead(fd uintptr) bool {
 		c.held = nil
 		return false
 	}
-	n, err := syscall.Read(int(fd), c.rbuf)
-	for err == syscall.EINTR {
-		n, err = syscall.Read(int(fd), c.rbuf)
+	n, errno := rawRead(int(fd), c.rbuf)
+	for errno == syscall.EINTR {
+		n, errno = rawRead(int(fd), c.rbuf)
 	}
 	switch {
-	case err == syscall.EAGAIN:
+	case errno == syscall.EAGAIN:
 		return false
-	case err != nil:
-		c.rerr = os.NewSyscallError("read", err)
+	case errno != 0:
+		c.rerr = os.NewSyscallError("read", errno)
 	case n == 0 && len(c.rbuf) > 0:
 		c.rerr = io.EOF
 	default:

@@ -41,6 +41,9 @@ func sendReadPair(t *testing.T, serve func(net.Conn)) *upConn {
 	if pc.sendReadFn == nil {
 		t.Fatal("a plain TCP upstream connection does not hold its flush")
 	}
+	if _, ok := pc.rw.(*sockIO); rawSockets && !ok {
+		t.Fatal("a plain TCP upstream connection is not read and written by a sockIO")
+	}
 	return pc
 }
 

@@ -1,0 +1,168 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+)
+
+// The gateway's sockets are non-blocking: a read or write on one returns at
+// once, with what the kernel has or takes, or EAGAIN. Go's net package
+// makes these calls as it makes any system call that may block
+// (syscall.Syscall): it marks the running P as in a system call, and the
+// runtime's monitor thread (sysmon), when it finds the same call in
+// progress on two of its ticks (20 µs apart and more), hands the P to
+// another thread, woken for it, if no P is idle, which is always so with
+// one P per core (GOMAXPROCS=1 on a pinned core, or every P busy). A write
+// to a loopback or LAN peer does the receiver's TCP work within the
+// writer's system call and takes microseconds, long enough to be seen
+// twice now and then; each handoff wakes a thread, and the thread the call
+// returns to must then wait for a P. At 17,000 proxied requests a second
+// on one core, that was 0.47 futex calls and 1.45 context switches per
+// request, where nginx makes none and 0.70 (bench/README.md).
+//
+// On Linux, sockIO reads and writes a socket through its RawConn with
+// rawRead and rawWrite, made with syscall.RawSyscall: the runtime is not
+// told, so the P stays with the goroutine, as it may for a call that
+// cannot block. Waiting for readiness, and the deadlines, are still the
+// poller's (RawConn.Read and Write). The held flush (sendread.go) uses
+// them too. Elsewhere, and under the race detector (rawio_plain.go),
+// rawRead and rawWrite are the syscall package's calls.
+
+// sockIO is the Read and Write of a plain socket (plainSocket) by rawRead
+// and rawWrite: as the connection's own, with the same results and errors
+// (*net.OpError with Op "read" or "write"; io.EOF at the end of the
+// stream). A Read, or a Write, that starts while another is under way is
+// the connection's own: the callbacks' state is one per direction.
+type sockIO struct {
+	conn net.Conn
+	raw  syscall.RawConn
+
+	reading, writing atomic.Bool // a Read, a Write, uses the fields below
+
+	rbuf, wbuf []byte
+	rn, wn     int
+	rerr, werr error
+	readFn     func(uintptr) bool // s.readRaw, bound once, so that Read does not allocate
+	writeFn    func(uintptr) bool // s.writeRaw, likewise
+}
+
+// newSockIO returns a sockIO for conn, whose RawConn is raw, or nil where
+// there is no reason to use one: not on Linux, not a plain socket.
+func newSockIO(conn net.Conn, raw syscall.RawConn) *sockIO {
+	if !rawSockets || raw == nil || !plainSocket(conn) {
+		return nil
+	}
+	s := &sockIO{conn: conn, raw: raw}
+	s.readFn, s.writeFn = s.readRaw, s.writeRaw
+	return s
+}
+
+// rawConnOfSocket returns conn's RawConn if conn is a plain socket, nil
+// otherwise. It allocates: it is for a new connection.
+func rawConnOfSocket(conn net.Conn) syscall.RawConn {
+	if !plainSocket(conn) {
+		return nil
+	}
+	raw, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+func (s *sockIO) Read(b []byte) (int, error) {
+	if len(b) == 0 || !s.reading.CompareAndSwap(false, true) {
+		return s.conn.Read(b)
+	}
+	s.rbuf = b
+	err := s.raw.Read(s.readFn)
+	n, rerr := s.rn, s.rerr
+	s.rbuf, s.rn, s.rerr = nil, 0, nil
+	s.reading.Store(false)
+	switch {
+	case err != nil: // closed, or the deadline passed
+		return 0, s.opError("read", err)
+	case rerr != nil:
+		return 0, s.opError("read", rerr)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// readRaw is Read's RawConn.Read callback: it reads once, and asks the
+// poller to wait if there is nothing to read yet.
+func (s *sockIO) readRaw(fd uintptr) bool {
+	for {
+		n, errno := rawRead(int(fd), s.rbuf)
+		switch errno {
+		case 0:
+			s.rn = n
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		s.rerr = os.NewSyscallError("read", errno)
+		return true
+	}
+}
+
+func (s *sockIO) Write(b []byte) (int, error) {
+	if len(b) == 0 || !s.writing.CompareAndSwap(false, true) {
+		return s.conn.Write(b)
+	}
+	s.wbuf = b
+	err := s.raw.Write(s.writeFn)
+	n, werr := s.wn, s.werr
+	s.wbuf, s.wn, s.werr = nil, 0, nil
+	s.writing.Store(false)
+	switch {
+	case err != nil: // closed, or the deadline passed
+		return n, s.opError("write", err)
+	case werr != nil:
+		return n, s.opError("write", werr)
+	}
+	return n, nil
+}
+
+// writeRaw is Write's RawConn.Write callback: it writes until all is
+// written, and asks the poller to wait whenever the socket's buffer is
+// full.
+func (s *sockIO) writeRaw(fd uintptr) bool {
+	for len(s.wbuf) > 0 {
+		n, errno := rawWrite(int(fd), s.wbuf)
+		switch errno {
+		case 0:
+			if n <= 0 || n > len(s.wbuf) {
+				s.werr = io.ErrUnexpectedEOF // as poll.FD.Write
+				return true
+			}
+			s.wn += n
+			s.wbuf = s.wbuf[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			s.werr = os.NewSyscallError("write", errno)
+			return true
+		}
+	}
+	return true
+}
+
+// opError wraps err as the connection's own Read or Write would: a
+// RawConn's errors (*net.OpError with Op "raw-read" or "raw-write") are
+// unwrapped first.
+func (s *sockIO) opError(op string, err error) error {
+	if oe, ok := errors.AsType[*net.OpError](err); ok {
+		err = oe.Err
+	}
+	la := s.conn.LocalAddr()
+	return &net.OpError{Op: op, Net: la.Network(), Source: la, Addr: s.conn.RemoteAddr(), Err: err}
+}
