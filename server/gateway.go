@@ -403,6 +403,11 @@ type fasthttpLogger struct {
 }
 
 func (f *fasthttpLogger) Printf(format string, args ...any) {
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, errClientLeft) {
+			return // a client leaving mid-stream is not an error of ours
+		}
+	}
 	if n, ok := f.t.allow(time.Now()); ok {
 		f.l.Warn("fasthttp: "+fmt.Sprintf(format, args...), "suppressed", n)
 	}

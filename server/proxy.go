@@ -413,11 +413,20 @@ func (x *exchange) stopWatch() bool {
 	return w.stop()
 }
 
+// errClientLeft is what a streamed response body's Read returns when the
+// client watch saw the client leave and closed the upstream connection
+// under the read: the client's doing, which fasthttpLogger does not log
+// (fasthttp would log the closed upstream connection as an error serving
+// the client's).
+var errClientLeft = errors.New("server: the client left during the response")
+
 func (x *exchange) Read(b []byte) (int, error) {
 	x.pc.setReadDeadline(time.Now().Add(x.timeout))
 	n, err := x.inner.Read(b)
 	if errors.Is(err, io.EOF) {
 		x.complete = true
+	} else if err != nil && x.clientGone() {
+		err = errClientLeft
 	}
 	if x.writeTimeout > 0 {
 		// fasthttp writes what Read returns (or the body's end) next, under

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -436,7 +437,8 @@ func TestWatchOnlySlowExchanges(t *testing.T) {
 
 // TestClientGoneMidStream: a client that disconnects during a stream gets
 // the upstream connection closed, whether the upstream is sending (its
-// writes fail) or silent, as while a model thinks (its read returns).
+// writes fail) or silent, as while a model thinks (its read returns); and
+// the gateway does not log its leaving as an error.
 func TestClientGoneMidStream(t *testing.T) {
 	f := func(name string, paced bool) {
 		t.Helper()
@@ -464,8 +466,10 @@ func TestClientGoneMidStream(t *testing.T) {
 		})
 		// The upstream timeout is far away: only the client's leaving can
 		// end the stream within waitLimit.
+		var logs syncBuffer
 		g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{upURL},
-			HealthCheckInterval: noChecks, UpstreamTimeout: time.Minute})
+			HealthCheckInterval: noChecks, UpstreamTimeout: time.Minute,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 		conn, br := dialGateway(t, g)
 		if _, err := io.WriteString(conn, rawRequest("POST", "/v1/chat/completions", "", `{"stream":true}`)); err != nil {
@@ -487,6 +491,13 @@ func TestClientGoneMidStream(t *testing.T) {
 		conn.Close()
 		if err := recv(t, ended, name+": close of the upstream connection after the client left"); err == nil {
 			t.Fatalf("%s: the upstream connection was not closed", name)
+		}
+		// fasthttp logs a connection's error as soon as its handler's body
+		// stream fails, which is when the upstream connection closed.
+		for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if l := logs.String(); strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+				t.Fatalf("%s: the client's leaving was logged as an error:\n%s", name, l)
+			}
 		}
 	}
 	f("upstream sending", true)
