@@ -158,13 +158,15 @@ func TestSockIO(t *testing.T) {
 				return res + "; the peer got less"
 			}
 		}},
-		{"write deadline", "n>0 op=write net=tcp timeout", func(t *testing.T, rw io.ReadWriter, c, s *net.TCPConn) string {
+		{"write deadline", "n<all op=write net=tcp timeout", func(t *testing.T, rw io.ReadWriter, c, s *net.TCPConn) string {
 			c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 			huge := make([]byte, 64<<20) // more than the socket buffers hold: the peer reads nothing
 			n, err := rw.Write(huge)
 			res := outcome(n, nil, err)
-			if n > 0 && n < len(huge) {
-				res = "n>0" + res[len(fmt.Sprint("n=", n)):]
+			if n < len(huge) {
+				// What was written by then depends on the machine's load
+				// (nothing, if the write started late).
+				res = "n<all" + res[len(fmt.Sprint("n=", n)):]
 			}
 			return res
 		}},
