@@ -97,20 +97,9 @@ func (s *sockIO) Read(b []byte) (int, error) {
 // readRaw is Read's RawConn.Read callback: it reads once, and asks the
 // poller to wait if there is nothing to read yet.
 func (s *sockIO) readRaw(fd uintptr) bool {
-	for {
-		n, errno := rawRead(int(fd), s.rbuf)
-		switch errno {
-		case 0:
-			s.rn = n
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
-		s.rerr = os.NewSyscallError("read", errno)
-		return true
-	}
+	n, again, err := readOnce(fd, s.rbuf)
+	s.rn, s.rerr = n, err
+	return !again
 }
 
 func (s *sockIO) Write(b []byte) (int, error) {
@@ -136,24 +125,56 @@ func (s *sockIO) Write(b []byte) (int, error) {
 // full.
 func (s *sockIO) writeRaw(fd uintptr) bool {
 	for len(s.wbuf) > 0 {
-		n, errno := rawWrite(int(fd), s.wbuf)
-		switch errno {
-		case 0:
-			if n <= 0 || n > len(s.wbuf) {
-				s.werr = io.ErrUnexpectedEOF // as poll.FD.Write
-				return true
-			}
-			s.wn += n
-			s.wbuf = s.wbuf[n:]
-		case syscall.EINTR:
-		case syscall.EAGAIN:
+		n, again, err := writeOnce(fd, s.wbuf)
+		switch {
+		case again:
 			return false
-		default:
-			s.werr = os.NewSyscallError("write", errno)
+		case err != nil:
+			s.werr = err
+			return true
+		case n <= 0 || n > len(s.wbuf):
+			s.werr = io.ErrUnexpectedEOF // as poll.FD.Write
 			return true
 		}
+		s.wn += n
+		s.wbuf = s.wbuf[n:]
 	}
 	return true
+}
+
+// readOnce reads fd into p with rawRead, again if the call was
+// interrupted. again reports that there was nothing to read yet (EAGAIN);
+// err is any other failure, as an *os.SyscallError; n is 0 at the end of
+// the stream.
+func readOnce(fd uintptr, p []byte) (n int, again bool, err error) { return sockCall(false, fd, p) }
+
+// writeOnce is readOnce for writing, with rawWrite: again reports that the
+// socket's buffer was full; n is what was written.
+func writeOnce(fd uintptr, p []byte) (n int, again bool, err error) { return sockCall(true, fd, p) }
+
+// sockCall is readOnce, or writeOnce if write is set.
+func sockCall(write bool, fd uintptr, p []byte) (n int, again bool, err error) {
+	for {
+		var errno syscall.Errno
+		if write {
+			n, errno = rawWrite(int(fd), p)
+		} else {
+			n, errno = rawRead(int(fd), p)
+		}
+		switch errno {
+		case 0:
+			return n, false, nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, true, nil
+		}
+		op := "read"
+		if write {
+			op = "write"
+		}
+		return 0, false, os.NewSyscallError(op, errno)
+	}
 }
 
 // opError wraps err as the connection's own Read or Write would: a

@@ -3,8 +3,6 @@ package server
 import (
 	"io"
 	"net"
-	"os"
-	"syscall"
 )
 
 // Sending a request and reading its response the usual way costs a read
@@ -107,15 +105,12 @@ func (c *upConn) sendThenRead(p []byte) (int, error) {
 // c.held left to write, or c.rerr set.
 func (c *upConn) sendRead(fd uintptr) bool {
 	if c.held != nil {
-		n, errno := rawWrite(int(fd), c.held)
-		for errno == syscall.EINTR {
-			n, errno = rawWrite(int(fd), c.held)
-		}
+		n, again, err := writeOnce(fd, c.held)
 		switch {
-		case errno == syscall.EAGAIN:
+		case again:
 			return true
-		case errno != 0:
-			c.rerr = os.NewSyscallError("write", errno)
+		case err != nil:
+			c.rerr = err
 			return true
 		case n < len(c.held):
 			c.held = c.held[n:]
@@ -124,15 +119,12 @@ func (c *upConn) sendRead(fd uintptr) bool {
 		c.held = nil
 		return false
 	}
-	n, errno := rawRead(int(fd), c.rbuf)
-	for errno == syscall.EINTR {
-		n, errno = rawRead(int(fd), c.rbuf)
-	}
+	n, again, err := readOnce(fd, c.rbuf)
 	switch {
-	case errno == syscall.EAGAIN:
+	case again:
 		return false
-	case errno != 0:
-		c.rerr = os.NewSyscallError("read", errno)
+	case err != nil:
+		c.rerr = err
 	case n == 0 && len(c.rbuf) > 0:
 		c.rerr = io.EOF
 	default:
