@@ -147,14 +147,42 @@ func (s *stamp) appendTime(dst []byte, t time.Time) []byte {
 }
 
 // appendDigits appends the non-negative n as exactly width decimal digits,
-// zero-padded on the left; n must be below 10^width.
+// zero-padded on the left; n must be below 10^width, and width at most 8.
 func appendDigits(dst []byte, n, width int) []byte {
 	var buf [8]byte
-	for i := width - 1; i >= 0; i-- {
-		buf[i] = byte('0' + n%10)
-		n /= 10
+	i := width
+	for i >= 2 {
+		i -= 2
+		q := n / 100
+		d := (n - q*100) * 2
+		buf[i], buf[i+1] = digitPairs[d], digitPairs[d+1]
+		n = q
+	}
+	if i == 1 {
+		buf[0] = byte('0' + n)
 	}
 	return append(dst, buf[:width]...)
+}
+
+// digitPairs holds "00" to "99", for appendDigits and appendStatus.
+const digitPairs = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
+
+// appendStatus appends the status code n in decimal: three digits for an
+// HTTP status, strconv's for anything else.
+func appendStatus(dst []byte, n int) []byte {
+	if n < 100 || n > 999 {
+		return strconv.AppendInt(dst, int64(n), 10)
+	}
+	return appendDigits(dst, n, 3)
 }
 
 // mustEscape reports whether c is written percent-encoded: control
@@ -164,6 +192,15 @@ func mustEscape(c byte) bool {
 	return c < 0x21 || c >= 0x7f || c == '|' || c == '"' || c == '\\'
 }
 
+// escapeTable is mustEscape for every byte: one load a byte instead of
+// five comparisons.
+var escapeTable = func() (t [256]bool) {
+	for c := range t {
+		t[c] = mustEscape(byte(c))
+	}
+	return t
+}()
+
 const upperHex = "0123456789ABCDEF"
 
 // appendEscaped appends src with every byte for which mustEscape reports
@@ -172,7 +209,7 @@ func appendEscaped[T string | []byte](dst []byte, src T) []byte {
 	start := 0
 	for i := 0; i < len(src); i++ {
 		c := src[i]
-		if !mustEscape(c) {
+		if !escapeTable[c] {
 			continue
 		}
 		dst = append(dst, src[start:i]...)
@@ -219,7 +256,7 @@ func appendText(dst []byte, e *Entry, ts *stamp) []byte {
 	dst = append(dst, ' ')
 	dst = appendField(dst, cutQuery(e.Path))
 	dst = append(dst, " | "...)
-	dst = strconv.AppendInt(dst, int64(e.Status), 10)
+	dst = appendStatus(dst, e.Status)
 	return append(dst, '\n')
 }
 
@@ -236,7 +273,7 @@ func appendJSON(dst []byte, e *Entry, ts *stamp) []byte {
 	dst = append(dst, `","path":"`...)
 	dst = appendField(dst, cutQuery(e.Path))
 	dst = append(dst, `","status":`...)
-	dst = strconv.AppendInt(dst, int64(e.Status), 10)
+	dst = appendStatus(dst, e.Status)
 	dst = append(dst, `,"latency_ms":`...)
 	dst = strconv.AppendFloat(dst, float64(e.Latency)/float64(time.Millisecond), 'f', 3, 64)
 	dst = append(dst, `,"bytes_in":`...)

@@ -3,7 +3,9 @@ package logsink
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +281,35 @@ func TestEntryZeroTimeIsNow(t *testing.T) {
 	}
 	if ts.Before(before) || ts.After(after) {
 		t.Fatalf("timestamp %v outside [%v, %v]", ts, before, after)
+	}
+}
+
+// TestAppendDigits: every width, against fmt's zero padding, at the edges
+// and at random.
+func TestAppendDigits(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	limit := 1
+	for width := 1; width <= 8; width++ {
+		limit *= 10
+		for _, n := range []int{0, 1, 9, 10, 99, limit / 10, limit - 1, r.IntN(limit), r.IntN(limit), r.IntN(limit)} {
+			if n >= limit {
+				continue
+			}
+			got := string(appendDigits([]byte("x"), n, width))
+			if want := fmt.Sprintf("x%0*d", width, n); got != want {
+				t.Fatalf("appendDigits(%d, %d) = %q, want %q", n, width, got, want)
+			}
+		}
+	}
+}
+
+// TestAppendStatus: three digits for an HTTP status, strconv's decimal for
+// anything else a caller may pass.
+func TestAppendStatus(t *testing.T) {
+	for _, n := range []int{100, 101, 200, 204, 401, 429, 499, 500, 503, 599, 999, 0, 7, 99, 1000, 12345, -1, -404} {
+		got := string(appendStatus([]byte("x"), n))
+		if want := "x" + strconv.Itoa(n); got != want {
+			t.Fatalf("appendStatus(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
