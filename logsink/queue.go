@@ -20,7 +20,8 @@ type batch struct {
 // itself, however full.
 //
 // A line is queued from its append until the writer takes its batch; add
-// blocks while maxLines are queued. Every batch in the channel holds at
+// blocks while maxLines are queued, and refuses lines once close has
+// begun. Every batch in the channel holds at
 // least one queued line, so the channel, with room for maxLines batches,
 // never blocks a send: add sends with mu held, which orders the batches
 // as their lines were appended, and the writer takes the current batch
@@ -30,8 +31,8 @@ type queue struct {
 	batchBytes int
 
 	// batches carries full batches to the writer goroutine, its only
-	// receiver. It is sent on with mu held, and closed by Sink.Close once
-	// no add can run.
+	// receiver. It is sent on with mu held, and closed by close once no
+	// add is waiting for room.
 	batches chan *batch
 
 	mu      sync.Mutex
@@ -39,6 +40,7 @@ type queue struct {
 	cur     *batch    // the batch being filled: nil, or holding a line at least
 	queued  int       // lines in cur and in the batches in the channel
 	waiters int       // adds waiting for room
+	closed  bool      // close has begun: add refuses lines
 
 	// free holds emptied batches of batchBytes capacity for reuse. A pool
 	// rather than a fixed list, so that a burst that queued many batches
@@ -59,13 +61,19 @@ func (q *queue) init(maxLines, batchBytes int) {
 	q.free.New = func() any { return &batch{buf: make([]byte, 0, batchBytes)} }
 }
 
-// add copies line, which ends in its only '\n', to the current batch; it
-// first blocks while maxLines lines are queued. It hands the batch to the
-// writer goroutine before the line if the line does not fit in it, and
-// after the line once it holds batchBytes or the queue is full (so that
-// the writer makes room without waiting for its tick).
-func (q *queue) add(line []byte) {
+// add copies line, which ends in its only '\n', to the current batch and
+// reports true; it first blocks while maxLines lines are queued. It hands
+// the batch to the writer goroutine before the line if the line does not
+// fit in it, and after the line once it holds batchBytes or the queue is
+// full (so that the writer makes room without waiting for its tick). Once
+// close has begun it queues nothing and reports false; an add already
+// waiting for room then still queues its line.
+func (q *queue) add(line []byte) bool {
 	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
 	if q.queued >= q.maxLines {
 		q.wait()
 	}
@@ -85,10 +93,12 @@ func (q *queue) add(line []byte) {
 		q.seal()
 	}
 	q.mu.Unlock()
+	return true
 }
 
 // wait blocks, with mu held, until fewer than maxLines lines are queued,
-// and counts the wait.
+// and counts the wait. The last waiter to leave once close has begun wakes
+// close.
 func (q *queue) wait() {
 	q.waited.Add(1)
 	q.waiters++
@@ -96,6 +106,23 @@ func (q *queue) wait() {
 		q.room.Wait()
 	}
 	q.waiters--
+	if q.closed && q.waiters == 0 {
+		q.room.Broadcast()
+	}
+}
+
+// close makes add refuse lines from now on, waits for the adds waiting for
+// room to queue theirs (the writer goroutine keeps making room), and then
+// closes the batches channel, so that no add sends on it afterwards. It is
+// called once.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	for q.waiters > 0 {
+		q.room.Wait()
+	}
+	close(q.batches)
+	q.mu.Unlock()
 }
 
 // seal hands the current batch, which is not nil, to the writer goroutine;

@@ -96,14 +96,10 @@ type Sink struct {
 	format Format
 	pool   sync.Pool // of *lineBuf
 
-	// mu is read-locked by Write for as long as it queues its line (a
-	// wait for room included) and write-locked by Close to set closed and
-	// close q.batches, so no Write sends on a closed channel and every
-	// accepted line is taken by the writer before it exits.
-	mu     sync.RWMutex
-	closed bool // guarded by mu
-
-	q queue // the lines between Write and the writer goroutine
+	// q holds the lines between Write and the writer goroutine. Close
+	// closes it: every line it accepted is taken by the writer before the
+	// writer exits.
+	q queue
 
 	ctl       chan ctlRequest // Flush and Reopen requests to the writer
 	done      chan struct{}   // closed when the writer goroutine has exited
@@ -236,15 +232,11 @@ func (s *Sink) Write(e *Entry) error {
 	}
 	lb := s.pool.Get().(*lineBuf)
 	lb.b = appendLine(lb.b[:0], s.format, e, &lb.ts)
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		s.putLine(lb)
+	queued := s.q.add(lb.b)
+	s.putLine(lb)
+	if !queued {
 		return ErrClosed
 	}
-	s.q.add(lb.b)
-	s.mu.RUnlock()
-	s.putLine(lb)
 	return nil
 }
 
@@ -307,12 +299,7 @@ func (s *Sink) control(req ctlRequest) error {
 // Flush or Reopen with no successful write since. Close is idempotent: later calls wait for the first to
 // finish and return the same error.
 func (s *Sink) Close() error {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		close(s.q.batches)
-		s.mu.Unlock()
-	})
+	s.closeOnce.Do(s.q.close)
 	<-s.done
 	return s.closeErr
 }
