@@ -4,11 +4,19 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 
+	"github.com/authgate/authgate/auth"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -121,5 +129,88 @@ func TestAllocationsWrap(t *testing.T) {
 	f("AccessLogger: admitted", fn, "Bearer "+testKeyHigh, 200)
 	if seen == 0 || lines == 0 {
 		t.Fatalf("next saw the key_id %d times; %d request-id bytes logged", seen, lines)
+	}
+}
+
+// TestAllocationsWatchedExchange asserts that an exchange long enough to
+// have its client watched (watchDelay) allocates once per request: an
+// inference request, which lasts that long as a rule, on a real loopback
+// connection, as the gateway serves it (a watch needs a socket). The one
+// allocation is net's: the *net.OpError that net.(*rawConn).Read returns
+// when clientWatch.stop wakes the watch with a deadline in the past, the
+// only way to end a wait in the poller short of closing the socket. The upstream is a fasthttp server on an in-memory listener that
+// answers after watchDelay and a bit; the client is a TCP connection and
+// one fixed buffer. A GET, so that fasthttp's own allocation for a request
+// body (TestAllocationsPerRequest's streamed-body cases) is not counted.
+func TestAllocationsWatchedExchange(t *testing.T) {
+	upLn := fasthttputil.NewInmemoryListener()
+	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		time.Sleep(watchDelay + 10*time.Millisecond)
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"object":"list","data":[]}`)
+	}}
+	go up.Serve(upLn)
+	t.Cleanup(func() { upLn.Close() })
+	keys, warns := auth.NewKeySet([]auth.Entry{entry(t, 1, "high", testKeyHigh, 1_000_000)})
+	if len(warns) > 0 {
+		t.Fatal(warns)
+	}
+	g, err := New(Config{
+		Keys:                keys,
+		Upstreams:           []string{"http://upstream.test"},
+		HealthCheckInterval: -1,
+		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AccessLog:           filepath.Join(t.TempDir(), "access.log"),
+		UpstreamDial: func(context.Context, string, string) (net.Conn, error) {
+			return upLn.Dial()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	req := []byte("GET /v1/models HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer " + testKeyHigh + "\r\n\r\n")
+	body := []byte(`{"object":"list","data":[]}`)
+	buf := make([]byte, 8<<10)
+	before := watchesStarted.Load()
+	roundTrip := func() {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			m, err := c.Read(buf[n:])
+			n += m
+			if err != nil {
+				t.Fatalf("after %q: %v", buf[:n], err)
+			}
+			if bytes.HasSuffix(buf[:n], body) {
+				break
+			}
+		}
+		if !bytes.HasPrefix(buf[:n], []byte("HTTP/1.1 200 ")) {
+			t.Fatalf("response %q", buf[:n])
+		}
+	}
+	roundTrip() // warm-up: pools, account, limiter ring
+	roundTrip()
+	const runs = 5
+	n := testing.AllocsPerRun(runs, roundTrip)
+	if started := watchesStarted.Load() - before; started < runs+2 {
+		t.Fatalf("%d watches started in %d requests: the exchanges were not watched", started, runs+3)
+	}
+	if n > 1 {
+		t.Errorf("%v allocations per watched request, want at most 1 (net's)", n)
 	}
 }

@@ -80,6 +80,10 @@ type deadlineConn struct {
 	rd, wr deferredDeadline
 	rw     io.ReadWriter // the Conn, or a sockIO over it (rawio.go)
 
+	// raw is SyscallConn's answer for a plain socket, made once with the
+	// connection (raw.raw is nil for any other).
+	raw deadlineRawConn
+
 	// limits counts the connection until its first Close (closeOnce).
 	limits    *connLimits
 	ip        netip.Addr
@@ -127,7 +131,11 @@ func (c *deadlineConn) Close() error {
 func (c *deadlineConn) init(inner net.Conn) {
 	c.Conn = inner
 	c.rw = inner
-	if s := newSockIO(inner, rawConnOfSocket(inner)); s != nil {
+	raw := rawConnOfSocket(inner)
+	if raw != nil {
+		c.raw = deadlineRawConn{raw: raw, c: c}
+	}
+	if s := newSockIO(inner, raw); s != nil {
 		c.rw = s
 	}
 	c.rd.apply = inner.SetReadDeadline
@@ -184,8 +192,13 @@ func (c *deadlineConn) CloseWrite() error {
 
 // SyscallConn returns the wrapped connection's RawConn, whose Read and
 // Write apply the deadlines set through c as c's own Read and Write do.
-// It allocates, as the wrapped connection's does.
+// For a plain socket it is made once, with c, so that a client watch
+// (cancel.go) allocates none; for anything else it allocates, as the
+// wrapped connection's does.
 func (c *deadlineConn) SyscallConn() (syscall.RawConn, error) {
+	if c.raw.raw != nil {
+		return &c.raw, nil
+	}
 	sc, ok := c.Conn.(syscall.Conn)
 	if !ok {
 		return nil, errNoSyscallConn
