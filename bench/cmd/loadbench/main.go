@@ -262,6 +262,9 @@ func (b *bench) run(ctx context.Context) error {
 		b.rep.addClosed(s, o.conns, runs[i])
 	}
 
+	if err := b.logCost(ctx); err != nil {
+		return err
+	}
 	if err := b.streaming(ctx); err != nil {
 		return err
 	}
@@ -277,10 +280,72 @@ func (b *bench) run(ctx context.Context) error {
 	return b.rep.write(o.out, os.Stdout)
 }
 
+// logPairs is the number of log-on, log-off pairs of runs logCost makes
+// for each path.
+const logPairs = 6
+
+// logRunTimes are the warm-up and the measured time of each of logCost's
+// runs: half the closed loop's, and at least a second.
+func logRunTimes(o options) (warmup, duration time.Duration) {
+	return max(o.warmup/2, time.Second), max(o.duration/2, time.Second)
+}
+
+// logOnFirst reports whether the pair i of logCost runs the gateway with
+// its log first: pairs alternate, so that a machine whose speed drifts
+// during the run favours neither side.
+func logOnFirst(i int) bool { return i%2 == 0 }
+
+// logCost measures what the access log costs ((g)): for the reject and the
+// proxy path, logPairs pairs of runs of the gateway with its log and
+// without (bench/cmd/nolog), one right after the other, in alternating
+// order. Each pair gives a cost; the report takes their median. The
+// closed loop's (g) rows are one run of each per repeat, always in the
+// same order, which a drift of the machine's speed within a repeat biases.
+func (b *bench) logCost(ctx context.Context) error {
+	on, off := b.targets["authgate"], b.targets["authgate-nolog"]
+	warmup, duration := logRunTimes(b.o)
+	for _, path := range []struct {
+		kind, key string
+		status    int
+	}{{"reject", keyUnknown, 401}, {"proxy", keyValid, 200}} {
+		sOn := &scenario{Kind: path.kind, Server: "authgate", Status: path.status, target: on, key: path.key}
+		sOff := &scenario{Kind: path.kind, Server: "authgate-nolog", Status: path.status, target: off, key: path.key}
+		var pairs []logPair
+		for i := range logPairs {
+			order := []*scenario{sOn, sOff}
+			if !logOnFirst(i) {
+				order = []*scenario{sOff, sOn}
+			}
+			var p logPair
+			p.OnFirst = logOnFirst(i)
+			for _, s := range order {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				cr, err := b.closedLoopFor(ctx, s, warmup, duration)
+				if err != nil {
+					return fmt.Errorf("log cost, %s, pair %d: %w", s.id(), i+1, err)
+				}
+				if s == sOn {
+					p.On = cr
+				} else {
+					p.Off = cr
+				}
+			}
+			b.logf("log cost %-6s pair %d: log on %9.0f req/s, off %9.0f req/s: %.1f%%", path.kind, i+1, p.On.RPS, p.Off.RPS, p.cost())
+			pairs = append(pairs, p)
+		}
+		b.rep.addLogCost(path.kind, pairs)
+	}
+	return nil
+}
+
 // estimate is the run's expected length, for the log.
 func (b *bench) estimate(nScenarios int) time.Duration {
 	o := b.o
 	closed := time.Duration(nScenarios*o.repeats) * (o.warmup + o.duration + 2*time.Second)
+	logWarmup, logDuration := logRunTimes(o)
+	closed += time.Duration(2*2*logPairs) * (logWarmup + logDuration + time.Second)
 	stream := time.Duration(2*o.repeats) * (o.duration / 2)
 	nOpen := 2
 	if o.peers {
@@ -612,6 +677,11 @@ type closedRun struct {
 // closedLoop runs wrk against s for the warm-up, then for the measured
 // time, and checks statuses, errors and access-log lines.
 func (b *bench) closedLoop(ctx context.Context, s *scenario) (closedRun, error) {
+	return b.closedLoopFor(ctx, s, b.o.warmup, b.o.duration)
+}
+
+// closedLoopFor is closedLoop with its own warm-up and measured time.
+func (b *bench) closedLoopFor(ctx context.Context, s *scenario, warmup, duration time.Duration) (closedRun, error) {
 	o := b.o
 	t := s.target
 	if t.accessLog != "" {
@@ -626,12 +696,12 @@ func (b *bench) closedLoop(ctx context.Context, s *scenario) (closedRun, error) 
 		}
 	}
 	w := wrkRun{wrk: o.wrk, script: script, cpus: o.loadCPU, conns: o.conns, url: "http://" + t.addr + chatPath, key: s.key}
-	w.d = o.warmup
+	w.d = warmup
 	warm, _, err := w.run(ctx)
 	if err != nil {
 		return closedRun{}, err
 	}
-	w.d = o.duration
+	w.d = duration
 	cpu0, up0 := t.cpu(), b.upstream.cpu()
 	t0 := time.Now()
 	res, wrkCPU, err := w.run(ctx)

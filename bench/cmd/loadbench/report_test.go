@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +187,53 @@ func TestReportLostLogLines(t *testing.T) {
 	}
 	if md := r.markdown(); !strings.Contains(md, "lost lines") || !strings.Contains(md, "limit/haproxy repeat 2 (10 of 100)") {
 		t.Fatalf("the report does not name the run that lost 10 of 100 lines:\n%s", md)
+	}
+}
+
+// TestLogCost: with logCost's pairs, the log's bar goes with the median of
+// the pairs' costs, and the closed loop's ratio stays, without a bar.
+func TestLogCost(t *testing.T) {
+	r := sampleReport()
+	pair := func(on, off float64, onFirst bool) logPair {
+		return logPair{On: closedRun{RPS: on, CPUPerReq: 1e6 / on}, Off: closedRun{RPS: off, CPUPerReq: 1e6 / off}, OnFirst: onFirst}
+	}
+	// Costs 2%, 10%, 4%, -1%, 3%: median 3%.
+	r.addLogCost("reject", []logPair{pair(98, 100, true), pair(90, 100, false), pair(96, 100, true), pair(101, 100, false), pair(97, 100, true)})
+	r.finish()
+	lc := r.logCost("reject")
+	if d := lc.Median - 3; d > 1e-9 || d < -1e-9 {
+		t.Errorf("median cost %v, want 3", lc.Median)
+	}
+	if lc.Min < -1.0001 || lc.Min > -0.9999 || lc.Max < 9.9999 || lc.Max > 10.0001 {
+		t.Errorf("cost range %v to %v, want -1 to 10", lc.Min, lc.Max)
+	}
+	var barred, closedLoop *ratio
+	for i, ra := range r.Ratios {
+		switch {
+		case strings.HasPrefix(ra.Name, "access log cost, reject path (throughput lost with the log on; median of 5 alternating pairs"):
+			barred = &r.Ratios[i]
+		case strings.HasPrefix(ra.Name, "access log cost, reject path, from the closed loop's medians"):
+			closedLoop = &r.Ratios[i]
+		}
+	}
+	if barred == nil || barred.Met == nil || !*barred.Met || barred.Value != lc.Median {
+		t.Fatalf("the log's bar is not the pairs' median: %+v", barred)
+	}
+	if closedLoop == nil || closedLoop.Met != nil {
+		t.Fatalf("the closed loop's log cost is missing or still has a bar: %+v", closedLoop)
+	}
+	if md := r.markdown(); !strings.Contains(md, "## (g) Access log cost, alternating pairs") || !strings.Contains(md, "| reject | 5 | 97 | 100 | 3.0% | -1.0%–10.0% |") {
+		t.Fatalf("latest.md lacks the pairs' table:\n%s", md)
+	}
+}
+
+// TestLogOnFirst: the pairs alternate, starting with the log on.
+func TestLogOnFirst(t *testing.T) {
+	var got []bool
+	for i := range 4 {
+		got = append(got, logOnFirst(i))
+	}
+	if want := []bool{true, false, true, false}; !slices.Equal(got, want) {
+		t.Fatalf("log on first in pairs 0-3: %v, want %v", got, want)
 	}
 }
