@@ -169,8 +169,12 @@ func (w *writer) write() {
 		err = io.ErrShortWrite
 	}
 	// Every line ends in the only '\n' it holds, so the newlines written
-	// count the lines completed in the file.
-	done := min(uint64(bytes.Count(p[:n], newline)), w.lines)
+	// count the lines completed in the file: all of them when the batch
+	// went whole.
+	done := w.lines
+	if n < len(p) {
+		done = min(uint64(bytes.Count(p[:n], newline)), w.lines)
+	}
 	w.s.written.Add(done)
 	w.lines -= done
 	if err == nil {
