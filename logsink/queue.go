@@ -21,11 +21,11 @@ type batch struct {
 //
 // A line is queued from its append until the writer takes its batch; add
 // blocks while maxLines are queued, and refuses lines once close has
-// begun. Every batch in the channel holds at
-// least one queued line, so the channel, with room for maxLines batches,
-// never blocks a send: add sends with mu held, which orders the batches
-// as their lines were appended, and the writer takes the current batch
-// under mu after the batches sent before it.
+// begun. Every batch in the channel holds at least one queued line, so
+// the channel, with room for maxLines batches, never blocks a send: add
+// sends with mu held, which orders the batches as their lines were
+// appended, and the writer takes the current batch under mu after the
+// batches sent before it.
 type queue struct {
 	maxLines   int
 	batchBytes int
