@@ -313,3 +313,14 @@ func TestAppendStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendMicrosZ: every microsecond value, against fmt.
+func TestAppendMicrosZ(t *testing.T) {
+	buf := make([]byte, 0, 16)
+	for us := range 1_000_000 {
+		buf = appendMicrosZ(buf[:0], us)
+		if len(buf) != 7 || buf[6] != 'Z' || string(buf[:6]) != fmt.Sprintf("%06d", us) {
+			t.Fatalf("appendMicrosZ(%d) = %q", us, buf)
+		}
+	}
+}
