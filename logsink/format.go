@@ -108,8 +108,7 @@ func appendTimestamp(dst []byte, t time.Time) []byte {
 	dst = append(dst, ':')
 	dst = appendDigits(dst, sec, 2)
 	dst = append(dst, '.')
-	dst = appendDigits(dst, t.Nanosecond()/1000, 6)
-	return append(dst, 'Z')
+	return appendMicrosZ(dst, t.Nanosecond()/1000)
 }
 
 // stamp remembers the part of a timestamp that changes once a second,
