@@ -96,7 +96,7 @@ func (g *Gateway) expectContinue(ctx *fasthttp.RequestCtx) int {
 	} else if g.authenticate(ctx) != nil {
 		return fasthttp.StatusContinue
 	}
-	ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
+	ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 	g.logRequest(ctx, g.none, start, requestID, "")
 	// The client may be sending the body all the same: one that did not
 	// ask (headerReceived's 413), or one that stopped waiting.

@@ -19,7 +19,7 @@ func (g *Gateway) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.SetBodyRaw(body)
 	var rid [maxRequestID]byte
 	id := requestID(&ctx.Request.Header, &rid)
-	ctx.Response.Header.SetBytesKV(strXRequestID, id)
+	ctx.Response.Header.SetCanonical(strXRequestID, id)
 	// ctx.Time() is not set for a request that could not be read: it would
 	// be the previous request's time on a kept-alive connection.
 	g.logRequest(ctx, g.none, time.Now(), id, "")

@@ -146,13 +146,13 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	if bodyTooLarge(&ctx.Request, g.cfg.MaxRequestBody) {
 		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, body413)
 		ctx.SetConnectionClose()
-		ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
+		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 		g.logRequest(ctx, g.none, start, requestID, "")
 		return
 	}
 	acct := g.authenticate(ctx)
 	if acct == nil {
-		ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
+		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 		g.logRequest(ctx, g.none, start, requestID, "")
 		return
 	}
@@ -162,7 +162,7 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 		res, ok = g.allow(acct, start, shardOf(ctx))
 		if !ok {
 			writeJSON(ctx, fasthttp.StatusServiceUnavailable, body503Limiter)
-			ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
+			ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 			g.logRequest(ctx, acct, start, requestID, "")
 			return
 		}
@@ -170,12 +170,12 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 			acct.stats.rateLimited(shardOf(ctx))
 			writeRateLimited(ctx, acct, res)
 			setRateHeaders(ctx, res)
-			ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
+			ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 			g.logRequest(ctx, acct, start, requestID, "")
 			return
 		}
 	}
-	ctx.Request.Header.SetBytesKV(strXRequestID, requestID)
+	ctx.Request.Header.SetCanonical(strXRequestID, requestID)
 	// No allocation: the key is a zero-size value and acct a pointer, both
 	// held in their interfaces directly, and the user values keep their
 	// capacity across the requests of a pooled RequestCtx.
@@ -184,7 +184,7 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	if acct.window != nil {
 		setRateHeaders(ctx, res)
 	}
-	ctx.Response.Header.SetBytesKV(strXRequestID, requestID)
+	ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 	g.logRequest(ctx, acct, start, requestID, up)
 }
 
@@ -228,17 +228,17 @@ func writeRateLimited(ctx *fasthttp.RequestCtx, acct *account, res limiter.Resul
 	ctx.Response.SetBodyRaw(acct.body429)
 	var buf [24]byte
 	ms := int64((res.Reset + time.Millisecond - 1) / time.Millisecond)
-	ctx.Response.Header.SetBytesKV(strRetryAfterMs, strconv.AppendInt(buf[:0], ms, 10))
-	ctx.Response.Header.SetBytesKV(strRetryAfter, strconv.AppendInt(buf[:0], retryAfterSeconds(res.Reset), 10))
+	ctx.Response.Header.SetCanonical(strRetryAfterMs, strconv.AppendInt(buf[:0], ms, 10))
+	ctx.Response.Header.SetCanonical(strRetryAfter, strconv.AppendInt(buf[:0], retryAfterSeconds(res.Reset), 10))
 }
 
 // setRateHeaders adds OpenAI's x-ratelimit-*-requests headers for res.
 func setRateHeaders(ctx *fasthttp.RequestCtx, res limiter.Result) {
 	var buf [24]byte
 	h := &ctx.Response.Header
-	h.SetBytesKV(strRateLimitLimit, strconv.AppendInt(buf[:0], int64(res.Limit), 10))
-	h.SetBytesKV(strRateLimitRemaining, strconv.AppendInt(buf[:0], int64(res.Remaining), 10))
-	h.SetBytesKV(strRateLimitReset, appendDuration(buf[:0], res.Reset))
+	h.SetCanonical(strRateLimitLimit, strconv.AppendInt(buf[:0], int64(res.Limit), 10))
+	h.SetCanonical(strRateLimitRemaining, strconv.AppendInt(buf[:0], int64(res.Remaining), 10))
+	h.SetCanonical(strRateLimitReset, appendDuration(buf[:0], res.Reset))
 }
 
 // writeJSON answers status with a precomputed JSON body.

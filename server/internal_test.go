@@ -199,3 +199,34 @@ func TestUnknownKeysAllocateNoState(t *testing.T) {
 		t.Fatalf("%d accounts after one known key_id's request, want 1", n)
 	}
 }
+
+// TestHeaderNamesCanonical: every header name the request path sets with
+// SetCanonical is already in the form fasthttp's normalizing gives it, so
+// that skipping the normalizing changes nothing on the wire.
+func TestHeaderNamesCanonical(t *testing.T) {
+	for _, k := range [][]byte{
+		strAuthorization, strXRequestID, strXForwardedFor, strXForwardedProto,
+		strRetryAfter, strRetryAfterMs, strRateLimitLimit, strRateLimitRemaining,
+		strRateLimitReset, strXAccelBuffering,
+	} {
+		if !isCanonical(k) {
+			t.Errorf("%q is not in the form fasthttp's normalizing gives it", k)
+		}
+		var req fasthttp.RequestHeader
+		req.SetCanonical(k, []byte("1"))
+		if got := req.PeekBytes(k); string(got) != "1" {
+			t.Errorf("%q set with SetCanonical on a request: Peek gives %q", k, got)
+		}
+	}
+	if isCanonical([]byte("x-request-id")) {
+		t.Error("a lower-case name passed as canonical")
+	}
+}
+
+// isCanonical reports whether fasthttp writes the header name k as it is
+// when it is set with SetBytesKV, which normalizes it.
+func isCanonical(k []byte) bool {
+	var h fasthttp.ResponseHeader
+	h.SetBytesKV(k, []byte("1"))
+	return strings.Contains(string(h.Header()), "\r\n"+string(k)+": 1\r\n")
+}

@@ -129,14 +129,14 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
 	req.Header.DelBytes(strExpect)
 	req.Header.DelBytes(strAuthorization)
 	if p.authHeader != nil {
-		req.Header.SetBytesKV(strAuthorization, p.authHeader)
+		req.Header.SetCanonical(strAuthorization, p.authHeader)
 	}
 	appendForwardedFor(ctx)
 	if len(req.Header.PeekBytes(strXForwardedProto)) == 0 {
 		if ctx.IsTLS() {
-			req.Header.SetBytesKV(strXForwardedProto, strHTTPS)
+			req.Header.SetCanonical(strXForwardedProto, strHTTPS)
 		} else {
-			req.Header.SetBytesKV(strXForwardedProto, strHTTP)
+			req.Header.SetCanonical(strXForwardedProto, strHTTP)
 		}
 	}
 	var origURI []byte
@@ -289,9 +289,9 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	size := upResp.Header.ContentLength()
 	if size < 0 {
 		size = -1 // chunked to the client, however the upstream framed it
-		h.SetBytesKV(strXAccelBuffering, strNo)
+		h.SetCanonical(strXAccelBuffering, strNo)
 	} else if bytes.HasPrefix(upResp.Header.ContentType(), strEventStream) {
-		h.SetBytesKV(strXAccelBuffering, strNo)
+		h.SetCanonical(strXAccelBuffering, strNo)
 	}
 	x.inner = upResp.BodyStream()
 	pc.setWriteDeadline(time.Time{})
@@ -626,7 +626,7 @@ func appendForwardedFor(ctx *fasthttp.RequestCtx) {
 		v = append(v, ", "...)
 	}
 	v = ip.Unmap().AppendTo(v)
-	ctx.Request.Header.SetBytesKV(strXForwardedFor, v)
+	ctx.Request.Header.SetCanonical(strXForwardedFor, v)
 }
 
 // throttle lets one event through per interval and counts the rest.

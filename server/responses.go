@@ -19,14 +19,17 @@ var (
 	strOKLimiterOpen         = []byte("ok: rate limiter unavailable, requests are not limited (failure mode open)")
 	strNotReadyLimiterClosed = []byte("not ready: rate limiter unavailable, requests are refused (failure mode closed)")
 
+	// Header names, in the form fasthttp's normalizing gives them, so that
+	// the request path sets them with SetCanonical, without a copy and a
+	// normalizing pass each (TestHeaderNamesCanonical).
 	strAuthorization      = []byte("Authorization")
 	strXRequestID         = []byte("X-Request-Id")
 	strXForwardedFor      = []byte("X-Forwarded-For")
 	strRetryAfter         = []byte("Retry-After")
-	strRetryAfterMs       = []byte("retry-after-ms")
-	strRateLimitLimit     = []byte("x-ratelimit-limit-requests")
-	strRateLimitRemaining = []byte("x-ratelimit-remaining-requests")
-	strRateLimitReset     = []byte("x-ratelimit-reset-requests")
+	strRetryAfterMs       = []byte("Retry-After-Ms")
+	strRateLimitLimit     = []byte("X-Ratelimit-Limit-Requests")
+	strRateLimitRemaining = []byte("X-Ratelimit-Remaining-Requests")
+	strRateLimitReset     = []byte("X-Ratelimit-Reset-Requests")
 
 	// body401 is indexed by auth.Reason.
 	body401 = func() [auth.ReasonUnknown + 1][]byte {
