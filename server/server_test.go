@@ -338,6 +338,11 @@ func TestProxyForwardsRequest(t *testing.T) {
 	if up.count() != 2 {
 		t.Fatalf("upstream saw %d requests, want 2", up.count())
 	}
+	// Without an X-Forwarded-For or X-Forwarded-Proto of the client's.
+	r = up.last(t)
+	f("X-Forwarded-For", "127.0.0.1")
+	f("X-Forwarded-Proto", "http")
+	f("Authorization", "")
 }
 
 func TestUpstreamAPIKeyReplacesClientKey(t *testing.T) {
