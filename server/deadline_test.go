@@ -301,6 +301,70 @@ func TestDeadlineConnKeepAlive(t *testing.T) {
 	}
 }
 
+// TestDeadlineSettledAtSet: a deadline the coarseDeadline would skip is
+// settled when it is set, so that the next read begins without the lock;
+// it supersedes a tighter one still pending, and the read waits under the
+// one in force. A deadline it would not skip stays pending until a read.
+func TestDeadlineSettledAtSet(t *testing.T) {
+	client, srv := tcpPair(t)
+	inner := &countingConn{Conn: srv}
+	c := newDeadlineConn(inner)
+	rd := &c.(*deadlineConn).rd
+	state := func() (pending bool, applied time.Time) {
+		rd.mu.Lock()
+		defer rd.mu.Unlock()
+		return rd.pending.Load(), rd.applied
+	}
+	read := func() {
+		t.Helper()
+		if _, err := client.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	first := time.Now().Add(time.Minute)
+	if err := c.SetReadDeadline(first); err != nil {
+		t.Fatal(err)
+	}
+	if pending, _ := state(); !pending {
+		t.Fatal("the first deadline, with none in force, is not pending")
+	}
+	read()
+	if pending, applied := state(); pending || !applied.Equal(first) {
+		t.Fatalf("after a read: pending %v, applied %v, want false, %v", pending, applied, first)
+	}
+
+	// Later by less than the slack (1 s here): settled at once.
+	if err := c.SetReadDeadline(first.Add(time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if pending, _ := state(); pending {
+		t.Fatal("a deadline within the slack of the one in force is left pending")
+	}
+
+	// A tighter one is pending; one within the slack supersedes it.
+	if err := c.SetReadDeadline(first.Add(-10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if pending, _ := state(); !pending {
+		t.Fatal("a tighter deadline is not pending")
+	}
+	if err := c.SetReadDeadline(first.Add(2 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	before := inner.reads.Load()
+	read()
+	if pending, applied := state(); pending || !applied.Equal(first) {
+		t.Fatalf("after the superseding deadline and a read: pending %v, applied %v, want false, %v", pending, applied, first)
+	}
+	if n := inner.reads.Load() - before; n != 0 {
+		t.Fatalf("%d read deadlines applied, want none", n)
+	}
+}
+
 // TestDeadlineConnTimesOut: a deadline set before a read, however it
 // moved, is the one the read waits under; one set during a read applies to
 // it; a cleared one lets the read wait. The same for RawConn.Read, on

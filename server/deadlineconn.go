@@ -249,19 +249,31 @@ type deferredDeadline struct {
 }
 
 // set makes t the deadline: at once if an operation is in progress, else
-// when the next one begins.
+// when the next one begins. A t the coarseDeadline would skip (the one in
+// force is earlier by less than its slack) is settled here and then, so
+// that the next operation begins without taking the lock: as fasthttp
+// moves the idle and write deadlines a little later on every request.
 func (dd *deferredDeadline) set(t time.Time) error {
 	dd.mu.Lock()
-	defer dd.mu.Unlock()
 	dd.want = t
+	if dd.skips(t) {
+		// Whatever was pending is superseded by t, which the deadline in
+		// force already serves; an operation in progress or beginning
+		// now waits under that one.
+		dd.pending.Store(false)
+		dd.mu.Unlock()
+		return nil
+	}
 	// pending is stored before busy is loaded, and begin adds to busy
 	// before it loads pending: one of them sees the other, so an
 	// operation beginning now waits under t.
 	dd.pending.Store(true)
+	var err error
 	if dd.busy.Load() > 0 {
-		return dd.flushLocked()
+		err = dd.flushLocked()
 	}
-	return nil
+	dd.mu.Unlock()
+	return err
 }
 
 // begin starts an operation, applying the deadline set since the last one
