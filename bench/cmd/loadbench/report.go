@@ -220,13 +220,19 @@ func (r *report) addClosed(s *scenario, conns int, runs []closedRun) {
 }
 
 // closed returns the closed-loop result with id, or nil.
-func (r *report) closed(id string) *closedResult {
-	for i := range r.Closed {
-		if r.Closed[i].ID == id {
-			return &r.Closed[i]
+// find returns a pointer to the first element of s that match accepts, or
+// nil.
+func find[T any](s []T, match func(*T) bool) *T {
+	for i := range s {
+		if match(&s[i]) {
+			return &s[i]
 		}
 	}
 	return nil
+}
+
+func (r *report) closed(id string) *closedResult {
+	return find(r.Closed, func(c *closedResult) bool { return c.ID == id })
 }
 
 // closedMedian returns the median run of the closed-loop result id (zero
@@ -275,39 +281,19 @@ func (r *report) addLogCost(kind string, pairs []logPair) {
 }
 
 func (r *report) logCost(kind string) *logCostSum {
-	for i := range r.LogCost {
-		if r.LogCost[i].Kind == kind {
-			return &r.LogCost[i]
-		}
-	}
-	return nil
+	return find(r.LogCost, func(c *logCostSum) bool { return c.Kind == kind })
 }
 
 func (r *report) fixed(target string) *openSum {
-	for i := range r.Fixed {
-		if r.Fixed[i].Target == target {
-			return &r.Fixed[i]
-		}
-	}
-	return nil
+	return find(r.Fixed, func(c *openSum) bool { return c.Target == target })
 }
 
 func (r *report) stream(target string) *streamSum {
-	for i := range r.Streams {
-		if r.Streams[i].Target == target {
-			return &r.Streams[i]
-		}
-	}
-	return nil
+	return find(r.Streams, func(c *streamSum) bool { return c.Target == target })
 }
 
 func (r *report) bound(target string, us float64) *boundSum {
-	for i := range r.Bounds {
-		if r.Bounds[i].Target == target && r.Bounds[i].BoundUS == us {
-			return &r.Bounds[i]
-		}
-	}
-	return nil
+	return find(r.Bounds, func(c *boundSum) bool { return c.Target == target && c.BoundUS == us })
 }
 
 // finish records the load at the end and computes the ratios.
