@@ -396,7 +396,11 @@ func (g *Gateway) ReopenAccessLog() error {
 // fasthttpLogger sends fasthttp's own messages (a failed TLS handshake, a
 // connection error) to slog, at most one per throttleInterval with the
 // count of those suppressed, since any client on the internet can cause
-// them.
+// them. Only fasthttp's format string and the arguments that cannot carry
+// a client's bytes (addresses, numbers) are shown; an error is shown by
+// its class (errClass), any other argument as "?": fasthttp's errors quote
+// the header values they could not parse, an Authorization header's
+// among them.
 type fasthttpLogger struct {
 	l *slog.Logger
 	t throttle
@@ -408,7 +412,22 @@ func (f *fasthttpLogger) Printf(format string, args ...any) {
 			return // a client leaving mid-stream is not an error of ours
 		}
 	}
-	if n, ok := f.t.allow(time.Now()); ok {
-		f.l.Warn("fasthttp: "+fmt.Sprintf(format, args...), "suppressed", n)
+	n, ok := f.t.allow(time.Now())
+	if !ok {
+		return
 	}
+	safe := make([]any, len(args))
+	for i, a := range args {
+		switch a := a.(type) {
+		case net.Addr:
+			safe[i] = a.String()
+		case error:
+			safe[i] = errClass(a, "cannot read the request")
+		case int, int64, uint64, float64, time.Duration:
+			safe[i] = a
+		default:
+			safe[i] = "?"
+		}
+	}
+	f.l.Warn("fasthttp: "+fmt.Sprintf(format, safe...), "suppressed", n)
 }

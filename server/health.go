@@ -158,7 +158,7 @@ func setHealth(up *upstream, healthy bool, err error, log *slog.Logger) {
 	if healthy {
 		log.Info("upstream is healthy again", "upstream", up.name)
 	} else {
-		log.Warn("upstream is down: no traffic until it recovers", "upstream", up.name, "err", err)
+		log.Warn("upstream is down: no traffic until it recovers", "upstream", up.name, "err", errClass(err, "malformed response"))
 	}
 }
 

@@ -1,11 +1,15 @@
 package server
 
 import (
+	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -229,4 +233,38 @@ func isCanonical(k []byte) bool {
 	var h fasthttp.ResponseHeader
 	h.SetBytesKV(k, []byte("1"))
 	return strings.Contains(string(h.Header()), "\r\n"+string(k)+": 1\r\n")
+}
+
+func TestErrClass(t *testing.T) {
+	secret := "sk-secret-0123456789abcdef"
+	parse := func(raw string) error {
+		var h fasthttp.RequestHeader
+		return h.Read(bufio.NewReader(strings.NewReader(raw)))
+	}
+	f := func(err error, want string) {
+		t.Helper()
+		got := errClass(err, "other")
+		if got != want {
+			t.Errorf("errClass(%v) = %q, want %q", err, got, want)
+		}
+		if strings.Contains(got, "secret") {
+			t.Errorf("errClass(%v) shows the secret: %q", err, got)
+		}
+	}
+	f(nil, "")
+	f(parse("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+secret+"\x01\r\n\r\n"), "other")
+	f(parse("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), fasthttp.ErrDuplicateContentLength.Error())
+	f(fmt.Errorf("reading: %w", io.ErrUnexpectedEOF), "connection closed in the middle of a message")
+	f(io.EOF, "connection closed")
+	f(net.ErrClosed, "connection closed")
+	f(&net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, "connection reset by peer")
+	f(&errDial{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}, "cannot connect: connection refused")
+	f(&errDial{&net.DNSError{Err: "no such host " + secret, Name: "up"}}, "cannot connect: DNS lookup failed")
+	f(os.ErrDeadlineExceeded, "timeout")
+	f(fasthttp.ErrTimeout, "timeout")
+	f(&errStatus{503}, "health check answered Service Unavailable")
+	f(errClientLeft, "client left")
+	f(fmt.Errorf("wrapped: %w", errTooManyInterim), "too many interim responses")
+	f(tls.RecordHeaderError{Msg: secret}, "TLS: not a TLS record")
+	f(errors.New(secret), "other")
 }

@@ -196,7 +196,10 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
 	return name
 }
 
-var errNoHealthyUpstream = errors.New("no healthy upstream")
+var (
+	errNoHealthyUpstream = errors.New("no healthy upstream")
+	errTooManyInterim    = errors.New("too many interim responses")
+)
 
 // roundTrip sends the request on pc, a streamed body as it reads it, then
 // waits for the response, watching the client once the wait or the stream
@@ -316,7 +319,7 @@ func readResponseHead(resp *fasthttp.Response, pc *upConn, head bool) (stream bo
 			break
 		}
 		if i == 4 {
-			return false, errors.New("too many interim responses")
+			return false, errTooManyInterim
 		}
 	}
 	code := resp.StatusCode()
@@ -493,7 +496,8 @@ func (p *proxy) fail(ctx *fasthttp.RequestCtx, upName string, err error) {
 		ctx.Response.SetBodyRaw(body502)
 	}
 	if n, ok := p.errLog.allow(time.Now()); ok {
-		p.log.Error("upstream request failed", "upstream", upName, "status", status, "err", err, "suppressed", n)
+		p.log.Error("upstream request failed", "upstream", upName, "status", status,
+			"err", errClass(err, "malformed response"), "suppressed", n)
 	}
 }
 

@@ -540,3 +540,87 @@ func TestSecurityKeysHeldAsDigests(t *testing.T) {
 		}
 	}
 }
+
+func TestSecurityNoKeyInErrorLog(t *testing.T) {
+	// Requests fasthttp cannot parse, each with a key where the parse
+	// error would quote it: the client gets its 400, and the gateway's
+	// log says what kind of failure it was, never the bytes. Each case
+	// has a gateway of its own, since the log is throttled to one such
+	// line per 5 s.
+	key := secretKey(t, "sk-leak-")
+	up := startSecUpstream(t)
+	cases := map[string]string{
+		"CR":             "GET /v1/models HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer " + key + "\r\r\n\r\n",
+		"NUL":            "GET /v1/models HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer " + key + "\x00\r\n\r\n",
+		"SOH":            "GET /v1/models HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer " + key + "\x01\r\n\r\n",
+		"DEL":            "GET /v1/models HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer " + key + "\x7f\r\n\r\n",
+		"no colon":       "GET /v1/models HTTP/1.1\r\nHost: g\r\nAuthorization Bearer " + key + "\r\n\r\n",
+		"request line":   "GET /v1/models?key=" + key + " HTTP/1.1 x\r\nHost: g\r\n\r\n",
+		"key in version": "GET /v1/models " + key + "\r\nHost: g\r\n\r\n",
+	}
+	for name, raw := range cases {
+		t.Run(name, func(t *testing.T) {
+			var logs syncBuffer
+			g := startGateway(t, server.Config{
+				Keys:                keySet(t, "alice:"+key),
+				Upstreams:           []string{up.url},
+				HealthCheckInterval: -1,
+				AccessLogFormat:     logsink.FormatJSON,
+				Logger:              slog.New(slog.NewTextHandler(&logs, nil)),
+			})
+			resp := secRoundTrip(t, strings.TrimPrefix(g.url, "http://"), "GET", raw, 1)
+			if resp[0].status != 400 {
+				t.Errorf("status %d, want 400", resp[0].status)
+			}
+			eventually(t, "fasthttp's warning", func() bool { return strings.Contains(logs.String(), "fasthttp:") })
+			secAssertNoKey(t, "the gateway's log", logs.String(), key)
+			secAssertNoKey(t, "the response", resp[0].dump, key)
+			secAssertNoKey(t, "the access log", strings.Join(g.logLines(t), "\n"), key)
+		})
+	}
+	if n := len(up.requests()); n != 0 {
+		t.Errorf("the upstream received %d requests, want none", n)
+	}
+}
+
+func TestSecurityNoUpstreamBytesInLog(t *testing.T) {
+	// An upstream whose response head cannot be parsed, with a secret in
+	// it (an upstream that echoes the request's UPSTREAM_API_KEY back in
+	// a malformed header, say): the client gets 502, and neither the
+	// request's error line nor the health check's names the secret.
+	upstreamKey := secretKey(t, "sk-upstream-")
+	secret := secretKey(t, "sk-echoed-")
+	url := startRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			if _, _, err := readRequest(br); err != nil {
+				return
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nX-Echo: %s %s\x01\r\nContent-Length: 2\r\n\r\n{}", upstreamKey, secret)
+		}
+	})
+	key := secretKey(t, "sk-alice-")
+	start := func(interval time.Duration) (*gateway, *syncBuffer) {
+		var logs syncBuffer
+		return startGateway(t, server.Config{
+			Keys:                keySet(t, "alice:"+key),
+			Upstreams:           []string{url},
+			UpstreamAPIKey:      upstreamKey,
+			HealthCheckInterval: interval,
+			Logger:              slog.New(slog.NewTextHandler(&logs, nil)),
+		}), &logs
+	}
+	g, logs := start(-1)
+	resp, body := do(t, "GET", g.url+"/v1/models", "Bearer "+key, "")
+	if resp.StatusCode != 502 {
+		t.Errorf("status %d, want 502: %s", resp.StatusCode, body)
+	}
+	if !strings.Contains(logs.String(), "upstream request failed") {
+		t.Fatalf("no error line for the request:\n%s", logs.String())
+	}
+	secAssertNoKey(t, "the gateway's log", logs.String(), upstreamKey, secret, key)
+	secAssertNoKey(t, "the response", body, upstreamKey, secret, key)
+
+	_, logs = start(20 * time.Millisecond)
+	eventually(t, "the health check's warning", func() bool { return strings.Contains(logs.String(), "upstream is down") })
+	secAssertNoKey(t, "the health check's log", logs.String(), upstreamKey, secret)
+}
