@@ -168,8 +168,7 @@ func openFDs() int {
 
 // faultKind is one kind of request of the load, and what may answer it.
 type faultKind struct {
-	name string
-	url  string
+	url string
 	// check reads resp and names its outcome, or says what is wrong.
 	check func(resp *http.Response, signal func()) (string, error)
 }
