@@ -48,13 +48,16 @@ bench-go:
 soak:
 	bash bench/soak.sh
 
-# Each fuzz target for FUZZTIME (default 30s); corpora live in */testdata/fuzz.
+# Every fuzz target of every package, each for FUZZTIME (default 30s);
+# corpora live in */testdata/fuzz.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $(FUZZTIME) ./auth/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $(FUZZTIME) ./auth/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseUpstreams$$' -fuzztime $(FUZZTIME) ./server/
-	$(GO) test -run '^$$' -fuzz '^FuzzCheckRedisURL$$' -fuzztime $(FUZZTIME) ./limiter/
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 vet:
 	$(GO) vet $(PKGS)

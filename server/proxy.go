@@ -124,8 +124,20 @@ func (p *proxy) close() {
 // never is.
 func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
 	req := &ctx.Request
+	if !allowedMethod(req.Header.Method()) {
+		writeJSON(ctx, fasthttp.StatusMethodNotAllowed, body405)
+		ctx.Response.Header.SetCanonical(strAllow, strAllowedMethods)
+		return ""
+	}
+	if body := checkTarget(req); body != nil {
+		writeJSON(ctx, fasthttp.StatusBadRequest, body)
+		return ""
+	}
 	clientClose := req.Header.ConnectionClose()
-	removeHopByHop(&req.Header)
+	if !removeHopByHop(&req.Header) {
+		writeJSON(ctx, fasthttp.StatusBadRequest, body400Connection)
+		return ""
+	}
 	req.Header.DelBytes(strExpect)
 	req.Header.DelBytes(strAuthorization)
 	if p.authHeader != nil {
@@ -553,25 +565,71 @@ var (
 // removeHopByHop deletes the headers named in Connection, then the fixed
 // hop-by-hop list, from a request header. Most requests carry none of
 // them: one pass over the headers finds which to delete, since a delete
-// costs a pass of its own.
-func removeHopByHop(h *fasthttp.RequestHeader) {
-	if present := hopByHopPresent(h.All()); present != 0 {
-		delHopByHop(present, h.PeekBytes(strConnection), h.DelBytes)
+// costs a pass of its own. X-Request-Id, which the gateway sets, is kept
+// whatever Connection says, and a second copy the client sent is dropped,
+// so that the upstream sees the id the client is told. It reports false,
+// deleting nothing, for a Connection header that names Content-Length:
+// the body's framing is not the client's to drop (the request is answered
+// 400).
+func removeHopByHop(h *fasthttp.RequestHeader) bool {
+	present := hopByHopPresent(h.All())
+	if present == 0 {
+		return true
 	}
+	conn := h.PeekBytes(strConnection)
+	if namesContentLength(conn) {
+		return false
+	}
+	if present&dupRequestID != 0 {
+		var buf [maxRequestID]byte
+		id := append(buf[:0], h.PeekBytes(strXRequestID)...) // the gateway's: the first
+		h.DelBytes(strXRequestID)
+		h.SetCanonical(strXRequestID, id)
+	}
+	delHopByHop(present, conn, h.DelBytes)
+	return true
 }
 
-// removeResponseHopByHop is removeHopByHop for a response header.
+// removeResponseHopByHop is removeHopByHop for a response header; the
+// upstream may name any header in its Connection. Copies of X-Request-Id
+// beyond the first are dropped too (the gateway sets the first).
 func removeResponseHopByHop(h *fasthttp.ResponseHeader) {
 	if present := hopByHopPresent(h.All()); present != 0 {
+		if present&dupRequestID != 0 {
+			h.DelBytes(strXRequestID)
+		}
 		delHopByHop(present, h.PeekBytes(strConnection), h.DelBytes)
 	}
 }
 
+var strContentLength = []byte("Content-Length")
+
+// namesContentLength reports whether the Connection header value conn
+// names Content-Length.
+func namesContentLength(conn []byte) bool {
+	found := false
+	forEachToken(conn, func(tok []byte) {
+		found = found || bytes.EqualFold(tok, strContentLength)
+	})
+	return found
+}
+
+// dupRequestID is the bit of hopByHopPresent's result that says
+// X-Request-Id appears more than once.
+const dupRequestID = 1 << 31
+
 // hopByHopPresent returns a bit set of the hopByHop headers among all:
-// bit i for hopByHop[i].
+// bit i for hopByHop[i], and dupRequestID.
 func hopByHopPresent(all iter.Seq2[[]byte, []byte]) uint32 {
 	var present uint32
+	ids := 0
 	for k := range all {
+		if len(k) == len(strXRequestID) && bytes.EqualFold(k, strXRequestID) {
+			if ids++; ids > 1 {
+				present |= dupRequestID
+			}
+			continue
+		}
 		for i, name := range hopByHop {
 			if len(k) == len(name) && bytes.EqualFold(k, name) {
 				present |= 1 << i
@@ -583,9 +641,14 @@ func hopByHopPresent(all iter.Seq2[[]byte, []byte]) uint32 {
 }
 
 // delHopByHop deletes, with del, the headers named in the Connection
-// header's value conn, then those of hopByHop whose bit is set in present.
+// header's value conn but X-Request-Id, then those of hopByHop whose bit is
+// set in present.
 func delHopByHop(present uint32, conn []byte, del func([]byte)) {
-	forEachToken(conn, del)
+	forEachToken(conn, func(name []byte) {
+		if !bytes.EqualFold(name, strXRequestID) {
+			del(name)
+		}
+	})
 	for i, k := range hopByHop {
 		if present&(1<<i) != 0 {
 			del(k)

@@ -624,3 +624,178 @@ func TestSecurityNoUpstreamBytesInLog(t *testing.T) {
 	eventually(t, "the health check's warning", func() bool { return strings.Contains(logs.String(), "upstream is down") })
 	secAssertNoKey(t, "the health check's log", logs.String(), upstreamKey, secret)
 }
+
+func TestSecurityMethodsNotProxied(t *testing.T) {
+	// TRACE would have the upstream echo the request it received,
+	// UPSTREAM_API_KEY included; CONNECT would ask for a tunnel. Neither,
+	// nor an extension method, reaches the upstream: the gateway answers
+	// 405 with Allow. The methods an API uses are proxied.
+	upstreamKey := secretKey(t, "sk-upstream-")
+	up := startSecUpstream(t)
+	g := startGateway(t, server.Config{
+		Keys:                keySet(t, "alice:"+secKey),
+		Upstreams:           []string{up.url},
+		UpstreamAPIKey:      upstreamKey,
+		HealthCheckInterval: -1,
+	})
+	addr := strings.TrimPrefix(g.url, "http://")
+	for _, target := range []string{"TRACE /v1/models", "CONNECT upstream.test:443", "CONNECT /v1/models", "PROPFIND /v1/models", "trace /v1/models"} {
+		method := strings.Fields(target)[0]
+		resp := secRoundTrip(t, addr, method, target+" HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer "+secKey+"\r\nContent-Length: 0\r\n\r\n", 1)[0]
+		if resp.status != 405 || !strings.Contains(resp.dump, "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS") ||
+			!strings.Contains(resp.body, `"code":"method_not_allowed"`) {
+			t.Errorf("%s: want 405 with Allow and method_not_allowed, got\n%s", target, resp.dump)
+		}
+		secAssertNoKey(t, target+"'s response", resp.dump, upstreamKey)
+	}
+	if n := len(up.requests()); n != 0 {
+		t.Fatalf("the upstream received %d requests, want none:\n%s", n, up.requests())
+	}
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		resp := secRoundTrip(t, addr, m, m+" /v1/x HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer "+secKey+"\r\nContent-Length: 0\r\n\r\n", 1)[0]
+		if resp.status != 200 {
+			t.Errorf("%s: status %d, want 200 (proxied)", m, resp.status)
+		}
+	}
+	if n := len(up.requests()); n != 7 {
+		t.Errorf("the upstream received %d requests, want 7", n)
+	}
+}
+
+func TestSecurityTargetForms(t *testing.T) {
+	// With a path prefix, the upstream gets the prefix and an origin-form
+	// path, whatever form the client used, and the access log shows that
+	// path (without the prefix, which is the upstream's); a target that
+	// is not a path, or a path with a dot segment that could climb out of
+	// the prefix, answers 400 and reaches no upstream.
+	up := startSecUpstream(t)
+	g := startGateway(t, server.Config{
+		Keys:                keySet(t, "alice:"+secKey),
+		Upstreams:           []string{up.url + "/base"},
+		HealthCheckInterval: -1,
+	})
+	addr := strings.TrimPrefix(g.url, "http://")
+	send := func(method, target string) secResponse {
+		t.Helper()
+		return secRoundTrip(t, addr, method, method+" "+target+" HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer "+secKey+"\r\n\r\n", 1)[0]
+	}
+	var logged []string
+	// f sends target; upstream is what the upstream must get, "" if it
+	// must get nothing; the log shows what went upstream without the
+	// prefix and the query (or the reduced target refused, logPath).
+	f := func(method, target, upstream string, logPath ...string) {
+		t.Helper()
+		before := len(up.requests())
+		resp := send(method, target)
+		reqs := up.requests()
+		if upstream == "" {
+			logged = append(logged, method+" "+append(logPath, target)[0]+" | 400")
+			if resp.status != 400 || !strings.Contains(resp.body, `"code":"invalid_request_target"`) {
+				t.Errorf("%s %s: want 400 invalid_request_target, got\n%s", method, target, resp.dump)
+			}
+			if len(reqs) != before {
+				t.Errorf("%s %s reached the upstream:\n%s", method, target, reqs[len(reqs)-1])
+			}
+			return
+		}
+		path, _, _ := strings.Cut(strings.TrimPrefix(upstream, "/base"), "?")
+		logged = append(logged, method+" "+path+" | 200")
+		if resp.status != 200 || len(reqs) != before+1 {
+			t.Fatalf("%s %s: status %d, upstream requests %d, want 200 and one", method, target, resp.status, len(reqs)-before)
+		}
+		if line, _, _ := strings.Cut(reqs[len(reqs)-1], "\r\n"); line != method+" "+upstream+" HTTP/1.1" {
+			t.Errorf("%s %s reached the upstream as %q, want %q", method, target, line, method+" "+upstream+" HTTP/1.1")
+		}
+	}
+	f("GET", "/v1/models", "/base/v1/models")
+	f("GET", "http://x/v1/models", "/base/v1/models")
+	f("GET", "HTTPS://x:443/v1/models?a=1", "/base/v1/models?a=1")
+	f("GET", "http://x", "/base/")
+	f("GET", "http://x?a=b", "/base/?a=b")
+	f("GET", "/v1/models/Qwen2.5-7B", "/base/v1/models/Qwen2.5-7B")
+	f("GET", "/v1/.../x", "/base/v1/.../x")
+	f("GET", "/v1/models?path=/../x", "/base/v1/models?path=/../x")
+	f("OPTIONS", "*", "")
+	f("GET", "ftp://x/v1/models", "")
+	f("GET", "/base/../admin", "")
+	f("GET", "/..", "")
+	f("GET", "/v1/./models", "")
+	f("GET", "/v1/%2e%2E/admin", "")
+	f("GET", "/v1/.%2e/admin", "")
+	f("GET", "/v1/..%2fadmin", "")
+	f("GET", "/v1/..%5Cadmin", "")
+	f("GET", `/v1/..\admin`, "", "/v1/..%5Cadmin") // the log escapes what it shows
+	f("GET", "http://x/../admin", "", "/../admin")
+	lines := g.logLines(t)
+	if len(lines) != len(logged) {
+		t.Fatalf("%d log lines, want %d:\n%s", len(lines), len(logged), strings.Join(lines, "\n"))
+	}
+	for i, want := range logged {
+		if !strings.HasSuffix(lines[i], " | alice | "+want) {
+			t.Errorf("log line %d is %q, want it to end in %q", i, lines[i], " | alice | "+want)
+		}
+	}
+}
+
+func TestSecurityConnectionHeader(t *testing.T) {
+	// The Connection header is the client's to name hop-by-hop headers
+	// with, but not X-Request-Id, which the gateway sets, nor
+	// Content-Length, the body's framing (400, not an upstream error).
+	// The upstream always gets exactly the request id the client is told.
+	var logs syncBuffer
+	up := startSecUpstream(t)
+	g := startGateway(t, server.Config{
+		Keys:                keySet(t, "alice:"+secKey),
+		Upstreams:           []string{up.url},
+		HealthCheckInterval: -1,
+		Logger:              slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	addr := strings.TrimPrefix(g.url, "http://")
+	head := "POST /v1/x HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer " + secKey + "\r\nContent-Length: 2\r\n"
+	check := func(name, extra, wantID string) {
+		t.Helper()
+		before := len(up.requests())
+		resp := secRoundTrip(t, addr, "POST", head+extra+"\r\n{}", 1)[0]
+		reqs := up.requests()
+		if resp.status != 200 || len(reqs) != before+1 {
+			t.Fatalf("%s: status %d, upstream requests %d", name, resp.status, len(reqs)-before)
+		}
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(reqs[len(reqs)-1])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, sent := r.Header.Values("X-Request-Id"), regexpHeader(resp.dump, "X-Request-Id")
+		if len(got) != 1 || got[0] != sent || (wantID != "" && sent != wantID) {
+			t.Errorf("%s: the upstream got X-Request-Id %q, the client was told %q (want %q)", name, got, sent, wantID)
+		}
+	}
+	check("Connection names it", "Connection: X-Request-Id\r\nX-Request-Id: client-id-1\r\n", "client-id-1")
+	check("Connection names it, no id sent", "Connection: keep-alive, x-request-id\r\n", "")
+	check("two ids", "X-Request-Id: client-id-2\r\nX-Request-Id: other-id\r\n", "client-id-2")
+	check("two ids, one invalid", "X-Request-Id: bad id\r\nX-Request-Id: other-id\r\n", "")
+
+	before := len(up.requests())
+	resp := secRoundTrip(t, addr, "POST", head+"Connection: Content-Length\r\n\r\n{}", 1)[0]
+	if resp.status != 400 || !strings.Contains(resp.body, `"code":"bad_request"`) {
+		t.Errorf("Connection: Content-Length: want 400 bad_request, got\n%s", resp.dump)
+	}
+	if n := len(up.requests()) - before; n != 0 {
+		t.Errorf("Connection: Content-Length reached the upstream %d times", n)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("the gateway logged an error for a client's mistake:\n%s", logs.String())
+	}
+}
+
+// regexpHeader returns the value of header name in a dumped response.
+func regexpHeader(dump, name string) string {
+	for _, line := range strings.Split(dump, "\r\n") {
+		if k, v, ok := strings.Cut(line, ": "); ok && strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+// secKey is alice's key in the security tests that need no secret one.
+const secKey = "sk-alice-0123456789abcdef"
