@@ -193,10 +193,11 @@ func appendStatus(dst []byte, n int) []byte {
 }
 
 // mustEscape reports whether c is written percent-encoded: control
-// characters, space, DEL, non-ASCII bytes, and the field delimiters '|',
-// '"' and '\'.
+// characters, space, DEL, non-ASCII bytes, the field delimiters '|', '"'
+// and '\', and '%' itself: an escaped '|' is "%7C", and a client's own
+// "%7C" is "%257C", so that the line can be decoded back unambiguously.
 func mustEscape(c byte) bool {
-	return c < 0x21 || c >= 0x7f || c == '|' || c == '"' || c == '\\'
+	return c < 0x21 || c >= 0x7f || c == '|' || c == '"' || c == '\\' || c == '%'
 }
 
 // escapeTable is mustEscape for every byte: one load a byte instead of

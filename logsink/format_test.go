@@ -158,7 +158,10 @@ func TestAppendEscaped(t *testing.T) {
 	f("", "")
 	f("alice", "alice")
 	f("/v1/chat/completions", "/v1/chat/completions")
-	f("a-b_c.d~e:f@g!$&'()*+,;=%", "a-b_c.d~e:f@g!$&'()*+,;=%")
+	f("a-b_c.d~e:f@g!$&'()*+,;=", "a-b_c.d~e:f@g!$&'()*+,;=")
+	f("%", "%25")
+	f("/v1/a%7Cb", "/v1/a%257Cb") // not the same as an escaped '|'
+	f("/v1/a|b", "/v1/a%7Cb")
 	f(" ", "%20")
 	f("a b", "a%20b")
 	f("\n", "%0A")
@@ -179,15 +182,16 @@ func TestAppendEscaped(t *testing.T) {
 	f("\u2028", "%E2%80%A8") // JSON-safe, and no Unicode line separator either
 
 	// Every byte: escaped exactly when mustEscape says so, and never
-	// into anything but [!-~] minus the delimiters.
+	// into anything but [!-~] minus the delimiters, with '%' only as the
+	// escape's first byte.
 	for c := 0; c < 256; c++ {
 		got := string(appendEscaped(nil, []byte{byte(c)}))
-		esc := c < 0x21 || c >= 0x7f || c == '|' || c == '"' || c == '\\'
-		if esc != (len(got) == 3) {
+		esc := c < 0x21 || c >= 0x7f || c == '|' || c == '"' || c == '\\' || c == '%'
+		if esc != (len(got) == 3) || (esc && got[0] != '%') {
 			t.Fatalf("byte %#02x escaped as %q", c, got)
 		}
 		for i := 0; i < len(got); i++ {
-			if mustEscape(got[i]) {
+			if mustEscape(got[i]) && !(esc && i == 0) {
 				t.Fatalf("byte %#02x escaped as %q, which holds %q", c, got, got[i])
 			}
 		}

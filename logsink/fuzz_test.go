@@ -1,6 +1,7 @@
 package logsink
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,9 +38,34 @@ func FuzzAppendLine(f *testing.F) {
 			}
 		}
 
+		// The path decodes back to what was logged of it: '%' is escaped
+		// too, so no two paths look alike.
+		if len(path) > 0 && path[0] != '?' {
+			_, logged, _ := strings.Cut(fields[2], " ")
+			if got, want := percentDecode(logged), string(cutQuery(path)); got != want {
+				t.Fatalf("text line %q: path decodes to %q, want %q", text, got, want)
+			}
+		}
+
 		v := checkJSONLine(t, appendJSON(nil, &e, nil))
 		if v.KeyID != fields[1] || v.Method+" "+v.Path != fields[2] {
 			t.Fatalf("JSON %+v disagrees with text %q", v, text)
 		}
 	})
+}
+
+// percentDecode decodes every %XX of s.
+func percentDecode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
