@@ -72,13 +72,15 @@ func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConf
 
 // expectContinue is the public server's ExpectHandler: it decides a
 // request with "Expect: 100-continue" on its headers alone, before any of
-// its body is read. A body declared over MaxRequestBody is answered 413,
-// and a request without a valid key 401, each logged; the client is never
-// told to send the body, and the connection is closed (gently: see
-// closeGently). Anything else gets
-// "100 Continue", and the handler then takes it through the whole request
-// path, which authenticates it again: the rate limit is not applied here,
-// so that nothing is counted for a request before the handler sees it.
+// its body is read, as the handler would: a body declared over
+// MaxRequestBody is answered 413, a request without a valid key 401, one
+// over its key_id's limit 429 (or 503 when the Limiter cannot decide),
+// each logged; the client is never told to send the body, and the
+// connection is closed (gently: see closeGently). An admitted request gets
+// "100 Continue", and its admission is kept for the handler (expected),
+// which then takes it through the rest of the request path without
+// authenticating or counting it again; if the client leaves before its
+// body is in, errorHandler logs it under its key_id.
 //
 // fasthttp documents that an ExpectHandler must not modify the response:
 // v1.78.0 writes it as it is left, with the returned status, and
@@ -93,11 +95,18 @@ func (g *Gateway) expectContinue(ctx *fasthttp.RequestCtx) int {
 	requestID := requestID(&ctx.Request.Header, &rid)
 	if ctx.Request.Header.ContentLength() > g.cfg.MaxRequestBody {
 		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, body413)
-	} else if g.authenticate(ctx) != nil {
+		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
+		g.logRequest(ctx, g.none, start, requestID, "")
+	} else if acct, res := g.admit(ctx, start, requestID); acct != nil {
+		if dc := deadlineConnOf(ctx.Conn()); dc != nil {
+			dc.expect = &expected{
+				admission: admission{acct: acct, res: res},
+				method:    append([]byte(nil), ctx.Method()...),
+				path:      append([]byte(nil), ctx.Request.Header.RequestURI()...),
+			}
+		}
 		return fasthttp.StatusContinue
 	}
-	ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-	g.logRequest(ctx, g.none, start, requestID, "")
 	// The client may be sending the body all the same: one that did not
 	// ask (headerReceived's 413), or one that stopped waiting.
 	closeGently(ctx, g.cfg.WriteTimeout)

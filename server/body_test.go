@@ -373,6 +373,38 @@ func TestExpectContinue(t *testing.T) {
 			t.Fatalf("request %d: the upstream got %d bytes, Expect %q", i, r.n, r.expect)
 		}
 	}
+	// The fourth is over bob's limit: decided on its head, 429 without
+	// "100 Continue", the connection closed.
+	fmt.Fprintf(conn, "POST /v1/embeddings HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", keyBob, len(body))
+	resp, b := readResponse(t, br)
+	if resp.StatusCode != 429 || !strings.Contains(b, "rate_limit_exceeded") || resp.Header.Get("Retry-After-Ms") == "" {
+		t.Fatalf("over the limit: status %d %s, want 429 with its retry headers and no 100 Continue", resp.StatusCode, b)
+	}
+	expectClosed(t, "after the 429", br)
+
+	// A client admitted with "100 Continue" that leaves without its body
+	// is logged under its key_id, with its method and path, as 499.
+	conn, br = dialGateway(t, g)
+	fmt.Fprintf(conn, "POST /v1/embeddings HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", keyAlice, len(body))
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 100 {
+		t.Fatalf("alice: %v, status %v; want 100 Continue", err, resp)
+	}
+	conn.Close()
+	eventually(t, "the 499's log line", func() bool { // the log reaches its file within 1 s
+		b, _ := os.ReadFile(g.accessLog)
+		return strings.Contains(string(b), " | 499")
+	})
+	lines := g.logLines(t)
+	want := []string{" | bob | POST /v1/embeddings | 200", " | bob | POST /v1/embeddings | 200", " | bob | POST /v1/embeddings | 200",
+		" | bob | POST /v1/embeddings | 429", " | alice | POST /v1/embeddings | 499"}
+	if len(lines) != len(want) {
+		t.Fatalf("access log %q, want %d lines ending %q", lines, len(want), want)
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(lines[i], w) {
+			t.Errorf("log line %d %q, want it to end in %q", i, lines[i], w)
+		}
+	}
 }
 
 // TestStreamedBodyClientGone: a client that leaves in the middle of its

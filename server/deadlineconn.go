@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,9 @@ import (
 type deadlineListener struct {
 	net.Listener
 	limits *connLimits // nil: no limits
+	// plain is set when the connections carry HTTP itself, not TLS: their
+	// first request's head is checked for bare LF line ends (bareLFHead).
+	plain bool
 }
 
 func (l deadlineListener) Accept() (net.Conn, error) {
@@ -27,16 +32,19 @@ func (l deadlineListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err // as it is: fasthttp tells timeouts and closes apart
 		}
-		if l.limits == nil {
-			return newDeadlineConn(c), nil
-		}
-		ip := remoteIP(c)
-		if over := l.limits.admit(ip); over != withinLimits {
-			l.limits.refuse(c, ip, over)
-			continue
+		var ip netip.Addr
+		if l.limits != nil {
+			ip = remoteIP(c)
+			if over := l.limits.admit(ip); over != withinLimits {
+				l.limits.refuse(c, ip, over)
+				continue
+			}
 		}
 		nc, dc := wrapDeadlines(c)
 		dc.limits, dc.ip = l.limits, ip
+		if l.plain {
+			dc.head = sniffHead
+		}
 		return nc, nil
 	}
 }
@@ -88,7 +96,82 @@ type deadlineConn struct {
 	limits    *connLimits
 	ip        netip.Addr
 	closeOnce atomic.Bool
+
+	head headCheck // of the first request; only Read uses it
+
+	// expect is the admission of the connection's request that
+	// expectContinue let send its body, until the handler or the error
+	// handler takes it (see expected); only the connection's serving
+	// goroutine uses it.
+	expect *expected
 }
+
+// expected is a request that expectContinue admitted on its head: its
+// admission, kept for the handler, and what the error handler logs if the
+// body never comes (fasthttp then resets the request, user values
+// included).
+type expected struct {
+	admission
+	method, path []byte
+}
+
+// deadlineConnOf returns the deadlineConn beneath c (under TLS too), or
+// nil if c is not one of Gateway.Serve's connections.
+func deadlineConnOf(c net.Conn) *deadlineConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	switch dc := c.(type) {
+	case *deadlineConn:
+		return dc
+	case *deadlineReaderFromConn:
+		return &dc.deadlineConn
+	}
+	return nil
+}
+
+// headCheck is where a connection is in checking its first request's head
+// for bare LF line ends.
+type headCheck uint8
+
+const (
+	headChecked headCheck = iota // nothing (more) to check
+	sniffHead                    // the next read is the connection's first
+	headBareLF                   // the first read held a head that fasthttp would wait on forever
+)
+
+// errBareLFHead fails the read after a first read whose request head ended
+// in a blank line of bare LF (see bareLFHead): fasthttp takes a head to be
+// complete only once its bytes hold a CRLFCRLF, and would wait for one
+// until ReadTimeout; with the error it answers 400 at once.
+var errBareLFHead = errors.New("server: request head lines end in a bare LF; use CRLF")
+
+// bareLFHead reports whether b, the first bytes of a connection, holds a
+// blank line that is not the end of a CRLFCRLF ("\n\n", or "\n\r\n" after
+// a bare LF) and no CRLFCRLF: a request head fasthttp would wait on. RFC
+// 9112 section 2.2 lets a server accept a bare LF as a line end; fasthttp
+// accepts one only in a head that a CRLFCRLF ends.
+func bareLFHead(b []byte) bool {
+	if bytes.Contains(b, strCRLFCRLF) {
+		return false
+	}
+	for i := bytes.IndexByte(b, '\n'); i >= 0 && i+1 < len(b); {
+		switch {
+		case b[i+1] == '\n':
+			return true
+		case b[i+1] == '\r' && i+2 < len(b) && b[i+2] == '\n' && (i == 0 || b[i-1] != '\r'):
+			return true
+		}
+		j := bytes.IndexByte(b[i+1:], '\n')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+var strCRLFCRLF = []byte("\r\n\r\n")
 
 // deadlineReaderFromConn is a deadlineConn over a connection that has a
 // ReadFrom (*net.TCPConn), kept for io.Copy and bufio.Writer.ReadFrom:
@@ -143,6 +226,24 @@ func (c *deadlineConn) init(inner net.Conn) {
 }
 
 func (c *deadlineConn) Read(b []byte) (int, error) {
+	if c.head != headChecked {
+		if c.head == headBareLF {
+			c.head = headChecked
+			return 0, errBareLFHead
+		}
+		if n, err := c.read(b); n > 0 || err != nil {
+			c.head = headChecked
+			if n > 0 && bareLFHead(b[:n]) {
+				c.head = headBareLF
+			}
+			return n, err
+		}
+		return 0, nil
+	}
+	return c.read(b)
+}
+
+func (c *deadlineConn) read(b []byte) (int, error) {
 	if err := c.rd.begin(); err != nil {
 		return 0, err
 	}

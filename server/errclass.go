@@ -75,6 +75,7 @@ func errClass(err error, other string) string {
 var fixedTextErrors = []error{
 	errNoHealthyUpstream,
 	errTooManyInterim,
+	errBareLFHead,
 	fasthttp.ErrConnectionClosed,
 	fasthttp.ErrTLSHandshakeTimeout,
 	fasthttp.ErrBadTrailer,

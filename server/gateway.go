@@ -325,7 +325,7 @@ func (g *Gateway) readiness() (bool, []byte) {
 // Config says. A request handler sees the wrapper, not a *net.TCPConn, in
 // ctx.Conn(); its deadlines must be set through it.
 func (g *Gateway) Serve(ln net.Listener) error {
-	if err := g.srv.Serve(g.tlsListener(deadlineListener{ln, g.conns})); err != nil && !g.closed.Load() {
+	if err := g.srv.Serve(g.tlsListener(deadlineListener{ln, g.conns, g.cert == nil})); err != nil && !g.closed.Load() {
 		return err
 	}
 	return nil

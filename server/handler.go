@@ -143,35 +143,21 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	var rid [maxRequestID]byte
 	requestID := requestID(&ctx.Request.Header, &rid)
 
-	if bodyTooLarge(&ctx.Request, g.cfg.MaxRequestBody) {
-		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, body413)
-		ctx.SetConnectionClose()
-		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-		g.logRequest(ctx, g.none, start, requestID, "")
-		return
-	}
-	acct := g.authenticate(ctx)
-	if acct == nil {
-		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-		g.logRequest(ctx, g.none, start, requestID, "")
-		return
-	}
-	var res limiter.Result
-	if acct.window != nil {
-		var ok bool
-		res, ok = g.allow(acct, start, shardOf(ctx))
-		if !ok {
-			writeJSON(ctx, fasthttp.StatusServiceUnavailable, body503Limiter)
+	var (
+		acct *account
+		res  limiter.Result
+	)
+	if x := takeExpected(ctx, false); x != nil {
+		acct, res = x.acct, x.res // decided on the head (expectContinue)
+	} else {
+		if bodyTooLarge(&ctx.Request, g.cfg.MaxRequestBody) {
+			writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, body413)
+			ctx.SetConnectionClose()
 			ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-			g.logRequest(ctx, acct, start, requestID, "")
+			g.logRequest(ctx, g.none, start, requestID, "")
 			return
 		}
-		if !res.Allowed {
-			acct.stats.rateLimited(shardOf(ctx))
-			writeRateLimited(ctx, acct, res)
-			setRateHeaders(ctx, res)
-			ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-			g.logRequest(ctx, acct, start, requestID, "")
+		if acct, res = g.admit(ctx, start, requestID); acct == nil {
 			return
 		}
 	}
@@ -186,6 +172,65 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	}
 	ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 	g.logRequest(ctx, acct, start, requestID, up)
+}
+
+// admission is a request's account and limiter result.
+type admission struct {
+	acct *account
+	res  limiter.Result
+}
+
+// takeExpected returns the admission expectContinue decided for ctx's
+// request, if any, and forgets it: so that the request is authenticated
+// and counted once. fasthttp calls the handler, or the error handler if
+// the body fails, right after "100 Continue", or closes the connection;
+// so what the connection holds is its current request's. A request
+// without the expectation (which the proxy only removes later) never
+// takes one.
+func takeExpected(ctx *fasthttp.RequestCtx, reset bool) *expected {
+	dc := deadlineConnOf(ctx.Conn())
+	if dc == nil || dc.expect == nil {
+		return nil
+	}
+	x := dc.expect
+	dc.expect = nil
+	if !reset && !ctx.Request.MayContinue() {
+		return nil
+	}
+	return x
+}
+
+// admit authenticates ctx's request and applies its key_id's limit,
+// returning its account and the limiter's result; or it answers the
+// request (401, 429, or 503 when the Limiter cannot decide), logs it and
+// returns a nil account.
+func (g *Gateway) admit(ctx *fasthttp.RequestCtx, start time.Time, requestID []byte) (*account, limiter.Result) {
+	acct := g.authenticate(ctx)
+	if acct == nil {
+		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
+		g.logRequest(ctx, g.none, start, requestID, "")
+		return nil, limiter.Result{}
+	}
+	var res limiter.Result
+	if acct.window != nil {
+		var ok bool
+		res, ok = g.allow(acct, start, shardOf(ctx))
+		if !ok {
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, body503Limiter)
+			ctx.Response.Header.SetCanonical(strXRequestID, requestID)
+			g.logRequest(ctx, acct, start, requestID, "")
+			return nil, res
+		}
+		if !res.Allowed {
+			acct.stats.rateLimited(shardOf(ctx))
+			writeRateLimited(ctx, acct, res)
+			setRateHeaders(ctx, res)
+			ctx.Response.Header.SetCanonical(strXRequestID, requestID)
+			g.logRequest(ctx, acct, start, requestID, "")
+			return nil, res
+		}
+	}
+	return acct, res
 }
 
 // authenticate returns the request's account, or nil after writing a 401.
@@ -297,6 +342,12 @@ func validRequestID(id []byte) bool {
 // histogram, and writes its access-log line. upstream names the upstream
 // that served it ("" if none did).
 func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *account, start time.Time, requestID []byte, upstream string) {
+	g.logRequestAs(ctx, acct, start, requestID, upstream, true)
+}
+
+// logRequestAs is logRequest, logging the method and path as unknown ("-")
+// unless known is set.
+func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *account, start time.Time, requestID []byte, upstream string, known bool) {
 	latency := time.Since(start)
 	shard := shardOf(ctx)
 	acct.stats.request(ctx.Response.StatusCode(), shard)
@@ -307,9 +358,10 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *account, start time
 	e := logsink.Entry{
 		Time:   start,
 		KeyID:  acct.keyID,
-		Method: ctx.Method(),
-		Path:   ctx.Request.Header.RequestURI(),
 		Status: ctx.Response.StatusCode(),
+	}
+	if known {
+		e.Method, e.Path = ctx.Method(), ctx.Request.Header.RequestURI()
 	}
 	if g.cfg.AccessLogFormat == logsink.FormatJSON || g.sink == nil {
 		e.Latency = latency

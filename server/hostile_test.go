@@ -97,6 +97,9 @@ func TestHostileBadBytes(t *testing.T) {
 	const key = "Authorization: Bearer " + keyAlice + "\r\n"
 	var statuses []int  // of each request, for the log
 	var keyIDs []string // of each request, for the log: "-" but for a chunked body, read only once its key is checked
+	// what the log shows of each request: "- -" when fasthttp could not
+	// parse (and so reset) its head
+	var methodPaths []string
 	f := func(name, raw string, wantStatus int, wantCode string) {
 		t.Helper()
 		resp, body, closed := exchangeRaw(t, g, raw)
@@ -118,8 +121,10 @@ func TestHostileBadBytes(t *testing.T) {
 		}
 		statuses = append(statuses, wantStatus)
 		keyIDs = append(keyIDs, "-")
+		methodPaths = append(methodPaths, "- -")
 	}
 	const host = "Host: gateway.test\r\n"
+	parsed := func() { methodPaths[len(methodPaths)-1] = "POST /v1/embeddings" }
 
 	// Malformed: 400.
 	f("garbage", "GARBAGE\r\n\r\n", 400, "bad_request")
@@ -129,6 +134,7 @@ func TestHostileBadBytes(t *testing.T) {
 	f("space in path", "GET /v1/mo dels HTTP/1.1\r\n"+host+key+"\r\n", 400, "bad_request")
 	f("two spaces", "GET  /v1/models HTTP/1.1\r\n"+host+key+"\r\n", 400, "bad_request")
 	f("bad absolute URI", "GET http://[::1/v1/models HTTP/1.1\r\n"+host+key+"\r\n", 400, "bad_request")
+	methodPaths[len(methodPaths)-1] = "GET http://[::1/v1/models" // the head parsed, the URI did not
 	f("header without colon", "GET /v1/models HTTP/1.1\r\n"+host+key+"NoColon\r\n\r\n", 400, "bad_request")
 	f("space before colon", "GET /v1/models HTTP/1.1\r\n"+host+key+"X-A : b\r\n\r\n", 400, "bad_request")
 	f("NUL in a name", "GET /v1/models HTTP/1.1\r\n"+host+key+"X-A\x00: b\r\n\r\n", 400, "bad_request")
@@ -141,6 +147,7 @@ func TestHostileBadBytes(t *testing.T) {
 	f("negative Content-Length", "POST /v1/embeddings HTTP/1.1\r\n"+host+key+"Content-Length: -1\r\n\r\n", 400, "bad_request")
 	f("bad chunk size", "POST /v1/embeddings HTTP/1.1\r\n"+host+key+"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400, "bad_request")
 	keyIDs[len(keyIDs)-1] = "alice"
+	parsed()
 	f("unsupported transfer coding", "POST /v1/embeddings HTTP/1.1\r\n"+host+key+"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400, "bad_request")
 
 	// Too large: 431 for the head (the default limit, 16 KiB), 413 for the
@@ -151,10 +158,22 @@ func TestHostileBadBytes(t *testing.T) {
 	// Answered as soon as the head is read: the body is never sent here,
 	// so a gateway that waited for it would time the test out.
 	f("declared body too large", "POST /v1/embeddings HTTP/1.1\r\n"+host+key+"Content-Length: 1000000000\r\n\r\n", 413, "request_too_large")
+	parsed()
 	// Not "100 Continue" first, which would invite the gigabyte.
 	f("declared body too large, Expect: 100-continue", "POST /v1/embeddings HTTP/1.1\r\n"+host+key+"Content-Length: 1000000000\r\nExpect: 100-continue\r\n\r\n", 413, "request_too_large")
+	parsed()
 	f("chunked body too large", "POST /v1/embeddings HTTP/1.1\r\n"+host+key+"Transfer-Encoding: chunked\r\n\r\n800\r\n"+strings.Repeat("a", 2048)+"\r\n0\r\n\r\n", 413, "request_too_large")
 	keyIDs[len(keyIDs)-1] = "alice"
+	parsed()
+
+	// Lines ending in a bare LF: fasthttp takes a head to be complete only
+	// once a CRLFCRLF is in, and would wait for one until READ_TIMEOUT
+	// (60 s, then 408); the first request of a connection is answered 400
+	// at once.
+	lf := strings.ReplaceAll
+	f("bare LF head", lf("GET /v1/models HTTP/1.1\r\n"+host+key+"\r\n", "\r\n", "\n"), 400, "bad_request")
+	f("bare LF blank line", "GET /v1/models HTTP/1.1\r\n"+host+key+"\n", 400, "bad_request")
+	f("bare LF then CRLF", "GET /v1/models HTTP/1.1\r\n"+host+lf(key, "\r\n", "\n")+"\r\n", 400, "bad_request")
 
 	if n := up.count(); n != 0 {
 		t.Errorf("%d malformed requests reached the upstream", n)
@@ -164,8 +183,8 @@ func TestHostileBadBytes(t *testing.T) {
 		t.Fatalf("%d log lines for %d requests:\n%s", len(lines), len(statuses), strings.Join(lines, "\n"))
 	}
 	for i, l := range lines {
-		if !strings.Contains(l, " | "+keyIDs[i]+" | ") || !strings.HasSuffix(l, fmt.Sprintf(" | %d", statuses[i])) {
-			t.Errorf("log line %d %q, want key_id %s and status %d", i, l, keyIDs[i], statuses[i])
+		if want := fmt.Sprintf(" | %s | %s | %d", keyIDs[i], methodPaths[i], statuses[i]); !strings.HasSuffix(l, want) {
+			t.Errorf("log line %d %q, want it to end in %q", i, l, want)
 		}
 	}
 }

@@ -45,8 +45,11 @@ var (
 	body431 = apiError("Request header fields too large", "invalid_request_error", "request_header_too_large")
 	body408 = apiError("Timed out reading the request", "invalid_request_error", "request_timeout")
 	body400 = apiError("Malformed HTTP request", "invalid_request_error", "bad_request")
-	body502 = apiError("The upstream server is unavailable", "api_error", "upstream_unavailable")
-	body504 = apiError("The upstream server timed out", "api_error", "upstream_timeout")
+	// body400BareLF answers a request head whose lines end in a bare LF
+	// (errBareLFHead).
+	body400BareLF = apiError("Malformed HTTP request: lines of the request head must end in CRLF", "invalid_request_error", "bad_request")
+	body502       = apiError("The upstream server is unavailable", "api_error", "upstream_unavailable")
+	body504       = apiError("The upstream server timed out", "api_error", "upstream_timeout")
 	// body503Limiter answers when the shared rate limiter (Redis) cannot
 	// decide and REDIS_FAILURE_MODE is closed.
 	body503Limiter = apiError("The rate limiter is unavailable", "api_error", "rate_limiter_unavailable")
