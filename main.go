@@ -103,7 +103,7 @@ var emptyIsSet = map[string]bool{"ADMIN_ADDR": true}
 
 // secretSettings may hold credentials (a key, a URL with a password): their
 // values are never repeated in an error message.
-var secretSettings = map[string]bool{"UPSTREAM_URL": true, "UPSTREAM_API_KEY": true, "REDIS_URL": true}
+var secretSettings = map[string]bool{"UPSTREAM_URL": true, "UPSTREAM_API_KEY": true, "REDIS_URL": true, "ADMIN_TOKEN": true}
 
 // settings lists serve's configuration (shared/SPEC.md section 3). Defaults
 // that depend on DATA_DIR are filled in by loadServeConfig.
@@ -230,6 +230,10 @@ var settings = []setting{
 			return nil
 		}
 		return checkListenAddr(v)
+	}},
+	{"ADMIN_TOKEN", "admin-token", "", "bearer token every admin request must carry (16+ characters; pass it in the environment: a flag shows in ps); unset: Host localhost or an IP address only, pprof on loopback only", func(c *serveConfig, v string) error {
+		c.gw.AdminToken = v
+		return server.CheckAdminToken(v)
 	}},
 	{"AUTH_ALLOW_NO_KEYS", "allow-no-keys", "false", "fail open (accept all requests) when no valid key is configured", func(c *serveConfig, v string) error {
 		b, err := strconv.ParseBool(v)
@@ -362,7 +366,7 @@ func runServe(args []string, getenv env, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "authgate serve: admin listener: %v\n", err)
 			return exitFailure
 		}
-		logger.Info("admin listener serving /metrics, /limits and /debug/pprof/", "listen", adminLn.Addr().String())
+		logAdminListener(logger, adminLn.Addr(), cfg.gw.AdminToken != "")
 		// It stops when the gateway does (Shutdown and Close stop it).
 		go func() {
 			if err := gw.ServeAdmin(adminLn); err != nil {
@@ -371,6 +375,25 @@ func runServe(args []string, getenv env, stdout, stderr io.Writer) int {
 		}()
 	}
 	return serveUntilSignal(gw, ln, cfg.shutdownGrace, logger)
+}
+
+// logAdminListener logs what the admin listener on addr serves, and to
+// whom (see server.Gateway.AdminHandler), warning when it is open beyond
+// this machine without a token.
+func logAdminListener(logger *slog.Logger, addr net.Addr, token bool) {
+	listen := addr.String()
+	tcp, _ := addr.(*net.TCPAddr)
+	switch {
+	case token:
+		logger.Info("admin listener serving /metrics, /limits and /debug/pprof/ to requests bearing ADMIN_TOKEN", "listen", listen)
+	case tcp != nil && tcp.IP.IsLoopback():
+		logger.Info("admin listener serving /metrics, /limits and /debug/pprof/ to requests for Host localhost or an IP address", "listen", listen)
+	default:
+		logger.Info("admin listener serving /metrics and /limits to requests for Host localhost or an IP address; /debug/pprof/ only on loopback connections", "listen", listen)
+		logger.Warn("the admin listener is not on a loopback address and ADMIN_TOKEN is unset: "+
+			"/metrics and /limits are open to anyone who can reach it, and /debug/pprof/ is not served on it "+
+			"except to connections made to a loopback address; set ADMIN_TOKEN to require a token", "listen", listen)
+	}
 }
 
 // serveUntilSignal serves gw on ln until SIGINT or SIGTERM, then drains for

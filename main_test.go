@@ -144,6 +144,9 @@ func TestRunUsageAndConfigErrorsExit2(t *testing.T) {
 	f(serve, map[string]string{"MAX_HEADER_BYTES": "16XB"}, "MAX_HEADER_BYTES")
 	f(serve, map[string]string{"ACCESS_LOG_FORMAT": "xml"}, "ACCESS_LOG_FORMAT")
 	f(serve, map[string]string{"ADMIN_ADDR": "localhost"}, "ADMIN_ADDR")
+	f(serve, map[string]string{"ADMIN_TOKEN": "0123456789abcde"}, "ADMIN_TOKEN")
+	f(serve, map[string]string{"ADMIN_TOKEN": "0123456789 abcdef"}, "ADMIN_TOKEN")
+	f(serve, map[string]string{"ADMIN_TOKEN": "0123456789abcdef\n"}, "ADMIN_TOKEN")
 	// TLS: half a pair names the missing half; an unreadable file is named.
 	f(serve, map[string]string{"TLS_CERT_FILE": "/x/cert.pem"}, "TLS_KEY_FILE")
 	f(serve, map[string]string{"TLS_KEY_FILE": "/x/key.pem"}, "TLS_CERT_FILE")
@@ -166,6 +169,8 @@ func TestRunUsageAndConfigErrorsExit2(t *testing.T) {
 	f([]string{"serve", "--max-conns-per-ip", "x"}, nil, "--max-conns-per-ip")
 	f([]string{"serve", "--redis-url", "redis:x"}, nil, "--redis-url")
 	f([]string{"serve", "--redis-failure-mode", "fallback"}, nil, "--redis-failure-mode")
+	f([]string{"serve", "--admin-token", "short"}, map[string]string{"ADMIN_TOKEN": "0123456789abcdef"}, "--admin-token")
+	f([]string{"serve", "--admin-token="}, nil, "--admin-token")
 
 	// Usage.
 	f(nil, nil, "usage:")
@@ -333,6 +338,7 @@ func TestLoadServeConfigDefaults(t *testing.T) {
 	check("SHUTDOWN_GRACE", c.shutdownGrace, 30*time.Second)
 	check("AUTH_ALLOW_NO_KEYS", c.gw.AllowNoKeys, false)
 	check("ADMIN_ADDR", c.admin, "127.0.0.1:9090")
+	check("ADMIN_TOKEN", c.gw.AdminToken, "")
 	check("READ_TIMEOUT", c.gw.ReadTimeout, server.DefaultReadTimeout)
 	check("WRITE_TIMEOUT", c.gw.WriteTimeout, server.DefaultWriteTimeout)
 	check("IDLE_TIMEOUT", c.gw.IdleTimeout, server.DefaultIdleTimeout)
@@ -406,6 +412,7 @@ func TestLoadServeConfigEnvAndFlagWins(t *testing.T) {
 	f("REDIS_URL", "redis://a:1", "redis-url", "rediss://:pw@b:2/3", "redis:x", func(c *serveConfig) any { return c.gw.RedisURL }, "redis://a:1", "rediss://:pw@b:2/3")
 	f("REDIS_FAILURE_MODE", "open", "redis-failure-mode", "closed", "sometimes", func(c *serveConfig) any { return c.gw.LimiterFailureMode }, server.FailureOpen, server.FailureClosed)
 	f("REDIS_TIMEOUT", "20ms", "redis-timeout", "1s", "-1s", func(c *serveConfig) any { return c.gw.RedisTimeout }, 20*time.Millisecond, time.Second)
+	f("ADMIN_TOKEN", "env-token-0123456789", "admin-token", "flag-token-0123456789", "short", func(c *serveConfig) any { return c.gw.AdminToken }, "env-token-0123456789", "flag-token-0123456789")
 	f("ADMIN_ADDR", "127.0.0.1:1", "admin-listen", "127.0.0.1:2", "bogus", func(c *serveConfig) any { return c.admin }, "127.0.0.1:1", "127.0.0.1:2")
 	// ADMIN_ADDR set but empty disables the admin listener, unlike other
 	// empty variables, which count as unset; so does an empty flag.
@@ -426,6 +433,8 @@ func TestLoadServeConfigDoesNotPrintUpstreamCredentials(t *testing.T) {
 	f("UPSTREAM_URL", "http://user:hunter2secret@127.0.0.1:1", "hunter2secret")
 	f("REDIS_URL", "redis://:hunter2secret@127.0.0.1:6379/notadb", "hunter2secret")
 	f("REDIS_URL", "redis://:hunter2secret@[::1", "hunter2secret")
+	f("ADMIN_TOKEN", "hunter2secret", "hunter2secret")
+	f("ADMIN_TOKEN", "hunter2secret hunter2secret", "hunter2secret")
 }
 
 // keyLine matches the line printed by `keys gen --id alice`.
@@ -1490,8 +1499,8 @@ func TestDemoBinary(t *testing.T) {
 }
 
 // TestServeBinaryAdminListener: ADMIN_ADDR serves /metrics and /limits
-// (SPEC 6) beside the public listener, without a key in either; ADMIN_ADDR
-// set but empty starts none.
+// (SPEC 6) beside the public listener, without a key in either, and pprof
+// on loopback; ADMIN_ADDR set but empty starts none.
 func TestServeBinaryAdminListener(t *testing.T) {
 	up := startUpstream(t)
 	key := testKey(t)
@@ -1540,6 +1549,16 @@ func TestServeBinaryAdminListener(t *testing.T) {
 	if !p.stderr.waitFor("admin listener serving", 1, time.Second) || !strings.Contains(p.stderr.String(), "listen="+adminAddr) {
 		t.Errorf("stderr does not log the admin listener's address %s:\n%s", adminAddr, p.stderr)
 	}
+	if strings.Contains(p.stderr.String(), "ADMIN_TOKEN is unset") {
+		t.Errorf("stderr warns about ADMIN_TOKEN although the admin listener is on loopback:\n%s", p.stderr)
+	}
+	// pprof on this loopback listener, and a rebinding Host refused.
+	if code, body := p.adminGet(adminAddr, "/debug/pprof/cmdline", "", ""); code != http.StatusOK || !strings.Contains(body, "serve") {
+		t.Errorf("GET /debug/pprof/cmdline: %d %q, want 200 with the command line", code, body)
+	}
+	if code, _ := p.adminGet(adminAddr, "/metrics", "evil.example:9090", ""); code != http.StatusForbidden {
+		t.Errorf("GET /metrics, Host evil.example:9090: %d, want 403", code)
+	}
 	p.stop(syscall.SIGTERM, 5*time.Second)
 	p.checkStderrClean(key, unknown)
 
@@ -1550,4 +1569,124 @@ func TestServeBinaryAdminListener(t *testing.T) {
 	if s := p.stderr.String(); strings.Contains(s, "admin listener") || strings.Contains(s, "127.0.0.1:9090") {
 		t.Errorf("ADMIN_ADDR= started an admin listener:\n%s", s)
 	}
+}
+
+// adminGet GETs path on the admin listener at addr with the Host host
+// ("" for addr) and the Authorization header authz ("" for none), and
+// returns the status and body.
+func (p *proc) adminGet(addr, path, host, authz string) (int, string) {
+	p.t.Helper()
+	req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		p.t.Fatalf("GET %s on the admin listener: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		p.t.Fatalf("GET %s on the admin listener: %v", path, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestServeBinaryAdminToken: with ADMIN_TOKEN, the admin listener answers
+// only requests bearing it, whatever their Host, and the token shows in no
+// log line.
+func TestServeBinaryAdminToken(t *testing.T) {
+	up := startUpstream(t)
+	key := testKey(t)
+	keys := "alice:" + key + "\n"
+	const token = "e2e-admin-token-0123456789"
+	adminAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	environ, _ := gatewayEnv(t, up, &keys, map[string]string{"ADMIN_ADDR": adminAddr, "ADMIN_TOKEN": token})
+	p := startServe(t, environ)
+	for _, path := range []string{"/metrics", "/limits", "/debug/pprof/cmdline"} {
+		for _, authz := range []string{"", "Bearer e2e-admin-token-012345678X", "Bearer " + token + "0", token} {
+			if code, body := p.adminGet(adminAddr, path, "", authz); code != http.StatusUnauthorized || strings.Contains(body, "e2e-admin-token") {
+				t.Errorf("GET %s with %q: %d %.100q, want 401 without the token", path, authz, code, body)
+			}
+		}
+		for _, host := range []string{"", "evil.example:9090"} {
+			if code, _ := p.adminGet(adminAddr, path, host, "Bearer "+token); code != http.StatusOK {
+				t.Errorf("GET %s, Host %q, with the token: %d, want 200", path, host, code)
+			}
+		}
+	}
+	if !p.stderr.waitFor("admin listener serving", 1, time.Second) || !strings.Contains(p.stderr.String(), "bearing ADMIN_TOKEN") {
+		t.Errorf("stderr does not say that the admin listener requires ADMIN_TOKEN:\n%s", p.stderr)
+	}
+	p.stop(syscall.SIGTERM, 5*time.Second)
+	p.checkStderrClean(key, token, "e2e-admin-token")
+	if strings.Contains(p.stderr.String(), "ADMIN_TOKEN is unset") {
+		t.Errorf("stderr warns that ADMIN_TOKEN is unset although it is set:\n%s", p.stderr)
+	}
+}
+
+// TestServeBinaryAdminNotLoopbackWithoutToken: an admin listener on
+// another address than loopback, without ADMIN_TOKEN, serves /metrics to
+// IP-literal Hosts but not pprof, and says so with a warning at start.
+func TestServeBinaryAdminNotLoopbackWithoutToken(t *testing.T) {
+	ip := nonLoopbackIP(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := ln.Addr().String()
+	ln.Close()
+	up := startUpstream(t)
+	key := testKey(t)
+	keys := "alice:" + key + "\n"
+	environ, _ := gatewayEnv(t, up, &keys, map[string]string{"ADMIN_ADDR": adminAddr})
+	p := startServe(t, environ)
+	if !p.stderr.waitFor("ADMIN_TOKEN is unset", 1, time.Second) {
+		t.Errorf("no warning that the admin listener on %s is open without ADMIN_TOKEN:\n%s", adminAddr, p.stderr)
+	}
+	if code, _ := p.adminGet(adminAddr, "/metrics", "", ""); code != http.StatusOK {
+		t.Errorf("GET /metrics, Host %s: %d, want 200", adminAddr, code)
+	}
+	if code, _ := p.adminGet(adminAddr, "/metrics", "evil.example", ""); code != http.StatusForbidden {
+		t.Errorf("GET /metrics, Host evil.example: %d, want 403", code)
+	}
+	if code, _ := p.adminGet(adminAddr, "/debug/pprof/", "", ""); code != http.StatusNotFound {
+		t.Errorf("GET /debug/pprof/ on %s: %d, want 404", adminAddr, code)
+	}
+	p.stop(syscall.SIGTERM, 5*time.Second)
+	p.checkStderrClean(key)
+}
+
+// nonLoopbackIP returns an IP address of this machine's other than a
+// loopback or link-local one, IPv4 if there is one, to listen on; it skips
+// the test on a machine without any.
+func nonLoopbackIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v6 string
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || n.IP.IsLoopback() || n.IP.IsLinkLocalUnicast() || n.IP.IsUnspecified() {
+			continue
+		}
+		if n.IP.To4() != nil {
+			return n.IP.String()
+		}
+		if v6 == "" {
+			v6 = n.IP.String()
+		}
+	}
+	if v6 == "" {
+		t.Skip("this machine has no IP address but loopback and link-local ones: no non-loopback listener to test")
+	}
+	return v6
 }

@@ -6,6 +6,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,7 +22,13 @@ import (
 // base URL. At the end of the test it checks that Close stopped it.
 func startAdmin(t *testing.T, g *server.Gateway) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startAdminOn(t, g, "127.0.0.1")
+}
+
+// startAdminOn is startAdmin on a port of the IP address ip.
+func startAdminOn(t *testing.T, g *server.Gateway, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,4 +407,266 @@ func TestAdminUpstreamListedTwice(t *testing.T) {
 	m, _ := scrape(t, admin)
 	checkFamily(t, m, "authgate_upstream_healthy", map[string]string{`authgate_upstream_healthy{upstream="` + upURL + `"}`: "1"})
 	checkFamily(t, m, "authgate_upstream_in_flight", map[string]string{`authgate_upstream_in_flight{upstream="` + upURL + `"}`: "0"})
+}
+
+// adminRaw sends method path with the header lines head (each ending in
+// CRLF: Host, Authorization) on a new connection to the admin listener at
+// base, and returns the response.
+func adminRaw(t *testing.T, base, method, path, head string) secResponse {
+	t.Helper()
+	raw := method + " " + path + " HTTP/1.1\r\n" + head + "Connection: close\r\n\r\n"
+	return secRoundTrip(t, strings.TrimPrefix(base, "http://"), method, raw, 1)[0]
+}
+
+// nonLoopbackIP returns an IP address of this machine's other than a
+// loopback or link-local one, IPv4 if there is one, to listen on; it skips
+// the test on a machine without any.
+func nonLoopbackIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v6 string
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || n.IP.IsLoopback() || n.IP.IsLinkLocalUnicast() || n.IP.IsUnspecified() {
+			continue
+		}
+		if n.IP.To4() != nil {
+			return n.IP.String()
+		}
+		if v6 == "" {
+			v6 = n.IP.String()
+		}
+	}
+	if v6 == "" {
+		t.Skip("this machine has no IP address but loopback and link-local ones: no non-loopback listener to test")
+	}
+	return v6
+}
+
+// The paths a browser page must not read through DNS rebinding.
+var adminPaths = []string{"/metrics", "/limits", "/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof"}
+
+// TestAdminRefusesRebindingHost: a page in a browser reaches a loopback
+// admin listener only through a DNS name rebound to 127.0.0.1, so every
+// Host but localhost and an IP literal is refused 403, without the Host in
+// the answer. Before, every Host was served (a page could read /metrics,
+// /limits and pprof's heap and command line).
+func TestAdminRefusesRebindingHost(t *testing.T) {
+	g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{deadURL(t)}, HealthCheckInterval: -1})
+	admin := startAdmin(t, g.Gateway)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(admin, "http://"))
+	// want 400 means 400 (fasthttp's, for a Host it cannot parse) or 403.
+	f := func(host string, want int) {
+		t.Helper()
+		for _, path := range adminPaths {
+			resp := adminRaw(t, admin, "GET", path, "Host: "+host+"\r\n")
+			w := want
+			switch {
+			case path == "/debug/pprof" && want == 200:
+				w = 301 // to /debug/pprof/
+			case want == 400 && resp.status == 403:
+				w = 403
+			}
+			if resp.status != w {
+				t.Errorf("GET %s, Host %q: %d, want %d\n%.300s", path, host, resp.status, w, resp.dump)
+			}
+			if w == 403 && (resp.body != "Host not allowed\n" || strings.Contains(resp.dump, "evil")) {
+				t.Errorf("GET %s, Host %q: 403 with %q, want \"Host not allowed\" and no Host shown\n%s", path, host, resp.body, resp.dump)
+			}
+		}
+	}
+	// DNS names, and IPv4 addresses in forms other than dotted quads.
+	for _, host := range []string{
+		"evil.example:" + port,
+		"evil.example",
+		"EVIL.example:" + port,
+		"localhost.evil.example:" + port,
+		"127.0.0.1.evil.example:" + port,
+		"localhost.:" + port,
+		"sub.localhost:" + port,
+		"127.1:" + port,
+		"2130706433:" + port,
+		"0x7f.0.0.1:" + port,
+		"127.0.0.1;evil.example",
+		"evil.example@127.0.0.1:" + port,
+		"127.0.0.1:" + port + "@evil.example",
+	} {
+		f(host, 403)
+	}
+	// Malformed: refused by fasthttp or by the check.
+	for _, host := range []string{
+		"::1",
+		"[::1",
+		"[evil.example]:" + port,
+		"[127.0.0.1]:" + port,
+		"127.0.0.1:" + port + "x",
+	} {
+		f(host, 400)
+	}
+	// localhost and IP literals, with any port or none.
+	for _, host := range []string{
+		"127.0.0.1:" + port,
+		"localhost:" + port,
+		"LocalHost:" + port,
+		"[::1]:" + port,
+		"127.0.0.1",
+		"localhost",
+		"[::1]",
+		"[::ffff:127.0.0.1]:" + port,
+		"10.20.30.40:9090", // Prometheus scraping a pod by its IP
+		"[2001:db8::7]:9090",
+	} {
+		f(host, 200)
+	}
+	// HTTP/1.0 without a Host, on a loopback connection.
+	resp := secRoundTrip(t, strings.TrimPrefix(admin, "http://"), "GET", "GET /metrics HTTP/1.0\r\n\r\n", 1)[0]
+	if resp.status != 200 {
+		t.Errorf("HTTP/1.0 GET /metrics without Host on loopback: %d, want 200", resp.status)
+	}
+}
+
+// TestAdminToken: with AdminToken set, every admin request needs
+// "Authorization: Bearer <token>", whatever its Host; the token shows in
+// no response and no log line.
+func TestAdminToken(t *testing.T) {
+	const token = "admin-token-0123456789abcdef"
+	var logs syncBuffer
+	g := startGateway(t, server.Config{
+		KeysFile: defaultKeys(t), Upstreams: []string{deadURL(t)}, HealthCheckInterval: -1,
+		AdminToken: token,
+		Logger:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	admin := startAdmin(t, g.Gateway)
+	hostPort := strings.TrimPrefix(admin, "http://")
+	var dumps []string
+	f := func(head string, want int) {
+		t.Helper()
+		for _, path := range adminPaths {
+			resp := adminRaw(t, admin, "GET", path, head)
+			dumps = append(dumps, resp.dump)
+			w := want
+			if path == "/debug/pprof" && want == 200 {
+				w = 301
+			}
+			if resp.status != w {
+				t.Errorf("GET %s with %q: %d, want %d\n%.300s", path, head, resp.status, w, resp.dump)
+			}
+			if w == 401 && !strings.Contains(resp.dump, "\r\nWww-Authenticate: Bearer\r\n") {
+				t.Errorf("GET %s with %q: 401 without WWW-Authenticate: Bearer\n%s", path, head, resp.dump)
+			}
+		}
+	}
+	host := "Host: " + hostPort + "\r\n"
+	authz := func(v string) string { return "Authorization: " + v + "\r\n" }
+	f(host, 401)
+	f(host+authz("Bearer"), 401)
+	f(host+authz("Bearer admin-token-0123456789abcdeX"), 401) // same length
+	f(host+authz("Bearer admin-token-0123456789abcde"), 401)  // a prefix
+	f(host+authz("Bearer "+token+"0"), 401)
+	f(host+authz(token), 401) // bare, without the scheme
+	f(host+authz("Token "+token), 401)
+	f(host+authz("Bearer"+token), 401)
+	f(host+authz("Basic YWRtaW46YWRtaW4tdG9rZW4tMDEyMzQ1Njc4OWFiY2RlZg=="), 401) // admin:<token>
+	f(host+"X-Admin-Token: "+token+"\r\n", 401)
+	f("Host: evil.example\r\n", 401) // 401, not 403: no token at all
+	// The token: any Host, any address.
+	f(host+authz("Bearer "+token), 200)
+	f(host+authz("bearer \t"+token+"  "), 200)
+	f("Host: evil.example:9090\r\n"+authz("Bearer "+token), 200)
+	f("Host: rebound.example\r\n"+authz("BEARER "+token), 200)
+	resp := secRoundTrip(t, hostPort, "GET", "GET /metrics HTTP/1.0\r\n"+authz("Bearer "+token)+"\r\n", 1)[0]
+	if resp.status != 200 {
+		t.Errorf("HTTP/1.0 GET /metrics without Host, with the token: %d, want 200", resp.status)
+	}
+	resp = secRoundTrip(t, hostPort, "GET", "GET /metrics HTTP/1.0\r\n\r\n", 1)[0]
+	if resp.status != 401 {
+		t.Errorf("HTTP/1.0 GET /metrics without Host or token: %d, want 401", resp.status)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dumps {
+		if strings.Contains(d, "admin-token-") {
+			t.Errorf("a response shows the token:\n%s", d)
+		}
+	}
+	if strings.Contains(logs.String(), "admin-token-") {
+		t.Errorf("the gateway's log shows the token:\n%s", logs.String())
+	}
+}
+
+// TestAdminPprofOnlyOnLoopback: without a token, pprof (which shows the
+// command line and heap, and can slow the process) is served only on
+// connections that arrived on a loopback address; on another address
+// /debug/pprof/ answers 404 as if absent, while /metrics and /limits are
+// served to IP-literal Hosts. With the token it is served there too.
+func TestAdminPprofOnlyOnLoopback(t *testing.T) {
+	ip := nonLoopbackIP(t)
+	f := func(admin, path, head string, want int) {
+		t.Helper()
+		resp := adminRaw(t, admin, "GET", path, head)
+		if resp.status != want {
+			t.Errorf("%s GET %s with %q: %d, want %d\n%.300s", admin, path, head, resp.status, want, resp.dump)
+		}
+		if want == 404 && resp.body != "not found\n" {
+			t.Errorf("%s GET %s: 404 with %.100q, want the admin listener's own \"not found\"", admin, path, resp.body)
+		}
+	}
+
+	g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{deadURL(t)}, HealthCheckInterval: -1})
+	public := startAdminOn(t, g.Gateway, ip)
+	local := startAdmin(t, g.Gateway)
+	for _, admin := range []string{public, local} {
+		host := "Host: " + strings.TrimPrefix(admin, "http://") + "\r\n"
+		f(admin, "/metrics", host, 200)
+		f(admin, "/limits", host, 200)
+	}
+	host := "Host: " + strings.TrimPrefix(public, "http://") + "\r\n"
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof", "/debug/pprof/cmdline", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
+		f(public, path, host, 404)
+		f(public, path, "Host: localhost\r\n", 404)
+	}
+	f(local, "/debug/pprof/", "Host: "+strings.TrimPrefix(local, "http://")+"\r\n", 200)
+	f(local, "/debug/pprof/cmdline", "Host: localhost\r\n", 200)
+
+	const token = "admin-token-0123456789abcdef"
+	gt := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{deadURL(t)}, HealthCheckInterval: -1, AdminToken: token})
+	public = startAdminOn(t, gt.Gateway, ip)
+	host = "Host: " + strings.TrimPrefix(public, "http://") + "\r\n"
+	f(public, "/debug/pprof/", host, 401)
+	f(public, "/debug/pprof/", host+"Authorization: Bearer "+token+"\r\n", 200)
+	f(public, "/debug/pprof/cmdline", host+"Authorization: Bearer "+token+"\r\n", 200)
+	f(public, "/metrics", host+"Authorization: Bearer "+token+"\r\n", 200)
+}
+
+func TestCheckAdminToken(t *testing.T) {
+	f := func(token string, ok bool) {
+		t.Helper()
+		err := server.CheckAdminToken(token)
+		if (err == nil) != ok {
+			t.Errorf("CheckAdminToken(%q) = %v, want ok=%v", token, err, ok)
+		}
+		if err != nil && token != "" && strings.Contains(err.Error(), token) {
+			t.Errorf("CheckAdminToken(%q): error shows the token: %v", token, err)
+		}
+	}
+	f("0123456789abcdef", true)
+	f("ÄÖÜ-token-éèê-ßñ", true) // 16 characters, more bytes
+	f("~!@#$%^&*()_+{}|:\"<>?", true)
+	f("", false)
+	f("0123456789abcde", false)
+	f("ÄÖÜ-token-éèê-ß", false) // 15 characters in 20 bytes
+	f("0123456789 abcdef", false)
+	f("0123456789\tabcdef", false)
+	f("0123456789abcdef\n", false)
+	f("0123456789\x00abcdef", false)
+	f("0123456789\x7fabcdef", false)
+	f("0123456789\u00a0abcdef", false) // no-break space
+	f("0123456789\xffabcdef", false)   // not UTF-8
+	if _, err := server.New(server.Config{DisableAuth: true, AdminToken: "short"}); err == nil || strings.Contains(err.Error(), "short") {
+		t.Errorf("New with a 5-character AdminToken: %v, want an error not showing it", err)
+	}
 }

@@ -238,6 +238,16 @@ type Config struct {
 	TLSCertFile string
 	TLSKeyFile  string
 
+	// AdminToken, when set, is required of every request to AdminHandler
+	// (ServeAdmin) as "Authorization: Bearer <AdminToken>" (ADMIN_TOKEN);
+	// a request without it is answered 401, one with it is served whatever
+	// its Host and address. At least 16 characters, none of them
+	// whitespace or control characters (CheckAdminToken). The zero value
+	// requires no token: AdminHandler then refuses Hosts that DNS
+	// rebinding could use and serves pprof only on loopback connections
+	// (see AdminHandler).
+	AdminToken string
+
 	// Logger receives operational messages (never keys). Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -391,6 +401,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("redis timeout %v: must not be negative", c.RedisTimeout)
 	case c.RedisURL != "" && c.Limiter != nil:
 		return errors.New("set at most one of RedisURL and Limiter")
+	}
+	if c.AdminToken != "" {
+		if err := CheckAdminToken(c.AdminToken); err != nil {
+			return fmt.Errorf("admin token: %w", err)
+		}
 	}
 	if _, err := ParseFailureMode(string(c.LimiterFailureMode)); err != nil {
 		return fmt.Errorf("limiter failure mode: %w", err)

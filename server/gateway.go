@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -67,6 +68,10 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger}
+	if cfg.AdminToken != "" {
+		sum := sha256.Sum256([]byte(cfg.AdminToken))
+		g.admin.token = &sum
+	}
 	g.accounts.period = cfg.RateWindow
 
 	cert, err := newCertificate(cfg.TLSCertFile, cfg.TLSKeyFile, g.log)
