@@ -133,6 +133,13 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
 		writeJSON(ctx, fasthttp.StatusBadRequest, body)
 		return ""
 	}
+	if !req.Header.IsHTTP11() && !bytes.Equal(req.Header.Protocol(), strHTTP10) {
+		writeJSON(ctx, fasthttp.StatusBadRequest, body400Version)
+		return ""
+	}
+	// The upstream is spoken to in HTTP/1.1 whatever the client spoke: its
+	// connection is the pool's, kept alive.
+	req.Header.SetProtocolBytes(strHTTP11)
 	clientClose := req.Header.ConnectionClose()
 	if !removeHopByHop(&req.Header) {
 		writeJSON(ctx, fasthttp.StatusBadRequest, body400Connection)
@@ -559,6 +566,7 @@ var (
 	strNo              = []byte("no")
 	strHTTP            = []byte("http")
 	strHTTP11          = []byte("HTTP/1.1")
+	strHTTP10          = []byte("HTTP/1.0")
 	strHTTPS           = []byte("https")
 )
 

@@ -24,6 +24,10 @@ var (
 	// climb out of an upstream's path prefix.
 	body400DotSegment = apiError("The request path must not contain . or .. segments",
 		"invalid_request_error", "invalid_request_target")
+	// body400Version answers a request line with another version than
+	// HTTP/1.0 and HTTP/1.1 (fasthttp reads any HTTP/x.y).
+	body400Version = apiError("The HTTP version is not supported: use HTTP/1.1",
+		"invalid_request_error", "bad_request")
 	// body400Connection answers a Connection header naming Content-Length:
 	// removing it, as a hop-by-hop header, would leave the body unframed.
 	body400Connection = apiError("The Connection header must not name Content-Length",
