@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -224,6 +225,19 @@ type Config struct {
 	// client.
 	MaxConnsPerIP int
 
+	// TrustedProxies are the proxies in front of the gateway whose
+	// forwarding headers are believed (TRUSTED_PROXIES; see
+	// ParseTrustedProxies). A request whose peer (the TCP connection's far
+	// end, IPv4-mapped addresses unmapped) is in one of them keeps its
+	// X-Forwarded-For and Forwarded, extended with the peer, its
+	// X-Forwarded-Proto and X-Real-Ip; its client, in the access log, is
+	// the rightmost X-Forwarded-For address not itself in TrustedProxies.
+	// From any other peer the upstream gets X-Forwarded-For: the peer,
+	// X-Forwarded-Proto: the scheme the gateway served, and none of the
+	// peer's own forwarding headers. The zero value trusts no peer. New
+	// copies the slice.
+	TrustedProxies []netip.Prefix
+
 	// MaxHeaderBytes is the largest request head (request line and
 	// headers) read; a larger one is answered 431. It is also each
 	// connection's read buffer size. Zero means DefaultMaxHeaderBytes
@@ -363,6 +377,7 @@ func (c Config) withDefaults() Config {
 	if c.RateWindow == 0 {
 		c.RateWindow = RateWindow
 	}
+	c.TrustedProxies = normalizeTrusted(c.TrustedProxies)
 	return c
 }
 
@@ -394,6 +409,11 @@ func (c *Config) validate() error {
 	}
 	if _, err := ParseFailureMode(string(c.LimiterFailureMode)); err != nil {
 		return fmt.Errorf("limiter failure mode: %w", err)
+	}
+	for i, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			return fmt.Errorf("trusted proxy %d of %d: not a valid prefix", i+1, len(c.TrustedProxies))
+		}
 	}
 	return nil
 }

@@ -322,6 +322,7 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *account, start time
 			e.BytesOut = int64(len(ctx.Response.Body()))
 		}
 		e.Upstream = upstream
+		e.Client = clientAddr(ctx, g.cfg.TrustedProxies)
 	}
 	g.writeLog(e, requestID)
 }
