@@ -216,7 +216,7 @@ var settings = []setting{
 		c.gw.MaxConnsPerIP = n
 		return err
 	}},
-	{"TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs or IPs of the proxies in front whose X-Forwarded-For, Forwarded, X-Forwarded-Proto and X-Real-IP are believed and extended; any other client's are replaced", func(c *serveConfig, v string) error {
+	{"TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs or IPs of the proxies in front whose X-Forwarded-For, Forwarded, X-Forwarded-Proto and X-Real-IP are believed and extended (not counted by MAX_CONNS_PER_IP); any other client's are replaced", func(c *serveConfig, v string) error {
 		ps, err := server.ParseTrustedProxies(v)
 		c.gw.TrustedProxies = ps
 		return err

@@ -220,9 +220,11 @@ type Config struct {
 
 	// MaxConnsPerIP is the most client connections open at once from one
 	// IP address; a connection beyond it is answered 429 (code
-	// "too_many_connections") and closed. Zero means no limit, the right
-	// setting behind a load balancer, whose one address carries every
-	// client.
+	// "too_many_connections") and closed. Connections from TrustedProxies
+	// are not counted: the limit applies as a connection is accepted,
+	// before any header says whom a proxy carries, and a proxy's one
+	// address carries many clients. Zero means no limit, the right
+	// setting behind a load balancer not listed in TrustedProxies.
 	MaxConnsPerIP int
 
 	// TrustedProxies are the proxies in front of the gateway whose

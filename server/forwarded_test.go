@@ -283,3 +283,30 @@ func TestForwardedHeadersIPv6(t *testing.T) {
 		}
 	})
 }
+
+// TestTrustedProxyNotCountedPerIP: MaxConnsPerIP applies as connections
+// are accepted, before any header is read, so a trusted proxy, whose one
+// address carries many clients, is not counted against it; any other
+// address still is.
+func TestTrustedProxyNotCountedPerIP(t *testing.T) {
+	upURL, _ := startHeaderUpstream(t)
+	g := startGateway(t, server.Config{
+		KeysFile:       defaultKeys(t),
+		Upstreams:      []string{upURL},
+		MaxConnsPerIP:  1,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")},
+	})
+	addr := strings.TrimPrefix(g.url, "http://")
+	probe := "GET /healthz HTTP/1.1\r\nHost: g\r\n\r\n"
+	for i := range 4 { // each held open while the next opens
+		if s, _ := sendFrom(t, addr, net.IPv4(127, 0, 0, 2), probe); s != 200 {
+			t.Fatalf("connection %d from the trusted proxy with MaxConnsPerIP=1: status %d, want it served", i+1, s)
+		}
+	}
+	if s, _ := sendFrom(t, addr, net.IPv4(127, 0, 0, 1), probe); s != 200 {
+		t.Fatalf("first connection from another address: status %d", s)
+	}
+	if s, _ := sendFrom(t, addr, net.IPv4(127, 0, 0, 1), probe); s != 429 {
+		t.Fatalf("second connection from an untrusted address with MaxConnsPerIP=1: status %d, want 429", s)
+	}
+}
