@@ -216,6 +216,11 @@ var settings = []setting{
 		c.gw.MaxConnsPerIP = n
 		return err
 	}},
+	{"TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs or IPs of the proxies in front whose X-Forwarded-For, Forwarded, X-Forwarded-Proto and X-Real-IP are believed and extended (not counted by MAX_CONNS_PER_IP); any other client's are replaced", func(c *serveConfig, v string) error {
+		ps, err := server.ParseTrustedProxies(v)
+		c.gw.TrustedProxies = ps
+		return err
+	}},
 	{"MAX_HEADER_BYTES", "max-header-bytes", "16KiB", "largest request line and headers together; larger are answered 431", func(c *serveConfig, v string) error {
 		n, err := parseSize(v)
 		if err == nil && n < 1<<10 {

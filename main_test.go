@@ -274,6 +274,37 @@ func TestRunServeInvalidLinesAreReportedByNumberWithoutTheKey(t *testing.T) {
 	}
 }
 
+// TestRunServeBadTrustedProxiesIsAConfigError: a TRUSTED_PROXIES item that
+// is not an address or prefix, or a prefix with address bits beyond its
+// length, stops serve with exit 2 and a message naming the variable (or
+// flag) and the item.
+func TestRunServeBadTrustedProxiesIsAConfigError(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "api_keys.txt"), []byte("alice:sk-alice-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := func(args []string, value string, want ...string) {
+		t.Helper()
+		environ := map[string]string{"DATA_DIR": dir, "UPSTREAM_URL": "http://127.0.0.1:1", "LISTEN_ADDR": "127.0.0.1:0"}
+		if value != "" {
+			environ["TRUSTED_PROXIES"] = value
+		}
+		r := runCLI(t, append([]string{"serve"}, args...), environ, "")
+		if r.code != exitUsage {
+			t.Fatalf("TRUSTED_PROXIES=%q %q: exit %d, want %d; stderr:\n%s", value, args, r.code, exitUsage, r.stderr)
+		}
+		for _, w := range want {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("TRUSTED_PROXIES=%q %q: stderr does not say %q:\n%s", value, args, w, r.stderr)
+			}
+		}
+	}
+	f(nil, "10.0.0.0/8, lb.internal", "TRUSTED_PROXIES", `"lb.internal"`)
+	f(nil, "10.0.0.0/8,", "TRUSTED_PROXIES", "item 2 of 2", "empty")
+	f(nil, "10.1.2.3/8", "TRUSTED_PROXIES", `"10.1.2.3/8"`, "10.0.0.0/8")
+	f([]string{"--trusted-proxies", "2001:db8::/129"}, "", "--trusted-proxies", `"2001:db8::/129"`)
+}
+
 func TestRunServeMalformedListenAddrIsAConfigError(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "api_keys.txt"), []byte("alice:sk-alice-0123456789abcdef\n"), 0o600); err != nil {
@@ -344,6 +375,7 @@ func TestLoadServeConfigDefaults(t *testing.T) {
 	check("IDLE_TIMEOUT", c.gw.IdleTimeout, server.DefaultIdleTimeout)
 	check("MAX_CONNS", c.gw.MaxConns, server.DefaultMaxConns)
 	check("MAX_CONNS_PER_IP", c.gw.MaxConnsPerIP, 0)
+	check("TRUSTED_PROXIES", len(c.gw.TrustedProxies), 0)
 	check("MAX_HEADER_BYTES", c.gw.MaxHeaderBytes, server.DefaultMaxHeaderBytes)
 	if stderr.Len() != 0 {
 		t.Errorf("defaults printed something:\n%s", stderr.String())
@@ -404,6 +436,7 @@ func TestLoadServeConfigEnvAndFlagWins(t *testing.T) {
 	f("IDLE_TIMEOUT", "30s", "idle-timeout", "1h", "x", func(c *serveConfig) any { return c.gw.IdleTimeout }, 30*time.Second, time.Hour)
 	f("MAX_CONNS", "50000", "max-conns", "100", "0", func(c *serveConfig) any { return c.gw.MaxConns }, 50000, 100)
 	f("MAX_CONNS_PER_IP", "64", "max-conns-per-ip", "0", "-1", func(c *serveConfig) any { return c.gw.MaxConnsPerIP }, 64, 0)
+	f("TRUSTED_PROXIES", "10.0.0.0/8, ::1", "trusted-proxies", "127.0.0.1", "10.1.2.3/8", func(c *serveConfig) any { return fmt.Sprint(c.gw.TrustedProxies) }, "[10.0.0.0/8 ::1/128]", "[127.0.0.1/32]")
 	f("MAX_HEADER_BYTES", "8KiB", "max-header-bytes", "64KiB", "1", func(c *serveConfig) any { return c.gw.MaxHeaderBytes }, 8<<10, 64<<10)
 	f("LISTEN_ADDR", "127.0.0.1:1", "listen", "127.0.0.1:2", "127.0.0.1:3", func(c *serveConfig) any { return c.listen }, "127.0.0.1:1", "127.0.0.1:2")
 	f("UPSTREAM_API_KEY", "up-env", "upstream-api-key", "up-flag", "up-bad", func(c *serveConfig) any { return c.gw.UpstreamAPIKey }, "up-env", "up-flag")

@@ -2,6 +2,7 @@ package logsink
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -14,8 +15,8 @@ const (
 	// "TIMESTAMP | KEY_ID | METHOD PATH | STATUS".
 	FormatText Format = iota
 	// FormatJSON writes one JSON object a line with the fields time, key_id,
-	// method, path, status, latency_ms, bytes_in, bytes_out, upstream and
-	// request_id.
+	// method, path, status, latency_ms, bytes_in, bytes_out, upstream,
+	// request_id and client.
 	FormatJSON
 )
 
@@ -81,6 +82,11 @@ type Entry struct {
 	Upstream string
 	// RequestID is the request's X-Request-Id; may be empty.
 	RequestID []byte
+	// Client is the address of the client the request came from: the
+	// connection's peer, or the client a trusted proxy forwarded for (see
+	// server.Config.TrustedProxies). Written as client ("1.2.3.4",
+	// "2001:db8::1"); the zero Addr is written as "".
+	Client netip.Addr
 }
 
 // timestampLayout is the time.Layout equivalent of appendTimestamp.
@@ -292,7 +298,23 @@ func appendJSON(dst []byte, e *Entry, ts *stamp) []byte {
 	dst = appendEscaped(dst, e.Upstream)
 	dst = append(dst, `","request_id":"`...)
 	dst = appendEscaped(dst, e.RequestID)
+	dst = append(dst, `","client":"`...)
+	dst = appendAddr(dst, e.Client)
 	return append(dst, "\"}\n"...)
+}
+
+// appendAddr appends ip in its usual form, "" for the zero Addr, with
+// any zone escaped as appendEscaped does.
+func appendAddr(dst []byte, ip netip.Addr) []byte {
+	if !ip.IsValid() {
+		return dst
+	}
+	if z := ip.Zone(); z != "" {
+		dst = ip.WithZone("").AppendTo(dst)
+		dst = append(dst, '%')
+		return appendEscaped(dst, z)
+	}
+	return ip.AppendTo(dst)
 }
 
 // appendLine appends e in format f, newline included; ts may be nil (see

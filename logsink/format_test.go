@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -210,13 +211,18 @@ func TestAppendJSON(t *testing.T) {
 		BytesOut:  345,
 		Upstream:  "http://10.0.0.1:8000",
 		RequestID: []byte("req-1"),
+		Client:    netip.MustParseAddr("203.0.113.5"),
 	}
-	want := `{"time":"2026-11-27T06:30:22.123456Z","key_id":"alice","method":"POST","path":"/v1/chat/completions","status":200,"latency_ms":1.235,"bytes_in":12,"bytes_out":345,"upstream":"http://10.0.0.1:8000","request_id":"req-1"}` + "\n"
+	want := `{"time":"2026-11-27T06:30:22.123456Z","key_id":"alice","method":"POST","path":"/v1/chat/completions","status":200,"latency_ms":1.235,"bytes_in":12,"bytes_out":345,"upstream":"http://10.0.0.1:8000","request_id":"req-1","client":"203.0.113.5"}` + "\n"
 	if got := string(appendJSON(nil, &e, nil)); got != want {
 		t.Fatalf("appendJSON:\n got %s\nwant %s", got, want)
 	}
+	// The text line has no client.
+	if got, want := string(appendText(nil, &e, nil)), "2026-11-27T06:30:22.123456Z | alice | POST /v1/chat/completions | 200\n"; got != want {
+		t.Fatalf("appendText:\n got %q\nwant %q", got, want)
+	}
 
-	want = `{"time":"2026-11-27T06:30:22.123456Z","key_id":"-","method":"-","path":"-","status":0,"latency_ms":0.000,"bytes_in":0,"bytes_out":0,"upstream":"","request_id":""}` + "\n"
+	want = `{"time":"2026-11-27T06:30:22.123456Z","key_id":"-","method":"-","path":"-","status":0,"latency_ms":0.000,"bytes_in":0,"bytes_out":0,"upstream":"","request_id":"","client":""}` + "\n"
 	if got := string(appendJSON(nil, &Entry{Time: fixedTime}, nil)); got != want {
 		t.Fatalf("appendJSON of an empty entry:\n got %s\nwant %s", got, want)
 	}
@@ -234,6 +240,7 @@ type jsonLine struct {
 	BytesOut  int64   `json:"bytes_out"`
 	Upstream  string  `json:"upstream"`
 	RequestID string  `json:"request_id"`
+	Client    string  `json:"client"`
 }
 
 // checkJSONLine asserts that line is one newline-terminated JSON object
@@ -247,8 +254,8 @@ func checkJSONLine(t testing.TB, line []byte) jsonLine {
 	if err := json.Unmarshal(line, &fields); err != nil {
 		t.Fatalf("line %q does not parse: %v", line, err)
 	}
-	if len(fields) != 10 {
-		t.Fatalf("line %q has %d fields, want 10", line, len(fields))
+	if len(fields) != 11 {
+		t.Fatalf("line %q has %d fields, want 11", line, len(fields))
 	}
 	var v jsonLine
 	if err := json.Unmarshal(line, &v); err != nil {
@@ -273,6 +280,28 @@ func TestAppendJSONHostile(t *testing.T) {
 	f(`a","key_id":"admin`, `G"E\T`, `/"}`+"\n"+`{"x":1`, `\u0000`, "\x00\x01\xff")
 	f("\xed\xa0\x80", "\xc3", "/\u2028\u2029", "\\", `"`)
 	f("|||", "\r\n", "/%22", "\t", "\x7f")
+}
+
+// TestAppendAddr: the client is written in its usual form, IPv6
+// compressed and lower case, an IPv4-mapped address as such, and a zone
+// escaped, so that no address can forge a field.
+func TestAppendAddr(t *testing.T) {
+	f := func(ip netip.Addr, want string) {
+		t.Helper()
+		if got := string(appendAddr(nil, ip)); got != want {
+			t.Errorf("appendAddr(%#v) = %q, want %q", ip, got, want)
+		}
+		v := checkJSONLine(t, appendJSON(nil, &Entry{Time: fixedTime, Client: ip}, nil))
+		if v.Client != want {
+			t.Errorf("JSON client %q, want %q", v.Client, want)
+		}
+	}
+	f(netip.Addr{}, "")
+	f(netip.MustParseAddr("192.0.2.1"), "192.0.2.1")
+	f(netip.MustParseAddr("2001:DB8:0:0::1"), "2001:db8::1")
+	f(netip.MustParseAddr("::ffff:192.0.2.1"), "::ffff:192.0.2.1")
+	f(netip.MustParseAddr("fe80::1").WithZone("eth0"), "fe80::1%eth0")
+	f(netip.MustParseAddr("fe80::1").WithZone(`a","key_id":"x`+"\n"), "fe80::1%a%22,%22key_id%22:%22x%0A")
 }
 
 func TestEntryZeroTimeIsNow(t *testing.T) {

@@ -3,13 +3,16 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -82,6 +85,58 @@ func TestAllocationsPerRequest(t *testing.T) {
 	}
 	fs("unknown key, streamed body", "Bearer sk-unknown-0123456789abcdef", 401)
 	fs("admitted and proxied, streamed body", "Bearer "+testKeyHigh, 200)
+}
+
+// TestAllocationsForwardedHeaders asserts that the forwarding headers
+// allocate nothing per proxied request, several lines of them included:
+// a trusted proxy's, joined in the order received and extended, with the
+// client behind it found for the access log, and an untrusted client's,
+// replaced.
+func TestAllocationsForwardedHeaders(t *testing.T) {
+	g := newTestGateway(t, false)
+	var client netip.Addr
+	g.accessLog = AccessLogFunc(func(e *logsink.Entry) { client = e.Client })
+	body := `{"model":"m"}`
+	raw := []byte("POST /v1/chat/completions HTTP/1.1\r\nHost: gateway.test\r\n" +
+		"Authorization: Bearer " + testKeyHigh + "\r\n" +
+		"X-Forwarded-For: 192.0.2.1, 203.0.113.5\r\nX-Forwarded-For: 10.0.0.7\r\n" +
+		"Forwarded: for=203.0.113.5\r\nForwarded: for=10.0.0.7\r\n" +
+		"X-Forwarded-Proto: https\r\nX-Real-IP: 203.0.113.5\r\n" +
+		"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	var r bytes.Reader
+	br := bufio.NewReader(&r)
+	f := func(name string, trusted []netip.Prefix, wantXFF, wantClient string) {
+		t.Helper()
+		g.cfg.TrustedProxies, g.proxy.trusted = trusted, trusted
+		ctx := newCtx("")
+		run := func() int {
+			r.Reset(raw)
+			br.Reset(&r)
+			if err := ctx.Request.Read(br); err != nil {
+				t.Fatal(err)
+			}
+			ctx.Response.Reset()
+			g.Handler(ctx)
+			return ctx.Response.StatusCode()
+		}
+		run()
+		if got := string(ctx.Request.Header.Peek("X-Forwarded-For")); got != wantXFF || client.String() != wantClient {
+			t.Fatalf("%s: X-Forwarded-For %q, client %v; want %q, %s", name, got, client, wantXFF, wantClient)
+		}
+		run()
+		n := testing.AllocsPerRun(200, func() {
+			if s := run(); s != 200 {
+				t.Fatalf("%s: status %d", name, s)
+			}
+			runtime.Gosched()
+		})
+		if n != 0 {
+			t.Errorf("%s: %v allocations per request, want 0", name, n)
+		}
+	}
+	f("trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8")},
+		"192.0.2.1, 203.0.113.5, 10.0.0.7, 127.0.0.1", "203.0.113.5")
+	f("untrusted client", nil, "127.0.0.1", "127.0.0.1")
 }
 
 // TestAllocationsWrap asserts that Wrap adds no allocation per request on

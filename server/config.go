@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -219,10 +220,25 @@ type Config struct {
 
 	// MaxConnsPerIP is the most client connections open at once from one
 	// IP address; a connection beyond it is answered 429 (code
-	// "too_many_connections") and closed. Zero means no limit, the right
-	// setting behind a load balancer, whose one address carries every
-	// client.
+	// "too_many_connections") and closed. Connections from TrustedProxies
+	// are not counted: the limit applies as a connection is accepted,
+	// before any header says whom a proxy carries, and a proxy's one
+	// address carries many clients. Zero means no limit, the right
+	// setting behind a load balancer not listed in TrustedProxies.
 	MaxConnsPerIP int
+
+	// TrustedProxies are the proxies in front of the gateway whose
+	// forwarding headers are believed (TRUSTED_PROXIES; see
+	// ParseTrustedProxies). A request whose peer (the TCP connection's far
+	// end, IPv4-mapped addresses unmapped) is in one of them keeps its
+	// X-Forwarded-For and Forwarded, extended with the peer, its
+	// X-Forwarded-Proto and X-Real-Ip; its client, in the access log, is
+	// the rightmost X-Forwarded-For address not itself in TrustedProxies.
+	// From any other peer the upstream gets X-Forwarded-For: the peer,
+	// X-Forwarded-Proto: the scheme the gateway served, and none of the
+	// peer's own forwarding headers. The zero value trusts no peer. New
+	// copies the slice.
+	TrustedProxies []netip.Prefix
 
 	// MaxHeaderBytes is the largest request head (request line and
 	// headers) read; a larger one is answered 431. It is also each
@@ -373,6 +389,7 @@ func (c Config) withDefaults() Config {
 	if c.RateWindow == 0 {
 		c.RateWindow = RateWindow
 	}
+	c.TrustedProxies = normalizeTrusted(c.TrustedProxies)
 	return c
 }
 
@@ -409,6 +426,11 @@ func (c *Config) validate() error {
 	}
 	if _, err := ParseFailureMode(string(c.LimiterFailureMode)); err != nil {
 		return fmt.Errorf("limiter failure mode: %w", err)
+	}
+	for i, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			return fmt.Errorf("trusted proxy %d of %d: not a valid prefix", i+1, len(c.TrustedProxies))
+		}
 	}
 	return nil
 }

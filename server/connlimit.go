@@ -16,7 +16,8 @@ import (
 // accepts connections (deadlineListener): a connection beyond either is
 // answered in OpenAI's error shape (503 over MaxConns, 429 over
 // MaxConnsPerIP) and closed without being served. A connection counts from
-// its acceptance until it is closed.
+// its acceptance until it is closed; one from a trusted proxy counts
+// against MaxConns only.
 //
 // fasthttp has both limits too (Server.Concurrency, MaxConnsPerIP), but
 // answers in plain text, and its per-address wrapper hides the socket from
@@ -25,7 +26,8 @@ import (
 // backstop, and leaves its MaxConnsPerIP off.
 type connLimits struct {
 	max, perIP int
-	tls        *tls.Config // the listener's, to answer a refusal over TLS
+	trusted    trustedProxies // not counted per address (Config.TrustedProxies)
+	tls        *tls.Config    // the listener's, to answer a refusal over TLS
 	log        *slog.Logger
 
 	mu   sync.Mutex
@@ -50,8 +52,8 @@ const (
 	refuseLogEvery = time.Minute
 )
 
-func newConnLimits(max, perIP int, tlsConf *tls.Config, log *slog.Logger) *connLimits {
-	cl := &connLimits{max: max, perIP: perIP, tls: tlsConf, log: log}
+func newConnLimits(max, perIP int, trusted trustedProxies, tlsConf *tls.Config, log *slog.Logger) *connLimits {
+	cl := &connLimits{max: max, perIP: perIP, trusted: trusted, tls: tlsConf, log: log}
 	if perIP > 0 {
 		cl.byIP = make(map[netip.Addr]int)
 	}
@@ -97,15 +99,22 @@ func remoteIP(c net.Conn) netip.Addr {
 	return netip.Addr{}
 }
 
+// perAddress reports whether a connection from ip counts against the
+// per-address limit: there is one, ip is known and not a trusted proxy.
+func (cl *connLimits) perAddress(ip netip.Addr) bool {
+	return cl.byIP != nil && ip.IsValid() && !cl.trusted.contains(ip)
+}
+
 // admit counts a new connection from ip and returns withinLimits, or
 // returns the limit it is over, not counting it.
 func (cl *connLimits) admit(ip netip.Addr) overLimit {
+	perAddress := cl.perAddress(ip)
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.open >= cl.max {
 		return overMaxConns
 	}
-	if cl.byIP != nil && ip.IsValid() {
+	if perAddress {
 		n := cl.byIP[ip]
 		if n >= cl.perIP {
 			return overPerIP
@@ -118,10 +127,11 @@ func (cl *connLimits) admit(ip netip.Addr) overLimit {
 
 // release uncounts a connection admit counted.
 func (cl *connLimits) release(ip netip.Addr) {
+	perAddress := cl.perAddress(ip)
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	cl.open--
-	if cl.byIP != nil && ip.IsValid() {
+	if perAddress {
 		if n := cl.byIP[ip] - 1; n > 0 {
 			cl.byIP[ip] = n
 		} else {

@@ -11,7 +11,7 @@ import (
 // connection releases its count once, however often it is closed, and an
 // address whose connections have all closed leaves nothing behind.
 func TestConnLimitsCount(t *testing.T) {
-	cl := newConnLimits(4, 2, nil, nil)
+	cl := newConnLimits(4, 2, nil, nil, nil)
 	a, b, c := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
 	for i, want := range []struct {
 		ip   netip.Addr
@@ -39,6 +39,35 @@ func TestConnLimitsCount(t *testing.T) {
 		t.Fatal("a connection refused with room for it")
 	}
 	for _, ip := range []netip.Addr{a, b, b, c} {
+		cl.release(ip)
+	}
+	if cl.open != 0 || len(cl.byIP) != 0 {
+		t.Fatalf("all closed: %d open, %d addresses kept; want none", cl.open, len(cl.byIP))
+	}
+}
+
+// TestConnLimitsTrustedProxy: a trusted proxy's connections, IPv4-mapped
+// or not, are counted against MaxConns only, and leave nothing per
+// address behind.
+func TestConnLimitsTrustedProxy(t *testing.T) {
+	cl := newConnLimits(4, 1, trustedProxies{netip.MustParsePrefix("10.0.0.0/8")}, nil, nil)
+	proxy, mapped, other := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("::ffff:10.0.0.2"), netip.MustParseAddr("192.0.2.1")
+	for i, want := range []struct {
+		ip   netip.Addr
+		over overLimit
+	}{{proxy, withinLimits}, {proxy, withinLimits}, {mapped, withinLimits}, {other, withinLimits}, {proxy, overMaxConns}} {
+		if got := cl.admit(want.ip); got != want.over {
+			t.Fatalf("connection %d from %v: over limit %d, want %d", i, want.ip, got, want.over)
+		}
+	}
+	if len(cl.byIP) != 1 {
+		t.Fatalf("%d addresses counted, want 1 (the untrusted one)", len(cl.byIP))
+	}
+	cl.release(proxy)
+	if got := cl.admit(other); got != overPerIP {
+		t.Fatalf("a second connection from %v: over limit %d, want %d", other, got, overPerIP)
+	}
+	for _, ip := range []netip.Addr{proxy, mapped, other} {
 		cl.release(ip)
 	}
 	if cl.open != 0 || len(cl.byIP) != 0 {

@@ -83,7 +83,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cert != nil {
 		tlsConf = cert.conf
 	}
-	g.conns = newConnLimits(cfg.MaxConns, cfg.MaxConnsPerIP, tlsConf, g.log)
+	g.conns = newConnLimits(cfg.MaxConns, cfg.MaxConnsPerIP, cfg.TrustedProxies, tlsConf, g.log)
 
 	p, err := newProxy(&g.cfg)
 	if err != nil {

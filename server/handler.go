@@ -374,6 +374,7 @@ func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *account, start ti
 			e.BytesOut = int64(len(ctx.Response.Body()))
 		}
 		e.Upstream = upstream
+		e.Client = clientAddr(ctx, g.cfg.TrustedProxies)
 	}
 	g.writeLog(e, requestID)
 }

@@ -7,7 +7,6 @@ import (
 	"iter"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -34,6 +33,8 @@ type proxy struct {
 
 	sweeper *sweeper // nil unless started with health checks off
 	maxBody int64    // Config.MaxRequestBody, for a chunked request body
+
+	trusted trustedProxies // Config.TrustedProxies, for the forwarding headers
 }
 
 // maxBuffered is the largest response body read whole before it is passed
@@ -53,6 +54,7 @@ const StatusClientClosed = 499
 func newProxy(cfg *Config) (*proxy, error) {
 	p := &proxy{log: cfg.Logger, timeout: cfg.UpstreamTimeout, writeTimeout: cfg.WriteTimeout}
 	p.maxBody = int64(cfg.MaxRequestBody)
+	p.trusted = cfg.TrustedProxies
 	if cfg.UpstreamAPIKey != "" {
 		p.authHeader = []byte("Bearer " + cfg.UpstreamAPIKey)
 	}
@@ -150,14 +152,7 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
 	if p.authHeader != nil {
 		req.Header.SetCanonical(strAuthorization, p.authHeader)
 	}
-	appendForwardedFor(ctx)
-	if len(req.Header.PeekBytes(strXForwardedProto)) == 0 {
-		if ctx.IsTLS() {
-			req.Header.SetCanonical(strXForwardedProto, strHTTPS)
-		} else {
-			req.Header.SetCanonical(strXForwardedProto, strHTTP)
-		}
-	}
+	setForwarded(ctx, p.trusted)
 	var origURI []byte
 	if p.anyPrefix {
 		origURI = append([]byte(nil), req.Header.RequestURI()...)
@@ -683,25 +678,6 @@ func forEachToken(v []byte, f func([]byte)) {
 			f(tok)
 		}
 	}
-}
-
-// appendForwardedFor appends the client's address to X-Forwarded-For.
-func appendForwardedFor(ctx *fasthttp.RequestCtx) {
-	addr, ok := ctx.RemoteAddr().(*net.TCPAddr)
-	if !ok {
-		return
-	}
-	ip, ok := netip.AddrFromSlice(addr.IP)
-	if !ok {
-		return
-	}
-	var buf [256]byte
-	v := append(buf[:0], ctx.Request.Header.PeekBytes(strXForwardedFor)...)
-	if len(v) > 0 {
-		v = append(v, ", "...)
-	}
-	v = ip.Unmap().AppendTo(v)
-	ctx.Request.Header.SetCanonical(strXForwardedFor, v)
 }
 
 // throttle lets one event through per interval and counts the rest.

@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -1036,12 +1037,16 @@ func TestBodiesByteExact(t *testing.T) {
 	f("/small", small)
 }
 
-// TestForwardedProto: X-Forwarded-Proto is set to http when absent and kept
-// when the client sent one.
+// TestForwardedProto: X-Forwarded-Proto is the scheme the gateway served
+// (http here), whatever a client sent; a trusted proxy's own is kept, and
+// set when it sent none.
 func TestForwardedProto(t *testing.T) {
 	up := &seen{}
-	g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{startUpstream(t, up.handler(200, "{}"))}})
-	f := func(sent, want string) {
+	upURL := startUpstream(t, up.handler(200, "{}"))
+	g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{upURL}})
+	behind := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{upURL},
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	f := func(g *gateway, sent, want string) {
 		t.Helper()
 		req := newRequest(t, "GET", g.url+"/v1/models", "")
 		if sent != "" {
@@ -1059,8 +1064,10 @@ func TestForwardedProto(t *testing.T) {
 			t.Errorf("client sent %q: upstream got X-Forwarded-Proto %q, want %q", sent, got, want)
 		}
 	}
-	f("", "http")
-	f("https", "https")
+	f(g, "", "http")
+	f(g, "https", "http")
+	f(behind, "", "http")
+	f(behind, "https", "https")
 }
 
 // TestResponseHopByHop: the upstream's hop-by-hop response headers, those

@@ -195,6 +195,7 @@ func (g *Gateway) logHTTP(r *http.Request, acct *account, shard uint32, start ti
 		Latency:  latency,
 		BytesIn:  r.ContentLength,
 		BytesOut: bytesOut,
+		Client:   clientAddrHTTP(r, g.cfg.TrustedProxies),
 	}
 	if len(e.Path) == 0 {
 		e.Path = s2b(r.URL.RequestURI()) // a request built for a client
