@@ -689,7 +689,7 @@ func TestSecurityTargetForms(t *testing.T) {
 		resp := send(method, target)
 		reqs := up.requests()
 		if upstream == "" {
-			logged = append(logged, method+" "+append(logPath, target)[0]+" | 400")
+			logged = append(logged, method+" "+logEscape.Replace(append(logPath, target)[0])+" | 400")
 			if resp.status != 400 || !strings.Contains(resp.body, `"code":"invalid_request_target"`) {
 				t.Errorf("%s %s: want 400 invalid_request_target, got\n%s", method, target, resp.dump)
 			}
@@ -724,7 +724,7 @@ func TestSecurityTargetForms(t *testing.T) {
 	f("GET", "/v1/.%2e/admin", "")
 	f("GET", "/v1/..%2fadmin", "")
 	f("GET", "/v1/..%5Cadmin", "")
-	f("GET", `/v1/..\admin`, "", "/v1/..%5Cadmin") // the log escapes what it shows
+	f("GET", `/v1/..\admin`, "")
 	f("GET", "http://x/../admin", "", "/../admin")
 	lines := g.logLines(t)
 	if len(lines) != len(logged) {
@@ -786,6 +786,10 @@ func TestSecurityConnectionHeader(t *testing.T) {
 		t.Errorf("the gateway logged an error for a client's mistake:\n%s", logs.String())
 	}
 }
+
+// logEscape is what the access log does to the bytes of a path that
+// these tests send.
+var logEscape = strings.NewReplacer("%", "%25", `\`, "%5C")
 
 // regexpHeader returns the value of header name in a dumped response.
 func regexpHeader(dump, name string) string {
