@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/authgate/authgate/internal/safelog"
 )
 
 // upConn is one keep-alive connection to an upstream, with its buffers.
@@ -50,8 +52,9 @@ func (c *upConn) setWriteDeadline(d time.Time) { c.wr.set(d, c.applyWR) }
 // another upstream may be tried.
 type errDial struct{ err error }
 
-func (e *errDial) Error() string { return "cannot connect to upstream: " + e.err.Error() }
-func (e *errDial) Unwrap() error { return e.err }
+func (e *errDial) Error() string    { return "cannot connect to upstream: " + e.err.Error() }
+func (e *errDial) ErrClass() string { return "cannot connect: " + safelog.Class(e.err, "dial failed") }
+func (e *errDial) Unwrap() error    { return e.err }
 
 // connPool keeps idle keep-alive connections to one upstream address.
 //

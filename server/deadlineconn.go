@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/authgate/authgate/internal/safelog"
 )
 
 // deadlineListener wraps every connection it accepts in a deadlineConn,
@@ -144,7 +146,7 @@ const (
 // in a blank line of bare LF (see bareLFHead): fasthttp takes a head to be
 // complete only once its bytes hold a CRLFCRLF, and would wait for one
 // until ReadTimeout; with the error it answers 400 at once.
-var errBareLFHead = errors.New("server: request head lines end in a bare LF; use CRLF")
+var errBareLFHead = safelog.Fixed("request head lines end in a bare LF")
 
 // bareLFHead reports whether b, the first bytes of a connection, holds a
 // blank line that is not the end of a CRLFCRLF ("\n\n", or "\n\r\n" after

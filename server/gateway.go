@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/limiter"
 	"github.com/authgate/authgate/logsink"
 )
@@ -408,7 +409,7 @@ func (g *Gateway) ReopenAccessLog() error {
 // among them.
 type fasthttpLogger struct {
 	l *slog.Logger
-	t throttle
+	t safelog.Throttle
 }
 
 func (f *fasthttpLogger) Printf(format string, args ...any) {
@@ -417,7 +418,7 @@ func (f *fasthttpLogger) Printf(format string, args ...any) {
 			return // a client leaving mid-stream is not an error of ours
 		}
 	}
-	n, ok := f.t.allow(time.Now())
+	n, ok := f.t.Allow(time.Now())
 	if !ok {
 		return
 	}
@@ -427,7 +428,7 @@ func (f *fasthttpLogger) Printf(format string, args ...any) {
 		case net.Addr:
 			safe[i] = a.String()
 		case error:
-			safe[i] = errClass(a, "cannot read the request")
+			safe[i] = safelog.Class(a, "cannot read the request")
 		case int, int64, uint64, float64, time.Duration:
 			safe[i] = a
 		default:

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/authgate/authgate/internal/safelog"
 )
 
 // Health-check defaults.
@@ -147,7 +149,8 @@ func (h *healthChecker) check(up *upstream) error {
 // errStatus is a health check's failing HTTP status.
 type errStatus struct{ code int }
 
-func (e *errStatus) Error() string { return "health check answered " + fasthttp.StatusMessage(e.code) }
+func (e *errStatus) Error() string    { return "health check answered " + fasthttp.StatusMessage(e.code) }
+func (e *errStatus) ErrClass() string { return e.Error() } // a status code's standard text
 
 // setHealth records a check's or a request's verdict on up, logging
 // transitions only, so that a dead upstream does not flood the log.
@@ -158,7 +161,7 @@ func setHealth(up *upstream, healthy bool, err error, log *slog.Logger) {
 	if healthy {
 		log.Info("upstream is healthy again", "upstream", up.name)
 	} else {
-		log.Warn("upstream is down: no traffic until it recovers", "upstream", up.name, "err", errClass(err, "malformed response"))
+		log.Warn("upstream is down: no traffic until it recovers", "upstream", up.name, "err", safelog.Class(err, "malformed response"))
 	}
 }
 

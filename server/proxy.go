@@ -9,10 +9,11 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/authgate/authgate/internal/safelog"
 )
 
 // proxy forwards admitted requests to the upstreams over pooled keep-alive
@@ -29,7 +30,7 @@ type proxy struct {
 	anyPrefix    bool
 	health       *healthChecker // nil when checks are off
 	log          *slog.Logger
-	errLog       throttle
+	errLog       safelog.Throttle
 
 	sweeper *sweeper // nil unless started with health checks off
 	maxBody int64    // Config.MaxRequestBody, for a chunked request body
@@ -211,8 +212,8 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
 }
 
 var (
-	errNoHealthyUpstream = errors.New("no healthy upstream")
-	errTooManyInterim    = errors.New("too many interim responses")
+	errNoHealthyUpstream = safelog.Fixed("no healthy upstream")
+	errTooManyInterim    = safelog.Fixed("too many interim responses")
 )
 
 // roundTrip sends the request on pc, a streamed body as it reads it, then
@@ -435,7 +436,7 @@ func (x *exchange) stopWatch() bool {
 // under the read: the client's doing, which fasthttpLogger does not log
 // (fasthttp would log the closed upstream connection as an error serving
 // the client's).
-var errClientLeft = errors.New("server: the client left during the response")
+const errClientLeft = safelog.Fixed("client left")
 
 func (x *exchange) Read(b []byte) (int, error) {
 	x.pc.setReadDeadline(time.Now().Add(x.timeout))
@@ -509,9 +510,9 @@ func (p *proxy) fail(ctx *fasthttp.RequestCtx, upName string, err error) {
 	} else {
 		ctx.Response.SetBodyRaw(body502)
 	}
-	if n, ok := p.errLog.allow(time.Now()); ok {
+	if n, ok := p.errLog.Allow(time.Now()); ok {
 		p.log.Error("upstream request failed", "upstream", upName, "status", status,
-			"err", errClass(err, "malformed response"), "suppressed", n)
+			"err", safelog.Class(err, "malformed response"), "suppressed", n)
 	}
 }
 
@@ -678,23 +679,4 @@ func forEachToken(v []byte, f func([]byte)) {
 			f(tok)
 		}
 	}
-}
-
-// throttle lets one event through per interval and counts the rest.
-type throttle struct {
-	last       atomic.Int64 // unix nanoseconds of the last event let through
-	suppressed atomic.Int64
-}
-
-const throttleInterval = 5 * time.Second
-
-// allow reports whether an event at now may be logged, and how many were
-// suppressed since the last one that was.
-func (t *throttle) allow(now time.Time) (int64, bool) {
-	last := t.last.Load()
-	if now.UnixNano()-last < int64(throttleInterval) || !t.last.CompareAndSwap(last, now.UnixNano()) {
-		t.suppressed.Add(1)
-		return 0, false
-	}
-	return t.suppressed.Swap(0), true
 }

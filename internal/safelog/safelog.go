@@ -1,4 +1,9 @@
-package server
+// Package safelog keeps what a client or an upstream sends out of the
+// gateway's own log: a failure is described by its class in fixed words,
+// never by an error's text, since errors from parsing HTTP quote the bytes
+// they could not parse (a key, a credential); and a failure any client
+// can cause is logged at most once per interval (Throttle).
+package safelog
 
 import (
 	"crypto/tls"
@@ -6,21 +11,34 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
 
 	"github.com/valyala/fasthttp"
 )
 
-// errClass describes err for a log line in fixed words: the kind of
-// failure, never the error's own text. Errors from parsing HTTP quote the
-// bytes they could not parse (fasthttp's "invalid header value \"Bearer
-// sk-…\"", a response's "contents: …"), and those bytes came from a client
-// or an upstream: a key or a credential may be among them. other is the
-// description of an error of no kind known here.
-func errClass(err error, other string) string {
+// Fixed is an error whose text is a constant of the program, shown as it
+// is by Class.
+type Fixed string
+
+func (e Fixed) Error() string { return string(e) }
+
+// Classer is an error that describes itself for Class: ErrClass returns
+// fixed words (it may call Class on what it wraps).
+type Classer interface {
+	error
+	ErrClass() string
+}
+
+// Class describes err in fixed words: the kind of failure (timeout,
+// connection reset by peer, cannot connect, head too large, a Fixed
+// error's or a fasthttp sentinel's own text), never the error's text.
+// other describes an error of no kind known here. It returns "" for nil.
+func Class(err error, other string) string {
 	var (
+		fixed  Fixed
+		self   Classer
 		small  *fasthttp.ErrSmallBuffer
-		dial   *errDial
 		dns    *net.DNSError
 		errno  syscall.Errno
 		record tls.RecordHeaderError
@@ -28,17 +46,12 @@ func errClass(err error, other string) string {
 		verify *tls.CertificateVerificationError
 		unkCA  x509.UnknownAuthorityError
 		host   x509.HostnameError
-		status *errStatus
 	)
 	switch {
 	case err == nil:
 		return ""
-	case errors.Is(err, errClientLeft):
-		return "client left"
-	case errors.As(err, &status):
-		return status.Error() // a status code's standard text
-	case errors.As(err, &dial):
-		return "cannot connect: " + errClass(dial.err, "dial failed")
+	case errors.As(err, &self):
+		return self.ErrClass()
 	case errors.Is(err, fasthttp.ErrDialTimeout):
 		return "cannot connect: timeout"
 	case isTimeout(err):
@@ -61,8 +74,10 @@ func errClass(err error, other string) string {
 		return "connection closed in the middle of a message"
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		return "connection closed"
+	case errors.As(err, &fixed):
+		return string(fixed)
 	}
-	for _, s := range fixedTextErrors {
+	for _, s := range fasthttpErrors {
 		if errors.Is(err, s) {
 			return s.Error()
 		}
@@ -70,12 +85,9 @@ func errClass(err error, other string) string {
 	return other
 }
 
-// fixedTextErrors are errors whose text is a constant, shown as it is by
-// errClass.
-var fixedTextErrors = []error{
-	errNoHealthyUpstream,
-	errTooManyInterim,
-	errBareLFHead,
+// fasthttpErrors are fasthttp's errors whose text is a constant; the
+// errors that wrap them add the bytes they could not parse.
+var fasthttpErrors = []error{
 	fasthttp.ErrConnectionClosed,
 	fasthttp.ErrTLSHandshakeTimeout,
 	fasthttp.ErrBadTrailer,
@@ -88,4 +100,13 @@ var fixedTextErrors = []error{
 	fasthttp.ErrNonNumericChars,
 	fasthttp.ErrResponseFirstLineMissingSpace,
 	fasthttp.ErrUnexpectedStatusCodeChar,
+}
+
+// isTimeout reports whether err is a timeout of fasthttp or of the network.
+func isTimeout(err error) bool {
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
