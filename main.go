@@ -12,6 +12,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -27,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/authgate/authgate/limiter"
+	"github.com/authgate/authgate/limiter/redis"
 	"github.com/authgate/authgate/logsink"
 	"github.com/authgate/authgate/server"
 )
@@ -87,6 +88,8 @@ type serveConfig struct {
 	listen        string
 	admin         string // admin listener address; empty: none
 	shutdownGrace time.Duration
+	redisURL      string        // REDIS_URL; empty: limits in this process
+	redisTimeout  time.Duration // REDIS_TIMEOUT
 }
 
 // setting is one configuration value: an environment variable and a flag
@@ -254,11 +257,11 @@ var settings = []setting{
 		return nil
 	}},
 	{"REDIS_URL", "redis-url", "", "redis:// or rediss:// URL (user, password, /db): limits shared by every replica using it; empty keeps them in this process", func(c *serveConfig, v string) error {
-		c.gw.RedisURL = v
+		c.redisURL = v
 		if v == "" {
 			return nil
 		}
-		return limiter.CheckRedisURL(v)
+		return redis.CheckURL(v)
 	}},
 	{"REDIS_FAILURE_MODE", "redis-failure-mode", "local", "when Redis cannot decide: local (this process's own limits), open (admit) or closed (503)", func(c *serveConfig, v string) error {
 		m, err := server.ParseFailureMode(v)
@@ -267,7 +270,7 @@ var settings = []setting{
 	}},
 	{"REDIS_TIMEOUT", "redis-timeout", "50ms", "longest wait for Redis's decision; longer applies REDIS_FAILURE_MODE", func(c *serveConfig, v string) error {
 		d, err := parsePositiveDuration(v)
-		c.gw.RedisTimeout = d
+		c.redisTimeout = d
 		return err
 	}},
 }
@@ -349,7 +352,16 @@ func runServe(args []string, getenv env, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg.gw.Logger = logger
-	cfg.gw.WatchKeysFile = true // SPEC 7: the keys file is watched as well as reloaded on SIGHUP
+	cfg.gw.WatchKeysFile = true // the keys file is watched as well as reloaded on SIGHUP
+	if cfg.redisURL != "" {
+		r, err := newRedisLimiter(cfg, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "authgate serve: %v\n", err)
+			return exitUsage
+		}
+		defer r.Close()
+		cfg.gw.Limiter = r
+	}
 	gw, err := server.New(cfg.gw)
 	if err != nil {
 		fmt.Fprintf(stderr, "authgate serve: %v\n", err)
@@ -380,6 +392,25 @@ func runServe(args []string, getenv env, stdout, stderr io.Writer) int {
 		}()
 	}
 	return serveUntilSignal(gw, ln, cfg.shutdownGrace, logger)
+}
+
+// newRedisLimiter builds the limiter that shares every key_id's window
+// through REDIS_URL. A URL that does not parse, or a Redis that refuses the
+// credentials, is an error; a Redis not reachable yet is not (the failure
+// mode applies until it is).
+func newRedisLimiter(cfg *serveConfig, logger *slog.Logger) (*redis.Limiter, error) {
+	r, err := redis.New(redis.Config{URL: cfg.redisURL, Timeout: cfg.redisTimeout, Window: cfg.gw.RateWindow})
+	if err != nil {
+		return nil, fmt.Errorf("redis (REDIS_URL): %w", err)
+	}
+	mode := cmp.Or(cfg.gw.LimiterFailureMode, server.FailureLocal)
+	logger.Info("rate limits are shared through redis", "redis", r.String(),
+		"failure_mode", string(mode), "timeout", cmp.Or(cfg.redisTimeout, redis.DefaultTimeout))
+	if err := r.Err(); err != nil {
+		logger.Warn("redis is not reachable yet; requests are decided by the failure mode until it is",
+			"redis", r.String(), "failure_mode", string(mode), "err", err)
+	}
+	return r, nil
 }
 
 // logAdminListener logs what the admin listener on addr serves, and to

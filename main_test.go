@@ -442,9 +442,9 @@ func TestLoadServeConfigEnvAndFlagWins(t *testing.T) {
 	f("UPSTREAM_API_KEY", "up-env", "upstream-api-key", "up-flag", "up-bad", func(c *serveConfig) any { return c.gw.UpstreamAPIKey }, "up-env", "up-flag")
 	f("AUTH_KEYS_FILE", "/env/k", "keys-file", "/flag/k", "/bad/k", func(c *serveConfig) any { return c.gw.KeysFile }, "/env/k", "/flag/k")
 	f("ACCESS_LOG", "/env/l", "access-log", "/flag/l", "/bad/l", func(c *serveConfig) any { return c.gw.AccessLog }, "/env/l", "/flag/l")
-	f("REDIS_URL", "redis://a:1", "redis-url", "rediss://:pw@b:2/3", "redis:x", func(c *serveConfig) any { return c.gw.RedisURL }, "redis://a:1", "rediss://:pw@b:2/3")
+	f("REDIS_URL", "redis://a:1", "redis-url", "rediss://:pw@b:2/3", "redis:x", func(c *serveConfig) any { return c.redisURL }, "redis://a:1", "rediss://:pw@b:2/3")
 	f("REDIS_FAILURE_MODE", "open", "redis-failure-mode", "closed", "sometimes", func(c *serveConfig) any { return c.gw.LimiterFailureMode }, server.FailureOpen, server.FailureClosed)
-	f("REDIS_TIMEOUT", "20ms", "redis-timeout", "1s", "-1s", func(c *serveConfig) any { return c.gw.RedisTimeout }, 20*time.Millisecond, time.Second)
+	f("REDIS_TIMEOUT", "20ms", "redis-timeout", "1s", "-1s", func(c *serveConfig) any { return c.redisTimeout }, 20*time.Millisecond, time.Second)
 	f("ADMIN_TOKEN", "env-token-0123456789", "admin-token", "flag-token-0123456789", "short", func(c *serveConfig) any { return c.gw.AdminToken }, "env-token-0123456789", "flag-token-0123456789")
 	f("ADMIN_ADDR", "127.0.0.1:1", "admin-listen", "127.0.0.1:2", "bogus", func(c *serveConfig) any { return c.admin }, "127.0.0.1:1", "127.0.0.1:2")
 	// ADMIN_ADDR set but empty disables the admin listener, unlike other

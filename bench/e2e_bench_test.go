@@ -19,6 +19,7 @@ import (
 
 	"github.com/authgate/authgate/auth"
 	"github.com/authgate/authgate/internal/redistest"
+	"github.com/authgate/authgate/limiter/redis"
 	"github.com/authgate/authgate/logsink"
 	"github.com/authgate/authgate/mockupstream"
 	"github.com/authgate/authgate/server"
@@ -165,7 +166,14 @@ func startGatewayRedis(tb testing.TB, upstreamAddr, log string, rpm int, redisUR
 		Keys:      keys,
 		Upstreams: []string{"http://" + upstreamAddr},
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		RedisURL:  redisURL,
+	}
+	if redisURL != "" {
+		r, err := redis.New(redis.Config{URL: redisURL})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(r.Close)
+		cfg.Limiter = r
 	}
 	switch log {
 	case "off":

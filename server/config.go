@@ -80,8 +80,9 @@ type Config struct {
 	AllowNoKeys bool
 
 	// Limiter, if set, decides the rate limit instead of the built-in
-	// per-key_id sliding windows (see Limiter): limiter.Redis shares limits
-	// between replicas. The built-in windows still record every request it
+	// per-key_id sliding windows (see Limiter): the Limiter of package
+	// limiter/redis shares limits between replicas (the CLI builds one for
+	// REDIS_URL); the gateway does not close it. The built-in windows still record every request it
 	// admits, so that they hold this process's own recent admissions when
 	// LimiterFailureMode "local" falls back on them; the admin /limits
 	// snapshot shows these built-in windows.
@@ -93,21 +94,6 @@ type Config struct {
 	// FailureClosed answers 503 in OpenAI's shape
 	// ("rate_limiter_unavailable"). Ignored without a Limiter.
 	LimiterFailureMode FailureMode
-
-	// RedisURL, when set, shares every key_id's window with the other
-	// replicas through the Redis it names (REDIS_URL: redis:// or
-	// rediss://, with optional user, password and database): New builds a
-	// limiter.Redis with RedisTimeout and RateWindow as Config.Limiter, and
-	// Close closes it. A URL that does not parse or a Redis that refuses
-	// the credentials is an error of New; a Redis not reachable yet is not
-	// (the failure mode applies until it is). Set at most one of RedisURL
-	// and Limiter.
-	RedisURL string
-
-	// RedisTimeout bounds each limiter decision's round trip to Redis
-	// (REDIS_TIMEOUT); a slower or failed decision is decided by
-	// LimiterFailureMode. Zero means limiter.DefaultRedisTimeout (50 ms).
-	RedisTimeout time.Duration
 
 	// RateWindow is the length of the sliding window every limit counts in.
 	// Zero means the 60 s of shared/SPEC.md (the constant RateWindow);
@@ -414,10 +400,6 @@ func (c *Config) validate() error {
 		return errors.New("upstream API key must not contain line breaks")
 	case c.RateWindow < 0:
 		return fmt.Errorf("rate window %v: must not be negative", c.RateWindow)
-	case c.RedisTimeout < 0:
-		return fmt.Errorf("redis timeout %v: must not be negative", c.RedisTimeout)
-	case c.RedisURL != "" && c.Limiter != nil:
-		return errors.New("set at most one of RedisURL and Limiter")
 	}
 	if c.AdminToken != "" {
 		if err := CheckAdminToken(c.AdminToken); err != nil {

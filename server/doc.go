@@ -6,8 +6,8 @@
 // Each request goes authenticate → rate-limit → proxy → log. Errors are
 // answered with precomputed OpenAI-shaped JSON bodies; the decision path
 // (header parse, key lookup, built-in limiter, error response) does not
-// allocate. With limits in Redis (Config.RedisURL) each decision is a round
-// trip whose client allocates (about 11 times, 700 B).
+// allocate. With limits in Redis (a Config.Limiter from package
+// limiter/redis) each decision is a round trip whose client allocates.
 //
 // Build a Gateway with New, serve its Handler (or call Serve with a listener),
 // and call Shutdown to drain requests and flush the access log.
@@ -20,8 +20,8 @@
 // handler, KeyID and KeySettings (fasthttp) or KeyIDFromContext and
 // KeySettingsFromContext (net/http) give the authenticated key_id. The key
 // source is Config.KeysFile, an in-memory Config.Keys or any
-// Config.KeySource; the limiter is the built-in one, Redis shared by
-// replicas (Config.RedisURL), or any Config.Limiter, with
+// Config.KeySource; the limiter is the built-in one, or any
+// Config.Limiter (package limiter/redis shares one through Redis), with
 // Config.LimiterFailureMode for when it cannot decide;
 // the access log is Config.AccessLog or any Config.AccessLogger.
 // Gateway.Reload rereads the keys, Gateway.SetKeys swaps in a new in-memory

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/authgate/authgate/auth"
 	"github.com/authgate/authgate/internal/safelog"
-	"github.com/authgate/authgate/limiter"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -53,8 +51,7 @@ type Gateway struct {
 	logClosed atomic.Bool // Close has closed the access log
 	draining  atomic.Bool // Shutdown's drain phase: every response closes its connection
 
-	redis          *limiter.Redis // Config.RedisURL's limiter, closed by Close
-	limiterFailing atomic.Bool    // Config.Limiter's last decision failed
+	limiterFailing atomic.Bool // Config.Limiter's last decision failed
 }
 
 // New builds a Gateway from cfg: it loads the keys, opens the access log and
@@ -127,22 +124,6 @@ func New(cfg Config) (*Gateway, error) {
 		g.accessLog = sink
 	}
 
-	if cfg.RedisURL != "" {
-		r, err := limiter.NewRedis(limiter.RedisConfig{URL: cfg.RedisURL, Timeout: cfg.RedisTimeout, Window: cfg.RateWindow})
-		if err != nil {
-			if g.sink != nil {
-				g.sink.Close()
-			}
-			return nil, fmt.Errorf("redis (REDIS_URL): %w", err)
-		}
-		g.redis, g.cfg.Limiter = r, r
-		g.log.Info("rate limits are shared through redis", "redis", r.String(),
-			"failure_mode", string(cfg.LimiterFailureMode), "timeout", cmp.Or(cfg.RedisTimeout, limiter.DefaultRedisTimeout))
-		if err := r.Err(); err != nil {
-			g.log.Warn("redis is not reachable yet; requests are decided by the failure mode until it is",
-				"redis", r.String(), "failure_mode", string(cfg.LimiterFailureMode), "err", err)
-		}
-	}
 	g.initMetrics()
 	g.srv = &fasthttp.Server{
 		Handler:               g.Handler,
@@ -372,9 +353,6 @@ func (g *Gateway) Close() error {
 	g.watcher.stop()
 	g.admin.stop()
 	g.proxy.close()
-	if g.redis != nil {
-		g.redis.Close()
-	}
 	if g.accessLog != nil && g.logClosed.CompareAndSwap(false, true) {
 		return g.accessLog.Close()
 	}

@@ -56,7 +56,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
-	"github.com/authgate/authgate/limiter"
 )
 
 // numShards is the number of shards of a hot counter; a power of two.
@@ -421,11 +420,8 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 		bb.WriteString(`"} `)
 		bb.WriteString(strconv.FormatUint(m.limiterFallback.load(), 10))
 		bb.WriteByte('\n')
-		if r, ok := g.cfg.Limiter.(interface{ Stats() limiter.RedisStats }); ok {
-			st := r.Stats()
-			metrics.WriteCounterUint64(&bb, "authgate_redis_calls_total", st.Calls)
-			metrics.WriteCounterUint64(&bb, "authgate_redis_failures_total", st.Failures)
-			metrics.WriteCounterUint64(&bb, "authgate_redis_prechecked_total", st.Prechecked)
+		if w, ok := g.cfg.Limiter.(interface{ WriteMetrics(io.Writer) }); ok {
+			w.WriteMetrics(&bb)
 		}
 	}
 

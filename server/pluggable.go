@@ -37,8 +37,9 @@ func (f FileKeys) String() string { return string(f) }
 // Limiter decides whether a key_id may make one more request: the
 // gateway's rate limit, when it is not the built-in one (an exact sliding
 // window per key_id in this process, limiter.Window). Set Config.Limiter
-// to share limits between processes (limiter.Redis, for several replicas)
-// or to apply another policy.
+// to share limits between processes (the Limiter of package limiter/redis,
+// for several replicas) or to apply another policy. A Limiter that also has
+// a method WriteMetrics(io.Writer) adds its own lines to /metrics.
 //
 // Allow is called once per authenticated request that is rate-limited,
 // with the request's key_id (a string the gateway owns; it may be kept),

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/internal/redistest"
+	"github.com/authgate/authgate/limiter/redis"
 	"github.com/authgate/authgate/server"
 )
 
@@ -33,10 +34,14 @@ func redisGateway(t *testing.T, url string, mode server.FailureMode, upstream st
 
 func redisGatewayTimeout(t *testing.T, url string, mode server.FailureMode, upstream string, window, timeout time.Duration) *gateway {
 	t.Helper()
+	r, err := redis.New(redis.Config{URL: url, Timeout: timeout, Window: window})
+	if err != nil {
+		t.Fatalf("redis.New: %v", err)
+	}
+	t.Cleanup(r.Close)
 	return startGateway(t, server.Config{
 		KeysFile:           redisKeys(t),
-		RedisURL:           url,
-		RedisTimeout:       timeout,
+		Limiter:            r,
 		LimiterFailureMode: mode,
 		RateWindow:         window,
 		Upstreams:          []string{upstream},
@@ -242,16 +247,5 @@ func TestRedisHungDoesNotHangRequests(t *testing.T) {
 			t.Fatalf("/readyz after Redis resumed: %d %q", code, body)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func TestRedisConfig(t *testing.T) {
-	_, err := server.New(server.Config{KeysFile: defaultKeys(t), RedisURL: "redis://:hunter2secret@127.0.0.1:1/x"})
-	if err == nil || strings.Contains(err.Error(), "hunter2secret") || !strings.Contains(err.Error(), "redis") {
-		t.Fatalf("bad redis URL: %v", err)
-	}
-	_, err = server.New(server.Config{KeysFile: defaultKeys(t), RedisURL: "redis://127.0.0.1:1", Limiter: &switchable{}})
-	if err == nil {
-		t.Fatal("RedisURL and Limiter both set: no error")
 	}
 }

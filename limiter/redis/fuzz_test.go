@@ -1,14 +1,14 @@
-package limiter
+package redis
 
 import (
 	"strings"
 	"testing"
 )
 
-// FuzzCheckRedisURL: REDIS_URL's check never panics, and its error never
+// FuzzCheckURL: REDIS_URL's check never panics, and its error never
 // shows the password of the URL's user info (read crudely, as a person
 // would: between "://user:" and "@"), whether or not the URL parses.
-func FuzzCheckRedisURL(f *testing.F) {
+func FuzzCheckURL(f *testing.F) {
 	for _, s := range []string{
 		"redis://127.0.0.1:6379/0",
 		"rediss://user:hunter2secret@redis.internal:6380/3",
@@ -26,7 +26,7 @@ func FuzzCheckRedisURL(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		err := CheckRedisURL(s)
+		err := CheckURL(s)
 		if err == nil {
 			return
 		}

@@ -1,4 +1,4 @@
-package limiter
+package redis
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -14,19 +15,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/rueidis"
+
+	"github.com/authgate/authgate/limiter"
 )
 
-// Defaults of RedisConfig.
+// Defaults of Config.
 const (
-	DefaultRedisTimeout   = 50 * time.Millisecond
-	DefaultRedisKeyPrefix = "authgate:rl:"
+	DefaultTimeout   = 50 * time.Millisecond
+	DefaultKeyPrefix = "authgate:rl:"
 )
 
-// ErrRedisUnavailable is returned (wrapped) by Redis.Allow while Redis
+// ErrUnavailable is returned (wrapped) by Limiter.Allow while Redis
 // cannot be reached: after a failed call, until a background probe reaches
 // it again.
-var ErrRedisUnavailable = errors.New("redis unavailable")
+var ErrUnavailable = errors.New("redis unavailable")
 
 // slidingWindowScript is the whole decision, run atomically by Redis.
 //
@@ -35,7 +39,7 @@ var ErrRedisUnavailable = errors.New("redis unavailable")
 // so replicas whose clocks disagree still share one timeline.
 // ARGV: limit, window in µs, a member name unique to this request.
 //
-// The semantics are Window's: an admission at t counts while now-t < window
+// The semantics are limiter.Window's: an admission at t counts while now-t < window
 // (it leaves at exactly t+window); a request is admitted iff fewer than
 // limit admissions remain, and only an admitted one is recorded. The set
 // expires one window after its newest admission, so idle key_ids cost
@@ -67,16 +71,16 @@ end
 return {admitted, n, reset}
 `
 
-// RedisConfig configures NewRedis.
-type RedisConfig struct {
+// Config configures New.
+type Config struct {
 	// URL is redis://[user:password@]host[:port][/db] or rediss:// for
 	// TLS (also ?db=N, ?dial_timeout=…). It is a secret: it never appears
 	// in an error or log.
 	URL string
 
 	// Timeout bounds each decision's round trip to Redis; a decision that
-	// takes longer fails with ErrRedisUnavailable. The zero value means
-	// DefaultRedisTimeout (50 ms).
+	// takes longer fails with ErrUnavailable. The zero value means
+	// DefaultTimeout (50 ms).
 	Timeout time.Duration
 
 	// Window is the sliding window's length; the zero value means 60 s.
@@ -84,7 +88,7 @@ type RedisConfig struct {
 	Window time.Duration
 
 	// KeyPrefix names the sorted sets: KeyPrefix + key_id. The zero value
-	// means DefaultRedisKeyPrefix. Gateways that must not share limits can
+	// means DefaultKeyPrefix. Gateways that must not share limits can
 	// use one Redis with different prefixes.
 	KeyPrefix string
 
@@ -93,7 +97,7 @@ type RedisConfig struct {
 	Logger *slog.Logger
 }
 
-// Redis is a sliding-window rate limiter whose state lives in Redis, so
+// Limiter is a sliding-window rate limiter whose state lives in Redis, so
 // that every process using the same Redis (and KeyPrefix) shares one
 // window per key_id: N replicas together admit at most a key_id's limit in
 // any window, under any interleaving.
@@ -101,7 +105,7 @@ type RedisConfig struct {
 // Each decision is one atomic Lua script call (EVALSHA, auto-pipelined by
 // rueidis with the other requests in flight): a sorted set of admission
 // times per key_id, trimmed to the window, on Redis's clock. See
-// slidingWindowScript for the exact semantics, which are Window's.
+// slidingWindowScript for the exact semantics, which are limiter.Window's.
 //
 // Local pre-check: a refused decision tells how long until the key_id's
 // oldest admission leaves the window; until then every request of that
@@ -111,11 +115,11 @@ type RedisConfig struct {
 // could free on Redis's clock. A changed limit ends it at once.
 //
 // Failures: a call that fails or exceeds Timeout returns an error wrapping
-// ErrRedisUnavailable and marks Redis down; while down, Allow fails at
+// ErrUnavailable and marks Redis down; while down, Allow fails at
 // once (no request waits on a dead Redis) and one background probe PINGs
 // Redis every 250 ms, reconnecting, until it answers. The caller decides
 // what a failed decision means (the gateway's REDIS_FAILURE_MODE).
-type Redis struct {
+type Limiter struct {
 	client  rueidis.Client
 	script  *rueidis.Lua
 	prefix  string
@@ -158,25 +162,25 @@ type block struct {
 	limit int
 }
 
-// NewRedis connects to the Redis at cfg.URL and returns its limiter.
+// New connects to the Redis at cfg.URL and returns its limiter.
 //
 // A URL that does not parse, and a Redis that refuses the connection's
 // handshake (wrong password, unknown database), are errors. A Redis that
 // cannot be reached yet is not: the limiter starts down (Allow fails with
-// ErrRedisUnavailable), logs it, and connects as soon as Redis answers.
-func NewRedis(cfg RedisConfig) (*Redis, error) {
-	opt, err := parseRedisURL(cfg.URL)
+// ErrUnavailable), logs it, and connects as soon as Redis answers.
+func New(cfg Config) (*Limiter, error) {
+	opt, err := parseURL(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultRedisTimeout
+		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Window <= 0 {
-		cfg.Window = defaultPeriod
+		cfg.Window = time.Minute
 	}
 	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = DefaultRedisKeyPrefix
+		cfg.KeyPrefix = DefaultKeyPrefix
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -201,7 +205,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	r := &Redis{
+	r := &Limiter{
 		script:  rueidis.NewLuaScript(slidingWindowScript),
 		prefix:  cfg.KeyPrefix,
 		window:  cfg.Window,
@@ -230,16 +234,16 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	return r, nil
 }
 
-// CheckRedisURL reports whether s is a URL NewRedis accepts, without
+// CheckURL reports whether s is a URL New accepts, without
 // connecting. Its errors never contain the URL.
-func CheckRedisURL(s string) error {
-	_, err := parseRedisURL(s)
+func CheckURL(s string) error {
+	_, err := parseURL(s)
 	return err
 }
 
-// parseRedisURL parses a redis:// or rediss:// URL; its errors never
+// parseURL parses a redis:// or rediss:// URL; its errors never
 // contain the URL (it may hold a password).
-func parseRedisURL(s string) (rueidis.ClientOption, error) {
+func parseURL(s string) (rueidis.ClientOption, error) {
 	if s == "" {
 		return rueidis.ClientOption{}, errors.New("no redis URL")
 	}
@@ -268,12 +272,12 @@ func parseRedisURL(s string) (rueidis.ClientOption, error) {
 }
 
 // Allow decides a request of keyID, whose limit per window is limit, that
-// arrived at now. The Result has Window.AllowAt's meaning. The error, when
-// not nil, wraps ErrRedisUnavailable: nothing was decided (the request is
+// arrived at now. The Result has limiter.Window.AllowAt's meaning. The error, when
+// not nil, wraps ErrUnavailable: nothing was decided (the request is
 // not recorded anywhere). A limit below 1 refuses without a round trip.
-func (r *Redis) Allow(keyID string, limit int, now time.Time) (Result, error) {
+func (r *Limiter) Allow(keyID string, limit int, now time.Time) (limiter.Result, error) {
 	if limit <= 0 {
-		return Result{Reset: r.window}, nil
+		return limiter.Result{Reset: r.window}, nil
 	}
 	sh := &r.blocks[shardIndex(keyID)]
 	sh.mu.Lock()
@@ -281,14 +285,14 @@ func (r *Redis) Allow(keyID string, limit int, now time.Time) (Result, error) {
 		if wait := b.until.Sub(now); wait > 0 && b.limit == limit {
 			sh.mu.Unlock()
 			r.prechecked.Add(1)
-			return Result{Limit: limit, Reset: wait}, nil
+			return limiter.Result{Limit: limit, Reset: wait}, nil
 		}
 		delete(sh.m, keyID)
 	}
 	sh.mu.Unlock()
 
 	if r.down.Load() {
-		return Result{}, r.downErr()
+		return limiter.Result{}, r.downErr()
 	}
 	r.calls.Add(1)
 	seq := r.seq.Add(1)
@@ -306,12 +310,12 @@ func (r *Redis) Allow(keyID string, limit int, now time.Time) (Result, error) {
 		if rerr, ok := rueidis.IsRedisErr(err); ok && strings.HasPrefix(rerr.Error(), "WRONGTYPE") {
 			// One key_id's set overwritten by something else: that
 			// key_id fails, the others do not.
-			return Result{}, fmt.Errorf("%w: key %s%s: %s", ErrRedisUnavailable, r.prefix, keyID, rerr.Error())
+			return limiter.Result{}, fmt.Errorf("%w: key %s%s: %s", ErrUnavailable, r.prefix, keyID, rerr.Error())
 		}
 		r.fail(err)
-		return Result{}, fmt.Errorf("%w: %v", ErrRedisUnavailable, err)
+		return limiter.Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	res := Result{
+	res := limiter.Result{
 		Allowed:   vals[0] == 1,
 		Limit:     limit,
 		Remaining: max(limit-int(vals[1]), 0),
@@ -326,47 +330,58 @@ func (r *Redis) Allow(keyID string, limit int, now time.Time) (Result, error) {
 }
 
 // Err returns nil while Redis is reachable, else why it is not (wrapping
-// ErrRedisUnavailable).
-func (r *Redis) Err() error {
+// ErrUnavailable).
+func (r *Limiter) Err() error {
 	if !r.down.Load() {
 		return nil
 	}
 	return r.downErr()
 }
 
-// RedisStats are a Redis limiter's counters since it was made.
-type RedisStats struct {
+// Stats are a Redis limiter's counters since it was made.
+type Stats struct {
 	Calls      uint64 // decisions sent to Redis
 	Failures   uint64 // of them, failed or timed out
 	Prechecked uint64 // refused locally, without a round trip
 }
 
 // Stats returns the limiter's counters.
-func (r *Redis) Stats() RedisStats {
-	return RedisStats{Calls: r.calls.Load(), Failures: r.failures.Load(), Prechecked: r.prechecked.Load()}
+func (r *Limiter) Stats() Stats {
+	return Stats{Calls: r.calls.Load(), Failures: r.failures.Load(), Prechecked: r.prechecked.Load()}
+}
+
+// WriteMetrics writes the limiter's counters in Prometheus text format:
+// authgate_redis_calls_total, authgate_redis_failures_total and
+// authgate_redis_prechecked_total. The gateway's /metrics calls it on a
+// Config.Limiter that has it.
+func (r *Limiter) WriteMetrics(w io.Writer) {
+	st := r.Stats()
+	metrics.WriteCounterUint64(w, "authgate_redis_calls_total", st.Calls)
+	metrics.WriteCounterUint64(w, "authgate_redis_failures_total", st.Failures)
+	metrics.WriteCounterUint64(w, "authgate_redis_prechecked_total", st.Prechecked)
 }
 
 // String names the Redis (host:port) without credentials.
-func (r *Redis) String() string { return "redis://" + r.host }
+func (r *Limiter) String() string { return "redis://" + r.host }
 
 // Close stops the probe and closes the connection.
-func (r *Redis) Close() {
+func (r *Limiter) Close() {
 	r.once.Do(func() {
 		close(r.closed)
 		r.client.Close()
 	})
 }
 
-func (r *Redis) downErr() error {
+func (r *Limiter) downErr() error {
 	if p := r.lastErr.Load(); p != nil {
-		return fmt.Errorf("%w: %v", ErrRedisUnavailable, *p)
+		return fmt.Errorf("%w: %v", ErrUnavailable, *p)
 	}
-	return ErrRedisUnavailable
+	return ErrUnavailable
 }
 
 // fail marks Redis down after err and starts the probe, logging the
 // transition once.
-func (r *Redis) fail(err error) {
+func (r *Limiter) fail(err error) {
 	r.lastErr.Store(&err)
 	if r.down.CompareAndSwap(false, true) {
 		r.log.Warn("redis limiter: redis unreachable; decisions fail until it answers again", "redis", r.host, "err", err)
@@ -377,7 +392,7 @@ func (r *Redis) fail(err error) {
 }
 
 // probe PINGs Redis every 250 ms until it answers, then marks it up.
-func (r *Redis) probe() {
+func (r *Limiter) probe() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {

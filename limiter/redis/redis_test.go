@@ -1,4 +1,4 @@
-package limiter_test
+package redis_test
 
 import (
 	"errors"
@@ -9,21 +9,22 @@ import (
 
 	"github.com/authgate/authgate/internal/redistest"
 	"github.com/authgate/authgate/limiter"
+	"github.com/authgate/authgate/limiter/redis"
 )
 
-func newRedis(t *testing.T, url string, window time.Duration) *limiter.Redis {
+func newRedis(t *testing.T, url string, window time.Duration) *redis.Limiter {
 	t.Helper()
 	// A long timeout: a loaded machine's slow round trip is not an outage
 	// (the tests that want one kill or stop Redis).
-	r, err := limiter.NewRedis(limiter.RedisConfig{URL: url, Window: window, Timeout: 5 * time.Second})
+	r, err := redis.New(redis.Config{URL: url, Window: window, Timeout: 5 * time.Second})
 	if err != nil {
-		t.Fatalf("NewRedis: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(r.Close)
 	return r
 }
 
-func allow(t *testing.T, r *limiter.Redis, key string, limit int) limiter.Result {
+func allow(t *testing.T, r *redis.Limiter, key string, limit int) limiter.Result {
 	t.Helper()
 	res, err := r.Allow(key, limit, time.Now())
 	if err != nil {
@@ -130,7 +131,7 @@ func TestRedisLocalPrecheck(t *testing.T) {
 // 50: exactly 50 are admitted, each with a distinct remaining count.
 func TestRedisExactAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t)
-	var replicas []*limiter.Redis
+	var replicas []*redis.Limiter
 	for i := 0; i < 3; i++ {
 		replicas = append(replicas, newRedis(t, srv.URL(), time.Minute))
 	}
@@ -169,10 +170,10 @@ func TestRedisExactAcrossReplicas(t *testing.T) {
 	if admitted != limit || len(remaining) != limit {
 		t.Fatalf("admitted %d with %d distinct remaining counts, want exactly %d", admitted, len(remaining), limit)
 	}
-	if out, _ := srv.Do("ZCARD " + limiter.DefaultRedisKeyPrefix + "shared"); out != ":50" {
+	if out, _ := srv.Do("ZCARD " + redis.DefaultKeyPrefix + "shared"); out != ":50" {
 		t.Fatalf("ZCARD = %s, want :50", out)
 	}
-	if out, _ := srv.Do("PTTL " + limiter.DefaultRedisKeyPrefix + "shared"); !strings.HasPrefix(out, ":") || out == ":-1" || out == ":-2" {
+	if out, _ := srv.Do("PTTL " + redis.DefaultKeyPrefix + "shared"); !strings.HasPrefix(out, ":") || out == ":-1" || out == ":-2" {
 		t.Fatalf("PTTL = %s, want an expiry", out)
 	}
 }
@@ -188,13 +189,13 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	srv.Kill()
 	start := time.Now()
 	_, err := r.Allow("alice", 10, time.Now())
-	if !errors.Is(err, limiter.ErrRedisUnavailable) {
+	if !errors.Is(err, redis.ErrUnavailable) {
 		t.Fatalf("Allow with Redis down: %v, want ErrRedisUnavailable", err)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("failed decision took %v", d)
 	}
-	if !errors.Is(r.Err(), limiter.ErrRedisUnavailable) {
+	if !errors.Is(r.Err(), redis.ErrUnavailable) {
 		t.Fatalf("Err() = %v while down", r.Err())
 	}
 	// While down, decisions fail without waiting.
@@ -219,7 +220,7 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 // ones fail at once; it recovers when Redis resumes.
 func TestRedisHungTimesOut(t *testing.T) {
 	srv := redistest.Start(t)
-	r, err := limiter.NewRedis(limiter.RedisConfig{URL: srv.URL(), Timeout: 50 * time.Millisecond})
+	r, err := redis.New(redis.Config{URL: srv.URL(), Timeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +231,7 @@ func TestRedisHungTimesOut(t *testing.T) {
 	start := time.Now()
 	_, err = r.Allow("alice", 10, time.Now())
 	took := time.Since(start)
-	if !errors.Is(err, limiter.ErrRedisUnavailable) {
+	if !errors.Is(err, redis.ErrUnavailable) {
 		srv.Resume()
 		t.Fatalf("Allow with Redis hung: %v", err)
 	}
@@ -276,22 +277,22 @@ func TestRedisConfigErrors(t *testing.T) {
 		"redis://:hunter2secret@" + host + "/1/2",
 		"redis:///0",
 	} {
-		_, err := limiter.NewRedis(limiter.RedisConfig{URL: url})
+		_, err := redis.New(redis.Config{URL: url})
 		if err == nil {
-			t.Errorf("NewRedis(%q): no error", url)
+			t.Errorf("New(%q): no error", url)
 			continue
 		}
 		if strings.Contains(err.Error(), "hunter2secret") {
-			t.Errorf("NewRedis(%q): error shows the password: %v", url, err)
+			t.Errorf("New(%q): error shows the password: %v", url, err)
 		}
 	}
-	_, err := limiter.NewRedis(limiter.RedisConfig{URL: "redis://:hunter2secret@" + host})
+	_, err := redis.New(redis.Config{URL: "redis://:hunter2secret@" + host})
 	if err == nil || strings.Contains(err.Error(), "hunter2secret") || !strings.Contains(err.Error(), host) {
 		t.Fatalf("wrong password: %v, want an error naming %s without the password", err, host)
 	}
 	r := newRedis(t, "redis://:right-password@"+host+"/3", time.Minute)
 	allow(t, r, "alice", 1)
-	if out, _ := srv.Do("AUTH right-password", "SELECT 3", "EXISTS "+limiter.DefaultRedisKeyPrefix+"alice"); out != ":1" {
+	if out, _ := srv.Do("AUTH right-password", "SELECT 3", "EXISTS "+redis.DefaultKeyPrefix+"alice"); out != ":1" {
 		t.Fatalf("alice's window in database 3: EXISTS = %s, want :1", out)
 	}
 	if strings.Contains(r.String(), "right-password") {
