@@ -334,6 +334,13 @@ func parseUpstream(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// watchesKeysFile reports whether the gateway's configuration asks for a
+// keys file watcher: WatchKeysFile, a keys file, no in-memory keys, and
+// authentication on.
+func (c *Config) watchesKeysFile() bool {
+	return c.WatchKeysFile && c.KeysFile != "" && c.Keys == nil && c.KeySource == nil && !c.DisableAuth
+}
+
 // withDefaults returns c with zero fields replaced by their defaults.
 func (c Config) withDefaults() Config {
 	if c.DefaultRPM == 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/keywatch"
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/logsink"
 )
@@ -39,9 +40,9 @@ type Gateway struct {
 	sink      *logsink.Sink // the file sink; nil without one
 	accessLog AccessLogger  // sink or Config.AccessLogger; nil: no access log
 	srv       *fasthttp.Server
-	cert      *certificate // nil: plain HTTP
-	conns     *connLimits  // MaxConns and MaxConnsPerIP, applied by Serve's listener
-	watcher   *keysWatcher // nil: the keys file is not watched
+	cert      *certificate      // nil: plain HTTP
+	conns     *connLimits       // MaxConns and MaxConnsPerIP, applied by Serve's listener
+	watcher   *keywatch.Watcher // nil: the keys file is not watched
 
 	recorders sync.Pool // *statusRecorder, for WrapHTTP
 	entries   sync.Pool // *pooledEntry, for an AccessLogger
@@ -89,9 +90,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.proxy = p
 
-	var keysStamp fileStamp // taken before loading, so that a change during the load is seen
+	var keysStamp keywatch.Stamp // taken before loading, so that a change during the load is seen
 	if cfg.watchesKeysFile() {
-		keysStamp = stampOf(cfg.KeysFile)
+		keysStamp = keywatch.StampOf(cfg.KeysFile)
 	}
 	switch {
 	case cfg.DisableAuth:
@@ -158,7 +159,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.proxy.start()
 	if cfg.watchesKeysFile() {
-		g.watcher = startKeysWatcher(g, keysStamp)
+		g.watcher = keywatch.Start(cfg.KeysFile, keysStamp, g.Reload, g.log)
 	}
 	return g, nil
 }
@@ -350,7 +351,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 // stopped. Close is idempotent; it returns the access log's error.
 func (g *Gateway) Close() error {
 	g.closed.Store(true)
-	g.watcher.stop()
+	g.watcher.Stop()
 	g.admin.stop()
 	g.proxy.close()
 	if g.accessLog != nil && g.logClosed.CompareAndSwap(false, true) {

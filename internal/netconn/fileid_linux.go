@@ -1,14 +1,14 @@
-package server
+package netconn
 
 import (
 	"os"
 	"syscall"
 )
 
-// statIdentity returns what identifies fi's file beyond its size and mtime:
+// FileIdentity returns what identifies fi's file beyond its size and mtime:
 // device, inode and ctime. The ctime changes on every write, even one that
 // keeps the mtime (rsync -t, cp -p), and cannot be set by the writer.
-func statIdentity(fi os.FileInfo) (dev, ino uint64, ctime int64) {
+func FileIdentity(fi os.FileInfo) (dev, ino uint64, ctime int64) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return 0, 0, 0
