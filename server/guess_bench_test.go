@@ -30,11 +30,9 @@ func BenchmarkGuessFlood(b *testing.B) {
 		defer runtime.UnlockOSThread()
 		cpu := threadCPU()
 		for b.Loop() {
-			acct := g.authenticate(ctx)
-			if acct == nil {
+			if d := g.decideKey(ctx.Request.Header.PeekBytes(strAuthorization), time.Now(), 0); d.acct == nil {
 				b.Fatal("real key refused")
 			}
-			acct.window.AllowAt(time.Now())
 		}
 		if cpu := threadCPU() - cpu; cpu > 0 {
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")

@@ -200,50 +200,72 @@ func takeExpected(ctx *fasthttp.RequestCtx, reset bool) *expected {
 	return x
 }
 
-// admit authenticates ctx's request and applies its key_id's limit,
-// returning its account and the limiter's result; or it answers the
-// request (401, 429, or 503 when the Limiter cannot decide), logs it and
-// returns a nil account.
-func (g *Gateway) admit(ctx *fasthttp.RequestCtx, start time.Time, requestID []byte) (*account, limiter.Result) {
-	acct := g.authenticate(ctx)
-	if acct == nil {
-		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-		g.logRequest(ctx, g.none, start, requestID, "")
-		return nil, limiter.Result{}
-	}
-	var res limiter.Result
-	if acct.window != nil {
-		var ok bool
-		res, ok = g.allow(acct, start, shardOf(ctx))
-		if !ok {
-			writeJSON(ctx, fasthttp.StatusServiceUnavailable, body503Limiter)
-			ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-			g.logRequest(ctx, acct, start, requestID, "")
-			return nil, res
-		}
-		if !res.Allowed {
-			acct.stats.rateLimited(shardOf(ctx))
-			writeRateLimited(ctx, acct, res)
-			setRateHeaders(ctx, res)
-			ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-			g.logRequest(ctx, acct, start, requestID, "")
-			return nil, res
-		}
-	}
-	return acct, res
+// verdict is what the request path decided for a request's key.
+type verdict uint8
+
+const (
+	admitted     verdict = iota
+	unauthorized         // 401: no valid key
+	limited              // 429: over the key_id's limit
+	limiterDown          // 503: the Limiter could not decide, failure mode closed
+)
+
+// decision is decideKey's answer: the verdict, the account of a request
+// with a valid key, the reason of a 401, the limiter's result.
+type decision struct {
+	verdict verdict
+	reason  auth.Reason
+	acct    *account
+	res     limiter.Result
 }
 
-// authenticate returns the request's account, or nil after writing a 401.
-func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx) *account {
-	acct, reason := g.authorize(ctx.Request.Header.PeekBytes(strAuthorization))
-	if acct != nil {
-		return acct
+// decideKey authenticates a request whose Authorization header value is
+// authz and applies its key_id's limit to it at now, counting a 401 by
+// reason and a 429 in the metrics (shard picks their counters). It is the
+// request path's one decision, which every adapter (Handler and Wrap,
+// WrapHTTP, expectContinue) renders in its own types.
+func (g *Gateway) decideKey(authz []byte, now time.Time, shard uint32) decision {
+	acct, reason := g.authorize(authz)
+	if acct == nil {
+		g.metrics.unauthorized[reason].inc(shard)
+		return decision{verdict: unauthorized, reason: reason}
 	}
-	g.metrics.unauthorized[reason].inc(shardOf(ctx))
-	ctx.Response.SetStatusCode(fasthttp.StatusUnauthorized)
-	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
-	ctx.Response.SetBodyRaw(body401[reason])
-	return nil
+	d := decision{acct: acct}
+	if acct.window == nil {
+		return d // not rate-limited
+	}
+	var ok bool
+	d.res, ok = g.allow(acct, now, shard)
+	switch {
+	case !ok:
+		d.verdict = limiterDown
+	case !d.res.Allowed:
+		acct.stats.rateLimited(shard)
+		d.verdict = limited
+	}
+	return d
+}
+
+// admit is decideKey for ctx's request: it returns the account and the
+// limiter's result of an admitted request; any other it answers (401, 429,
+// or the limiter's 503), logs, and returns a nil account.
+func (g *Gateway) admit(ctx *fasthttp.RequestCtx, start time.Time, requestID []byte) (*account, limiter.Result) {
+	d := g.decideKey(ctx.Request.Header.PeekBytes(strAuthorization), start, shardOf(ctx))
+	switch d.verdict {
+	case admitted:
+		return d.acct, d.res
+	case unauthorized:
+		writeJSON(ctx, fasthttp.StatusUnauthorized, body401[d.reason])
+		d.acct = g.none
+	case limiterDown:
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, body503Limiter)
+	case limited:
+		writeRateLimited(ctx, d.acct, d.res)
+		setRateHeaders(ctx, d.res)
+	}
+	ctx.Response.Header.SetCanonical(strXRequestID, requestID)
+	g.logRequest(ctx, d.acct, start, requestID, "")
+	return nil, d.res
 }
 
 // authorize returns the account of a request with Authorization header

@@ -131,36 +131,34 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h[hdrXRequestID] = idValue
 
-	acct, reason := g.authorize(s2b(firstValue(r.Header, hdrAuthorization)))
-	if acct == nil {
-		g.metrics.unauthorized[reason].inc(shard)
+	d := g.decideKey(s2b(firstValue(r.Header, hdrAuthorization)), start, shard)
+	acct := d.acct
+	switch d.verdict {
+	case unauthorized:
 		h["Content-Type"] = hdrContentTypeJSON
 		w.WriteHeader(http.StatusUnauthorized)
-		n, _ := w.Write(body401[reason])
+		n, _ := w.Write(body401[d.reason])
 		g.logHTTP(r, g.none, shard, start, http.StatusUnauthorized, int64(n), requestID)
+		return
+	case limiterDown:
+		h["Content-Type"] = hdrContentTypeJSON
+		w.WriteHeader(http.StatusServiceUnavailable)
+		n, _ := w.Write(body503Limiter)
+		g.logHTTP(r, acct, shard, start, http.StatusServiceUnavailable, int64(n), requestID)
 		return
 	}
 	if acct.window != nil {
-		res, ok := g.allow(acct, start, shard)
-		if !ok {
-			h["Content-Type"] = hdrContentTypeJSON
-			w.WriteHeader(http.StatusServiceUnavailable)
-			n, _ := w.Write(body503Limiter)
-			g.logHTTP(r, acct, shard, start, http.StatusServiceUnavailable, int64(n), requestID)
-			return
-		}
-		setRateHeadersHTTP(h, res)
-		if !res.Allowed {
-			acct.stats.rateLimited(shard)
-			ms := int64((res.Reset + time.Millisecond - 1) / time.Millisecond)
-			h["Content-Type"] = hdrContentTypeJSON
-			h[hdrRetryAfterMs] = []string{strconv.FormatInt(ms, 10)}
-			h[hdrRetryAfter] = []string{strconv.FormatInt(retryAfterSeconds(res.Reset), 10)}
-			w.WriteHeader(http.StatusTooManyRequests)
-			n, _ := w.Write(acct.body429)
-			g.logHTTP(r, acct, shard, start, http.StatusTooManyRequests, int64(n), requestID)
-			return
-		}
+		setRateHeadersHTTP(h, d.res)
+	}
+	if d.verdict == limited {
+		ms := int64((d.res.Reset + time.Millisecond - 1) / time.Millisecond)
+		h["Content-Type"] = hdrContentTypeJSON
+		h[hdrRetryAfterMs] = []string{strconv.FormatInt(ms, 10)}
+		h[hdrRetryAfter] = []string{strconv.FormatInt(retryAfterSeconds(d.res.Reset), 10)}
+		w.WriteHeader(http.StatusTooManyRequests)
+		n, _ := w.Write(acct.body429)
+		g.logHTTP(r, acct, shard, start, http.StatusTooManyRequests, int64(n), requestID)
+		return
 	}
 	r.Header[hdrXRequestID] = idValue
 
