@@ -8,5 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin bench/results
 go build -trimpath -o bin/authgate .
-exec go run ./bench/soak -bin bin/authgate -duration "${SOAK_DURATION:-10m}" \
+exec go run ./bench/cmd/soak -bin bin/authgate -duration "${SOAK_DURATION:-10m}" \
   -workers "${SOAK_WORKERS:-16}" -out bench/results/soak-latest.md

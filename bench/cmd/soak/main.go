@@ -16,7 +16,7 @@
 // It starts `authgate mock-upstream` and `authgate serve` itself, on free
 // loopback ports, and stops both. Usage (bench/soak.sh builds the binary):
 //
-//	go run ./bench/soak -bin bin/authgate -duration 10m
+//	go run ./bench/cmd/soak -bin bin/authgate -duration 10m
 //
 // It prints a markdown report, also written to -out if set, and exits 1 if
 // a check fails.
