@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -341,6 +342,15 @@ func (c *Config) watchesKeysFile() bool {
 	return c.WatchKeysFile && c.KeysFile != "" && c.Keys == nil && c.KeySource == nil && !c.DisableAuth
 }
 
+// ParseTrustedProxies parses a TRUSTED_PROXIES value for
+// Config.TrustedProxies: comma-separated CIDR prefixes (10.0.0.0/8,
+// 2001:db8::/32) or bare IP addresses (a bare address is its /32 or /128).
+// An empty or blank s is no proxy. The error names the item at fault: one
+// that is empty, not an address or prefix, has a zone, or sets address
+// bits beyond its prefix length (10.1.2.3/8, most likely a typo that would
+// trust far more than meant).
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) { return forwarded.Parse(s) }
+
 // withDefaults returns c with zero fields replaced by their defaults.
 func (c Config) withDefaults() Config {
 	if c.DefaultRPM == 0 {
@@ -382,7 +392,7 @@ func (c Config) withDefaults() Config {
 	if c.RateWindow == 0 {
 		c.RateWindow = RateWindow
 	}
-	c.TrustedProxies = normalizeTrusted(c.TrustedProxies)
+	c.TrustedProxies = forwarded.Normalize(c.TrustedProxies)
 	return c
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/authgate/authgate/internal/forwarded"
 )
 
 // connLimits applies MaxConns and MaxConnsPerIP as the public listener
@@ -26,8 +28,8 @@ import (
 // backstop, and leaves its MaxConnsPerIP off.
 type connLimits struct {
 	max, perIP int
-	trusted    trustedProxies // not counted per address (Config.TrustedProxies)
-	tls        *tls.Config    // the listener's, to answer a refusal over TLS
+	trusted    forwarded.Trusted // not counted per address (Config.TrustedProxies)
+	tls        *tls.Config       // the listener's, to answer a refusal over TLS
 	log        *slog.Logger
 
 	mu   sync.Mutex
@@ -52,7 +54,7 @@ const (
 	refuseLogEvery = time.Minute
 )
 
-func newConnLimits(max, perIP int, trusted trustedProxies, tlsConf *tls.Config, log *slog.Logger) *connLimits {
+func newConnLimits(max, perIP int, trusted forwarded.Trusted, tlsConf *tls.Config, log *slog.Logger) *connLimits {
 	cl := &connLimits{max: max, perIP: perIP, trusted: trusted, tls: tlsConf, log: log}
 	if perIP > 0 {
 		cl.byIP = make(map[netip.Addr]int)
@@ -102,7 +104,7 @@ func remoteIP(c net.Conn) netip.Addr {
 // perAddress reports whether a connection from ip counts against the
 // per-address limit: there is one, ip is known and not a trusted proxy.
 func (cl *connLimits) perAddress(ip netip.Addr) bool {
-	return cl.byIP != nil && ip.IsValid() && !cl.trusted.contains(ip)
+	return cl.byIP != nil && ip.IsValid() && !cl.trusted.Contains(ip)
 }
 
 // admit counts a new connection from ip and returns withinLimits, or

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/authgate/authgate/internal/forwarded"
 )
 
 // TestConnLimitsCount: admit counts per address up to MaxConnsPerIP and in
@@ -50,7 +52,7 @@ func TestConnLimitsCount(t *testing.T) {
 // or not, are counted against MaxConns only, and leave nothing per
 // address behind.
 func TestConnLimitsTrustedProxy(t *testing.T) {
-	cl := newConnLimits(4, 1, trustedProxies{netip.MustParsePrefix("10.0.0.0/8")}, nil, nil)
+	cl := newConnLimits(4, 1, forwarded.Trusted{netip.MustParsePrefix("10.0.0.0/8")}, nil, nil)
 	proxy, mapped, other := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("::ffff:10.0.0.2"), netip.MustParseAddr("192.0.2.1")
 	for i, want := range []struct {
 		ip   netip.Addr

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/limiter"
 	"github.com/authgate/authgate/logsink"
 )
@@ -396,7 +397,7 @@ func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *account, start ti
 			e.BytesOut = int64(len(ctx.Response.Body()))
 		}
 		e.Upstream = upstream
-		e.Client = clientAddr(ctx, g.cfg.TrustedProxies)
+		e.Client = forwarded.ClientAddr(ctx, g.cfg.TrustedProxies)
 	}
 	g.writeLog(e, requestID)
 }

@@ -194,7 +194,7 @@ func TestHeaderNamesCanonical(t *testing.T) {
 	for _, k := range [][]byte{
 		strAuthorization, strXRequestID, strXForwardedFor, strXForwardedProto,
 		strRetryAfter, strRetryAfterMs, strRateLimitLimit, strRateLimitRemaining,
-		strRateLimitReset, strXAccelBuffering, strForwarded, strXRealIP,
+		strRateLimitReset, strXAccelBuffering,
 	} {
 		if !isCanonical(k) {
 			t.Errorf("%q is not in the form fasthttp's normalizing gives it", k)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/safelog"
 )
 
@@ -35,7 +36,7 @@ type proxy struct {
 	sweeper *sweeper // nil unless started with health checks off
 	maxBody int64    // Config.MaxRequestBody, for a chunked request body
 
-	trusted trustedProxies // Config.TrustedProxies, for the forwarding headers
+	trusted forwarded.Trusted // Config.TrustedProxies, for the forwarding headers
 }
 
 // maxBuffered is the largest response body read whole before it is passed
@@ -153,7 +154,7 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
 	if p.authHeader != nil {
 		req.Header.SetCanonical(strAuthorization, p.authHeader)
 	}
-	setForwarded(ctx, p.trusted)
+	forwarded.Set(ctx, p.trusted)
 	var origURI []byte
 	if p.anyPrefix {
 		origURI = append([]byte(nil), req.Header.RequestURI()...)

@@ -6,9 +6,10 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/limiter"
 	"github.com/authgate/authgate/logsink"
 )
@@ -124,14 +125,14 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	shard := rand.Uint32()
 	clientID := firstValue(r.Header, hdrXRequestID)
 	var rid [maxRequestID]byte
-	requestID := requestIDFrom(s2b(clientID), &rid)
+	requestID := requestIDFrom(netconn.S2B(clientID), &rid)
 	idValue := r.Header[hdrXRequestID]
 	if len(requestID) != len(clientID) || len(idValue) != 1 {
 		idValue = []string{string(requestID)}
 	}
 	h[hdrXRequestID] = idValue
 
-	d := g.decideKey(s2b(firstValue(r.Header, hdrAuthorization)), start, shard)
+	d := g.decideKey(netconn.S2B(firstValue(r.Header, hdrAuthorization)), start, shard)
 	acct := d.acct
 	switch d.verdict {
 	case unauthorized:
@@ -187,16 +188,16 @@ func (g *Gateway) logHTTP(r *http.Request, acct *account, shard uint32, start ti
 	e := logsink.Entry{
 		Time:     start,
 		KeyID:    acct.keyID,
-		Method:   s2b(r.Method),
-		Path:     s2b(r.RequestURI),
+		Method:   netconn.S2B(r.Method),
+		Path:     netconn.S2B(r.RequestURI),
 		Status:   status,
 		Latency:  latency,
 		BytesIn:  r.ContentLength,
 		BytesOut: bytesOut,
-		Client:   clientAddrHTTP(r, g.cfg.TrustedProxies),
+		Client:   forwarded.ClientAddrHTTP(r, g.cfg.TrustedProxies),
 	}
 	if len(e.Path) == 0 {
-		e.Path = s2b(r.URL.RequestURI()) // a request built for a client
+		e.Path = netconn.S2B(r.URL.RequestURI()) // a request built for a client
 	}
 	g.writeLog(e, requestID)
 }
@@ -221,11 +222,6 @@ func firstValue(h http.Header, key string) string {
 		return v[0]
 	}
 	return ""
-}
-
-// s2b returns s's bytes without a copy. They must not be modified.
-func s2b(s string) []byte {
-	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // statusRecorder is the http.ResponseWriter a wrapped net/http handler

@@ -1,4 +1,4 @@
-package server
+package forwarded
 
 import (
 	"bytes"
@@ -9,11 +9,16 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"unsafe"
 
+	"github.com/authgate/authgate/internal/netconn"
 	"github.com/valyala/fasthttp"
 )
 
+// Package forwarded is what the gateway tells the upstream about the
+// client, and what it believes of what others told it: the forwarding
+// headers (X-Forwarded-For, X-Forwarded-Proto, Forwarded, X-Real-IP) and
+// the client address behind trusted proxies.
+//
 // Forwarding headers: what the gateway tells the upstream about the client.
 // A peer that is not a trusted proxy (Config.TrustedProxies) cannot say
 // anything there: the upstream gets X-Forwarded-For with the peer's
@@ -24,8 +29,12 @@ import (
 // Header names, in the form fasthttp's normalizing gives them
 // (TestHeaderNamesCanonical).
 var (
-	strForwarded = []byte("Forwarded")
-	strXRealIP   = []byte("X-Real-Ip")
+	strXForwardedFor   = []byte("X-Forwarded-For")
+	strXForwardedProto = []byte("X-Forwarded-Proto")
+	strForwarded       = []byte("Forwarded")
+	strXRealIP         = []byte("X-Real-Ip")
+	strHTTP            = []byte("http")
+	strHTTPS           = []byte("https")
 )
 
 // Indexes of the forwarding headers in forwardingHeaders and in
@@ -45,14 +54,14 @@ var forwardingHeaders = [numFwd][]byte{
 	fwdRealIP:    strXRealIP,
 }
 
-// trustedProxies is Config.TrustedProxies once normalizeTrusted has
-// made every prefix masked and IPv4 ones IPv4 (not mapped). The zero
-// value trusts no peer.
-type trustedProxies []netip.Prefix
+// Trusted is a list of trusted proxies (server.Config.TrustedProxies),
+// once Normalize has made every prefix masked and IPv4 ones IPv4 (not
+// mapped). The zero value trusts no peer.
+type Trusted []netip.Prefix
 
-// contains reports whether ip, unmapped and without its zone, is in one
+// Contains reports whether ip, unmapped and without its zone, is in one
 // of t's prefixes. The invalid Addr is in none.
-func (t trustedProxies) contains(ip netip.Addr) bool {
+func (t Trusted) Contains(ip netip.Addr) bool {
 	if len(t) == 0 || !ip.IsValid() {
 		return false
 	}
@@ -65,11 +74,11 @@ func (t trustedProxies) contains(ip netip.Addr) bool {
 	return false
 }
 
-// normalizeTrusted returns a copy of ps with each prefix masked, and an
+// Normalize returns a copy of ps with each prefix masked, and an
 // IPv4-mapped one of /96 or longer made the IPv4 prefix it stands for
 // (::ffff:10.0.0.0/104 is 10.0.0.0/8), since peers are matched unmapped.
 // An invalid prefix is kept as it is, for Config.validate to refuse.
-func normalizeTrusted(ps []netip.Prefix) []netip.Prefix {
+func Normalize(ps []netip.Prefix) []netip.Prefix {
 	if len(ps) == 0 {
 		return nil
 	}
@@ -86,14 +95,14 @@ func normalizeTrusted(ps []netip.Prefix) []netip.Prefix {
 	return out
 }
 
-// ParseTrustedProxies parses a TRUSTED_PROXIES value: comma-separated CIDR
+// Parse parses a TRUSTED_PROXIES value: comma-separated CIDR
 // prefixes (10.0.0.0/8, 2001:db8::/32) or bare IP addresses (a bare
 // address is its /32 or /128). An empty or blank s is no proxy. An
 // IPv4-mapped IPv6 item is taken as the IPv4 one it maps. The error names
 // the item at fault: one that is empty, not an address or prefix, has a
 // zone, or sets address bits beyond its prefix length (10.1.2.3/8, most
 // likely a typo that would trust far more than meant).
-func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
+func Parse(s string) ([]netip.Prefix, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
@@ -101,7 +110,7 @@ func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(parts))
 	for i, item := range parts {
 		item = strings.TrimSpace(item)
-		p, err := parseTrustedProxy(item)
+		p, err := parseItem(item)
 		if err != nil {
 			return nil, fmt.Errorf("item %d of %d, %q: %w", i+1, len(parts), item, err)
 		}
@@ -110,8 +119,8 @@ func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// parseTrustedProxy parses one item of ParseTrustedProxies.
-func parseTrustedProxy(item string) (netip.Prefix, error) {
+// parseItem parses one item of Parse.
+func parseItem(item string) (netip.Prefix, error) {
 	if item == "" {
 		return netip.Prefix{}, errors.New("empty")
 	}
@@ -154,7 +163,7 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	return ip.Unmap()
 }
 
-// setForwarded sets the forwarding headers of ctx's request for the
+// Set sets the forwarding headers of ctx's request for the
 // upstream. From a peer that is not trusted: X-Forwarded-For is the
 // peer's address (none on a connection that is not TCP), X-Forwarded-Proto
 // the scheme the gateway served (http or https), and every line of the
@@ -163,7 +172,7 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // Forwarded likewise, then for=PEER;proto=SCHEME (RFC 7239); its
 // X-Forwarded-Proto, else the scheme; X-Real-Ip as it is. It allocates
 // nothing unless a joined header passes 512 bytes.
-func setForwarded(ctx *fasthttp.RequestCtx, trusted trustedProxies) {
+func Set(ctx *fasthttp.RequestCtx, trusted Trusted) {
 	h := &ctx.Request.Header
 	peer := peerAddr(ctx)
 	proto := strHTTP
@@ -172,7 +181,7 @@ func setForwarded(ctx *fasthttp.RequestCtx, trusted trustedProxies) {
 	}
 	n := countForwarding(h.All())
 	var ebuf [64]byte
-	if !trusted.contains(peer) {
+	if !trusted.Contains(peer) {
 		if n[fwdFor] > 1 || (n[fwdFor] == 1 && !peer.IsValid()) {
 			h.DelBytes(strXForwardedFor) // every line: DelBytes deletes all
 		}
@@ -221,7 +230,7 @@ func extendList(h *fasthttp.RequestHeader, name []byte, count uint8, elem []byte
 	var buf [512]byte
 	v := buf[:0]
 	if count > 0 {
-		lines := h.PeekAll(b2s(name))
+		lines := h.PeekAll(netconn.B2S(name))
 		if count > 1 {
 			var arr [8][]byte
 			lines = linesInOrder(arr[:0], h, name, lines)
@@ -272,16 +281,16 @@ func appendForwardedElem(dst []byte, ip netip.Addr, proto []byte) []byte {
 	return append(dst, proto...)
 }
 
-// clientAddr returns the address of the client ctx's request came from:
+// ClientAddr returns the address of the client ctx's request came from:
 // its peer, unless the peer is a trusted proxy; then that of clientChain.
-func clientAddr(ctx *fasthttp.RequestCtx, trusted trustedProxies) netip.Addr {
+func ClientAddr(ctx *fasthttp.RequestCtx, trusted Trusted) netip.Addr {
 	peer := peerAddr(ctx)
-	if !trusted.contains(peer) {
+	if !trusted.Contains(peer) {
 		return peer
 	}
 	c := clientChain{trusted: trusted, addr: peer}
 	h := &ctx.Request.Header
-	lines := h.PeekAll(b2s(strXForwardedFor))
+	lines := h.PeekAll(netconn.B2S(strXForwardedFor))
 	if len(lines) > 1 { // setForwarded has not made them one
 		var arr [8][]byte
 		lines = linesInOrder(arr[:0], h, strXForwardedFor, lines)
@@ -291,19 +300,19 @@ func clientAddr(ctx *fasthttp.RequestCtx, trusted trustedProxies) netip.Addr {
 	return c.addr
 }
 
-// clientAddrHTTP is clientAddr for a net/http request.
-func clientAddrHTTP(r *http.Request, trusted trustedProxies) netip.Addr {
+// ClientAddrHTTP is ClientAddr for a net/http request.
+func ClientAddrHTTP(r *http.Request, trusted Trusted) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}
 	}
 	peer := ap.Addr().Unmap().WithZone("")
-	if !trusted.contains(peer) {
+	if !trusted.Contains(peer) {
 		return peer
 	}
 	c := clientChain{trusted: trusted, addr: peer}
 	lines := r.Header["X-Forwarded-For"]
-	for i := len(lines) - 1; i >= 0 && c.walk(s2b(lines[i])); i-- {
+	for i := len(lines) - 1; i >= 0 && c.walk(netconn.S2B(lines[i])); i-- {
 	}
 	return c.addr
 }
@@ -318,7 +327,7 @@ func clientAddrHTTP(r *http.Request, trusted trustedProxies) netip.Addr {
 // proxy's word about its own client cannot be read, and nothing to its
 // left can be believed.
 type clientChain struct {
-	trusted trustedProxies
+	trusted Trusted
 	addr    netip.Addr // the client so far: the last address walked
 }
 
@@ -337,7 +346,7 @@ func (c *clientChain) walk(line []byte) bool {
 			return false
 		}
 		c.addr = ip
-		if !c.trusted.contains(ip) {
+		if !c.trusted.Contains(ip) {
 			return false
 		}
 	}
@@ -360,7 +369,7 @@ func parseForwardedFor(item []byte) (netip.Addr, bool) {
 			return netip.Addr{}, false
 		}
 	}
-	s := b2s(item)
+	s := netconn.B2S(item)
 	var ip netip.Addr
 	var err error
 	switch {
@@ -377,10 +386,4 @@ func parseForwardedFor(item []byte) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return ip.Unmap(), true
-}
-
-// b2s returns b's bytes as a string without a copy. b must not be
-// modified while the string is in use, and the string must not be kept.
-func b2s(b []byte) string {
-	return unsafe.String(unsafe.SliceData(b), len(b))
 }

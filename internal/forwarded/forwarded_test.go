@@ -1,25 +1,28 @@
-package server
+package forwarded
 
 import (
+	"bytes"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
-func TestParseTrustedProxies(t *testing.T) {
+func TestParse(t *testing.T) {
 	f := func(s string, want ...string) {
 		t.Helper()
-		got, err := ParseTrustedProxies(s)
+		got, err := Parse(s)
 		if err != nil {
-			t.Fatalf("ParseTrustedProxies(%q): %v", s, err)
+			t.Fatalf("Parse(%q): %v", s, err)
 		}
 		var gotS []string
 		for _, p := range got {
 			gotS = append(gotS, p.String())
 		}
 		if !reflect.DeepEqual(gotS, want) {
-			t.Fatalf("ParseTrustedProxies(%q) = %q, want %q", s, gotS, want)
+			t.Fatalf("Parse(%q) = %q, want %q", s, gotS, want)
 		}
 	}
 	f("")
@@ -34,12 +37,12 @@ func TestParseTrustedProxies(t *testing.T) {
 
 	bad := func(s, item, why string) {
 		t.Helper()
-		_, err := ParseTrustedProxies(s)
+		_, err := Parse(s)
 		if err == nil {
-			t.Fatalf("ParseTrustedProxies(%q) accepted", s)
+			t.Fatalf("Parse(%q) accepted", s)
 		}
 		if !strings.Contains(err.Error(), `"`+item+`"`) || !strings.Contains(err.Error(), why) {
-			t.Fatalf("ParseTrustedProxies(%q): error %q, want it to name %q and say %q", s, err, item, why)
+			t.Fatalf("Parse(%q): error %q, want it to name %q and say %q", s, err, item, why)
 		}
 	}
 	bad("10.0.0.0/8,", "", "empty")
@@ -55,14 +58,14 @@ func TestParseTrustedProxies(t *testing.T) {
 }
 
 func TestTrustedProxiesContains(t *testing.T) {
-	tp := trustedProxies(normalizeTrusted([]netip.Prefix{
+	tp := Trusted(Normalize([]netip.Prefix{
 		netip.MustParsePrefix("10.0.0.0/8"),
 		netip.MustParsePrefix("::ffff:192.168.0.0/112"), // 192.168.0.0/16, mapped
 		netip.MustParsePrefix("2001:db8::/32"),
 	}))
 	f := func(ip string, want bool) {
 		t.Helper()
-		if got := tp.contains(netip.MustParseAddr(ip)); got != want {
+		if got := tp.Contains(netip.MustParseAddr(ip)); got != want {
 			t.Errorf("contains(%s) = %v, want %v", ip, got, want)
 		}
 	}
@@ -73,7 +76,7 @@ func TestTrustedProxiesContains(t *testing.T) {
 	f("2001:db8::1%eth0", true)
 	f("11.0.0.1", false)
 	f("2001:db9::1", false)
-	if tp.contains(netip.Addr{}) || trustedProxies(nil).contains(netip.MustParseAddr("10.0.0.1")) {
+	if tp.Contains(netip.Addr{}) || Trusted(nil).Contains(netip.MustParseAddr("10.0.0.1")) {
 		t.Error("the zero Addr, or an address with no proxy trusted, is trusted")
 	}
 }
@@ -83,7 +86,7 @@ func TestTrustedProxiesContains(t *testing.T) {
 // list; a walk through trusted proxies only ends on the leftmost, and one
 // that meets something not an address on the last trusted one reached.
 func TestClientChain(t *testing.T) {
-	tp := trustedProxies{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:1::/48")}
+	tp := Trusted{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:1::/48")}
 	peer := netip.MustParseAddr("10.0.0.1")
 	f := func(want string, lines ...string) {
 		t.Helper()
@@ -155,4 +158,18 @@ func TestAppendForwardedElem(t *testing.T) {
 	}
 	f("192.0.2.1", "http", "for=192.0.2.1;proto=http")
 	f("2001:db8::1", "https", `for="[2001:db8::1]";proto=https`)
+}
+
+// TestHeaderNamesCanonical: the names Set writes with SetCanonical are in
+// the form fasthttp's normalizing gives them.
+func TestHeaderNamesCanonical(t *testing.T) {
+	for _, k := range forwardingHeaders {
+		var h fasthttp.RequestHeader
+		h.SetBytesKV(bytes.ToLower(k), []byte("1"))
+		for got := range h.All() {
+			if !bytes.Equal(got, k) {
+				t.Errorf("fasthttp normalizes %q to %q", k, got)
+			}
+		}
+	}
 }
