@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/authgate/authgate/internal/netconn"
 	"github.com/valyala/fasthttp"
 )
 
@@ -24,7 +25,7 @@ func (m *Mock) chatCompletions(ctx *fasthttp.RequestCtx) {
 	}
 	prompt := estimateTokens(len(ctx.PostBody()))
 	if req.stream {
-		m.stream(ctx, streamChat, "chatcmpl-mock-", b2s(req.model), req.includeUsage, prompt)
+		m.stream(ctx, streamChat, "chatcmpl-mock-", netconn.B2S(req.model), req.includeUsage, prompt)
 		return
 	}
 	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
@@ -35,7 +36,7 @@ func (m *Mock) chatCompletions(ctx *fasthttp.RequestCtx) {
 	b = append(b, `","object":"chat.completion","created":`...)
 	b = appendInt(b, time.Now().Unix())
 	b = append(b, `,"model":`...)
-	b = m.appendModel(b, b2s(req.model))
+	b = m.appendModel(b, netconn.B2S(req.model))
 	b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":"`+replyText+
 		`"},"logprobs":null,"finish_reason":"stop"}],"usage":`...)
 	b = appendUsage(b, prompt, len(replyWords))

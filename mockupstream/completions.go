@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/authgate/authgate/internal/netconn"
 	"github.com/valyala/fasthttp"
 )
 
@@ -17,7 +18,7 @@ func (m *Mock) completions(ctx *fasthttp.RequestCtx) {
 	}
 	prompt := estimateTokens(len(ctx.PostBody()))
 	if req.stream {
-		m.stream(ctx, streamCompletion, "cmpl-mock-", b2s(req.model), req.includeUsage, prompt)
+		m.stream(ctx, streamCompletion, "cmpl-mock-", netconn.B2S(req.model), req.includeUsage, prompt)
 		return
 	}
 	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
@@ -27,7 +28,7 @@ func (m *Mock) completions(ctx *fasthttp.RequestCtx) {
 	b = append(b, `","object":"text_completion","created":`...)
 	b = appendInt(b, time.Now().Unix())
 	b = append(b, `,"model":`...)
-	b = m.appendModel(b, b2s(req.model))
+	b = m.appendModel(b, netconn.B2S(req.model))
 	b = append(b, `,"choices":[{"text":"`+replyText+
 		`","index":0,"logprobs":null,"finish_reason":"stop"}],"usage":`...)
 	b = appendUsage(b, prompt, len(replyWords))

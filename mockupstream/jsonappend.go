@@ -3,6 +3,8 @@ package mockupstream
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/authgate/authgate/internal/netconn"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -53,7 +55,7 @@ func appendJSONString(dst []byte, s string) []byte {
 // appendJSONBytes is appendJSONString for a byte slice.
 func appendJSONBytes(dst, b []byte) []byte {
 	// The conversion does not allocate: appendJSONString keeps no reference.
-	return appendJSONString(dst, b2s(b))
+	return appendJSONString(dst, netconn.B2S(b))
 }
 
 // appendInt appends the decimal form of n to dst.
