@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -93,9 +94,7 @@ func TestAllocationsPerRequest(t *testing.T) {
 // client behind it found for the access log, and an untrusted client's,
 // replaced.
 func TestAllocationsForwardedHeaders(t *testing.T) {
-	g := newTestGateway(t, false)
 	var client netip.Addr
-	g.accessLog = AccessLogFunc(func(e *logsink.Entry) { client = e.Client })
 	body := `{"model":"m"}`
 	raw := []byte("POST /v1/chat/completions HTTP/1.1\r\nHost: gateway.test\r\n" +
 		"Authorization: Bearer " + testKeyHigh + "\r\n" +
@@ -107,7 +106,8 @@ func TestAllocationsForwardedHeaders(t *testing.T) {
 	br := bufio.NewReader(&r)
 	f := func(name string, trusted []netip.Prefix, wantXFF, wantClient string) {
 		t.Helper()
-		g.cfg.TrustedProxies, g.proxy.trusted = trusted, trusted
+		g := newTestGatewayWith(t, false, func(c *Config) { c.TrustedProxies = trusted })
+		g.accessLog = AccessLogFunc(func(e *logsink.Entry) { client = e.Client })
 		ctx := newCtx("")
 		run := func() int {
 			r.Reset(raw)
@@ -188,19 +188,19 @@ func TestAllocationsWrap(t *testing.T) {
 }
 
 // TestAllocationsWatchedExchange asserts that an exchange long enough to
-// have its client watched (watchDelay) allocates once per request: an
+// have its client watched (proxy.WatchDelay) allocates once per request: an
 // inference request, which lasts that long as a rule, on a real loopback
 // connection, as the gateway serves it (a watch needs a socket). The one
 // allocation is net's: the *net.OpError that net.(*rawConn).Read returns
 // when clientWatch.stop wakes the watch with a deadline in the past, the
 // only way to end a wait in the poller short of closing the socket. The upstream is a fasthttp server on an in-memory listener that
-// answers after watchDelay and a bit; the client is a TCP connection and
+// answers after proxy.WatchDelay and a bit; the client is a TCP connection and
 // one fixed buffer. A GET, so that fasthttp's own allocation for a request
 // body (TestAllocationsPerRequest's streamed-body cases) is not counted.
 func TestAllocationsWatchedExchange(t *testing.T) {
 	upLn := fasthttputil.NewInmemoryListener()
 	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		time.Sleep(watchDelay + 10*time.Millisecond)
+		time.Sleep(proxy.WatchDelay + 10*time.Millisecond)
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"object":"list","data":[]}`)
 	}}
@@ -237,7 +237,7 @@ func TestAllocationsWatchedExchange(t *testing.T) {
 	req := []byte("GET /v1/models HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer " + testKeyHigh + "\r\n\r\n")
 	body := []byte(`{"object":"list","data":[]}`)
 	buf := make([]byte, 8<<10)
-	before := watchesStarted.Load()
+	before := proxy.WatchesStarted()
 	roundTrip := func() {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Write(req); err != nil {
@@ -269,7 +269,7 @@ func TestAllocationsWatchedExchange(t *testing.T) {
 	for range 2 {
 		n = min(n, testing.AllocsPerRun(runs, roundTrip))
 	}
-	if started := watchesStarted.Load() - before; started < runs+2 {
+	if started := proxy.WatchesStarted() - before; started < runs+2 {
 		t.Fatalf("%d watches started in %d requests: the exchanges were not watched", started, runs+3)
 	}
 	if n > 1 {

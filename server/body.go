@@ -3,12 +3,12 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"errors"
-	"io"
 	"net"
-	"syscall"
 	"time"
 
+	"github.com/authgate/authgate/internal/apierr"
+	"github.com/authgate/authgate/internal/netconn"
+	"github.com/authgate/authgate/internal/proxy"
 	"github.com/valyala/fasthttp"
 )
 
@@ -46,11 +46,9 @@ import (
 //   - ctx.Request.Body (ctx.PostBody) reads a streamed body whole, so a
 //     handler wrapped by Wrap may still call it.
 
-// preReadMax is the most of a body fasthttp reads before calling the
-// handler (readBodyWithStreaming): a body of up to preReadMax bytes is in
-// memory when the handler runs, provided MaxRequestBodySize is at least
-// that.
-const preReadMax = 8 << 10
+// preReadMax is proxy.PreReadMax: the most of a body fasthttp reads
+// before calling the handler (readBodyWithStreaming).
+const preReadMax = proxy.PreReadMax
 
 var str100Continue = []byte("100-continue")
 
@@ -94,12 +92,12 @@ func (g *Gateway) expectContinue(ctx *fasthttp.RequestCtx) int {
 	var rid [maxRequestID]byte
 	requestID := requestID(&ctx.Request.Header, &rid)
 	if ctx.Request.Header.ContentLength() > g.cfg.MaxRequestBody {
-		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, body413)
+		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, apierr.TooLarge)
 		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 		g.logRequest(ctx, g.none, start, requestID, "")
 	} else if acct, res := g.admit(ctx, start, requestID); acct != nil {
-		if dc := deadlineConnOf(ctx.Conn()); dc != nil {
-			dc.expect = &expected{
+		if dc := netconn.Of(ctx.Conn()); dc != nil {
+			dc.Slot = &expected{
 				admission: admission{acct: acct, res: res},
 				method:    append([]byte(nil), ctx.Method()...),
 				path:      append([]byte(nil), ctx.Request.Header.RequestURI()...),
@@ -189,16 +187,6 @@ func bodyTooLarge(req *fasthttp.Request, limit int) bool {
 	return req.IsBodyStream() && req.Header.ContentLength() > limit
 }
 
-// bodyPending reports whether req's body is streamed and may not have been
-// read to its end: chunked, or longer than what fasthttp pre-reads.
-func bodyPending(req *fasthttp.Request) bool {
-	if !req.IsBodyStream() {
-		return false
-	}
-	cl := req.Header.ContentLength()
-	return cl == -1 || cl > preReadMax
-}
-
 // bytesIn returns the size of req's body for the access log without
 // reading a streamed body: its length if it is in memory, else its
 // Content-Length (-1 for a chunked body not streamed to its end; the proxy
@@ -210,70 +198,4 @@ func bytesIn(req *fasthttp.Request) int64 {
 		}
 	}
 	return max(int64(req.Header.ContentLength()), -1)
-}
-
-// bodyReader is the body stream of a request on its way to the upstream:
-// it reads the client's streamed body, refuses one of unknown length over
-// limit (errBodyTooLarge), reports one cut short (io.ErrUnexpectedEOF),
-// and, if timeout is set (a body still coming from the client), renews the
-// upstream connection's write deadline after each piece, so that a slow
-// client's upload is bounded by the server's ReadTimeout, not by
-// UpstreamTimeout. Its first error other than io.EOF is kept: fasthttp's
-// chunked writer calls Read again after an error that came with bytes, and
-// must get it again.
-type bodyReader struct {
-	r       io.Reader
-	pc      *upConn
-	timeout time.Duration // 0: the body is in memory, no deadline to renew
-	size    int64         // Content-Length, -1 if chunked
-	limit   int64
-	n       int64 // bytes read
-	err     error // the first error other than io.EOF
-	eof     bool
-}
-
-// errBodyTooLarge is a chunked body going over MaxRequestBody.
-var errBodyTooLarge = fasthttp.ErrBodyTooLarge
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
-	}
-	if b.eof {
-		return 0, io.EOF
-	}
-	// Read one byte past the limit at most: reaching it is allowed,
-	// passing it is not.
-	if left := b.limit - b.n + 1; int64(len(p)) > left {
-		p = p[:left]
-	}
-	n, err := b.r.Read(p)
-	b.n += int64(n)
-	if b.n > b.limit {
-		n -= int(b.n - b.limit)
-		b.n = b.limit
-		err = errBodyTooLarge
-	}
-	if err == io.EOF && b.n < b.size {
-		// fasthttp's request stream ends a body cut short by the client
-		// with a plain io.EOF.
-		err = io.ErrUnexpectedEOF
-	}
-	switch {
-	case err == io.EOF:
-		b.eof = true
-	case err != nil:
-		b.err = err
-	}
-	if b.timeout > 0 {
-		b.pc.setWriteDeadline(time.Now().Add(b.timeout))
-	}
-	return n, err
-}
-
-// clientGoneErr reports whether err, from reading a client's body, means
-// the client went away (rather than sent something malformed or too slowly).
-func clientGoneErr(err error) bool {
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

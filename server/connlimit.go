@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/forwarded"
 )
 
@@ -80,9 +81,9 @@ const (
 // straight to the connection.
 var refusals = [...][]byte{
 	overMaxConns: refusal(503, "Service Unavailable",
-		apiError("Too many connections to the server", "api_error", "too_many_connections")),
+		apierr.Body("Too many connections to the server", "api_error", "too_many_connections")),
 	overPerIP: refusal(429, "Too Many Requests",
-		apiError("Too many connections from your address", "rate_limit_error", "too_many_connections")),
+		apierr.Body("Too many connections from your address", "rate_limit_error", "too_many_connections")),
 }
 
 func refusal(status int, reason string, body []byte) []byte {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/netconn"
 )
 
 // TestConnLimitsCount: admit counts per address up to MaxConnsPerIP and in
@@ -27,11 +28,10 @@ func TestConnLimitsCount(t *testing.T) {
 		t.Fatalf("%d open, %d addresses; want 4 and 2", cl.open, len(cl.byIP))
 	}
 
-	// Closing through the deadlineConn releases once.
+	// Closing through the wrapped connection releases once.
 	p1, p2 := net.Pipe()
 	defer p2.Close()
-	_, dc := wrapDeadlines(p1)
-	dc.limits, dc.ip = cl, a
+	dc := netconn.Wrap(p1, netconn.Options{OnClose: func() { cl.release(a) }})
 	dc.Close()
 	dc.Close()
 	if cl.open != 3 || cl.byIP[a] != 1 {

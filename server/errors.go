@@ -4,6 +4,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/authgate/authgate/internal/apierr"
+	"github.com/authgate/authgate/internal/proxy"
 	"github.com/valyala/fasthttp"
 )
 
@@ -20,7 +22,7 @@ func (g *Gateway) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	x := takeExpected(ctx, !headParsed(&ctx.Request.Header))
 	if x != nil {
 		acct = x.acct
-		if clientGoneErr(err) {
+		if proxy.ClientGone(err) {
 			status = StatusClientClosed
 		}
 	}
@@ -49,21 +51,11 @@ func headParsed(h *fasthttp.RequestHeader) bool {
 }
 
 // parseErrorResponse maps an error from reading a request to its status
-// and body: 413 for a body over MaxRequestBody, 431 for headers over the
-// read buffer (Config.MaxHeaderBytes), 408 for a read timeout, 400 for
-// anything malformed.
+// and body (apierr.ForReadError), a bare-LF head's 400 with its own
+// message.
 func parseErrorResponse(err error) (int, []byte) {
-	var small *fasthttp.ErrSmallBuffer
-	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		return fasthttp.StatusRequestEntityTooLarge, body413
-	case errors.As(err, &small), errors.Is(err, fasthttp.ErrSmallReadBuffer):
-		return fasthttp.StatusRequestHeaderFieldsTooLarge, body431
-	case isTimeout(err):
-		return fasthttp.StatusRequestTimeout, body408
-	case errors.Is(err, errBareLFHead):
+	if errors.Is(err, errBareLFHead) {
 		return fasthttp.StatusBadRequest, body400BareLF
-	default:
-		return fasthttp.StatusBadRequest, body400
 	}
+	return apierr.ForReadError(err)
 }

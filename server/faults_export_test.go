@@ -1,6 +1,10 @@
 package server
 
-import "time"
+import (
+	"time"
+
+	"github.com/authgate/authgate/internal/proxy"
+)
 
 // Test hooks for the external tests of faults_test.go: they read and tune
 // what a real deployment cannot see from outside.
@@ -17,11 +21,9 @@ type PoolStats struct {
 // UpstreamPoolStats returns the state of each of g's upstream pools.
 func UpstreamPoolStats(g *Gateway) []PoolStats {
 	var s []PoolStats
-	for _, up := range g.proxy.ups {
-		up.pool.mu.Lock()
-		idle := len(up.pool.idle)
-		up.pool.mu.Unlock()
-		s = append(s, PoolStats{Upstream: up.name, Idle: idle, MaxIdle: up.pool.maxIdle, InFlight: up.inflight.Load()})
+	for _, up := range g.proxy.Upstreams() {
+		idle, maxIdle := up.Idle()
+		s = append(s, PoolStats{Upstream: up.Name(), Idle: idle, MaxIdle: maxIdle, InFlight: up.InFlight()})
 	}
 	return s
 }
@@ -35,4 +37,4 @@ func SetMaxIdleWorkerDuration(g *Gateway, d time.Duration) {
 
 // WatchesStarted is how many client watches the proxy has started in this
 // process (they start only for exchanges that outlast watchDelay).
-func WatchesStarted() uint64 { return watchesStarted.Load() }
+func WatchesStarted() uint64 { return proxy.WatchesStarted() }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/authgate/authgate/auth"
 	"github.com/authgate/authgate/internal/keywatch"
+	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/logsink"
 )
@@ -36,7 +37,7 @@ type Gateway struct {
 	failOpen  *account // key_id "no-keys-configured" (AllowNoKeys)
 	metrics   *gatewayMetrics
 	admin     adminServer
-	proxy     *proxy
+	proxy     *proxy.Proxy
 	sink      *logsink.Sink // the file sink; nil without one
 	accessLog AccessLogger  // sink or Config.AccessLogger; nil: no access log
 	srv       *fasthttp.Server
@@ -84,7 +85,18 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.conns = newConnLimits(cfg.MaxConns, cfg.MaxConnsPerIP, cfg.TrustedProxies, tlsConf, g.log)
 
-	p, err := newProxy(&g.cfg)
+	p, err := proxy.New(proxy.Config{
+		Upstreams:      cfg.Upstreams,
+		APIKey:         cfg.UpstreamAPIKey,
+		Timeout:        cfg.UpstreamTimeout,
+		WriteTimeout:   cfg.WriteTimeout,
+		HealthPath:     cfg.HealthCheckPath,
+		HealthInterval: cfg.HealthCheckInterval,
+		Dial:           cfg.UpstreamDial,
+		MaxBody:        int64(cfg.MaxRequestBody),
+		Trusted:        cfg.TrustedProxies,
+		Logger:         cfg.Logger,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +169,7 @@ func New(cfg Config) (*Gateway, error) {
 		DisablePreParseMultipartForm: true,
 		ExpectHandler:                g.expectContinue,
 	}
-	g.proxy.start()
+	g.proxy.Start()
 	if cfg.watchesKeysFile() {
 		g.watcher = keywatch.Start(cfg.KeysFile, keysStamp, g.Reload, g.log)
 	}
@@ -281,7 +293,7 @@ func (g *Gateway) Ready() bool {
 // LimiterFailureMode closed a failing Limiter makes the gateway not ready,
 // since it would answer every rate-limited request 503.
 func (g *Gateway) readiness() (bool, []byte) {
-	if g.draining.Load() || (len(g.proxy.ups) > 0 && !g.proxy.healthy()) ||
+	if g.draining.Load() || (len(g.cfg.Upstreams) > 0 && !g.proxy.Healthy()) ||
 		!(g.cfg.DisableAuth || g.cfg.AllowNoKeys || g.keys.Load().keys.Len() > 0) {
 		return false, strNotReady
 	}
@@ -313,7 +325,7 @@ func (g *Gateway) readiness() (bool, []byte) {
 // Config says. A request handler sees the wrapper, not a *net.TCPConn, in
 // ctx.Conn(); its deadlines must be set through it.
 func (g *Gateway) Serve(ln net.Listener) error {
-	if err := g.srv.Serve(g.tlsListener(deadlineListener{ln, g.conns, g.cert == nil})); err != nil && !g.closed.Load() {
+	if err := g.srv.Serve(g.tlsListener(gatewayListener{ln, g.conns, g.cert == nil})); err != nil && !g.closed.Load() {
 		return err
 	}
 	return nil
@@ -353,7 +365,7 @@ func (g *Gateway) Close() error {
 	g.closed.Store(true)
 	g.watcher.Stop()
 	g.admin.stop()
-	g.proxy.close()
+	g.proxy.Close()
 	if g.accessLog != nil && g.logClosed.CompareAndSwap(false, true) {
 		return g.accessLog.Close()
 	}
@@ -393,7 +405,7 @@ type fasthttpLogger struct {
 
 func (f *fasthttpLogger) Printf(format string, args ...any) {
 	for _, a := range args {
-		if err, ok := a.(error); ok && errors.Is(err, errClientLeft) {
+		if err, ok := a.(error); ok && errors.Is(err, proxy.ErrClientLeft) {
 			return // a client leaving mid-stream is not an error of ours
 		}
 	}

@@ -10,7 +10,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/netconn"
+	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/limiter"
 	"github.com/authgate/authgate/logsink"
 )
@@ -103,7 +106,11 @@ func (a *account) settings() auth.Settings {
 // upstream (watching the client's connection meanwhile) and returns the
 // upstream's name for the log.
 func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) string {
-	return g.proxy.serve(ctx)
+	up, bodyLeft := g.proxy.Serve(ctx)
+	if bodyLeft {
+		closeGently(ctx, g.cfg.WriteTimeout)
+	}
+	return up
 }
 
 // handle is the request path of Handler and Wrap: probes, authenticate →
@@ -116,7 +123,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	}
 	// A body left unread (the request refused, or step did not read it)
 	// closes the connection rather than be read to find the next request.
-	if bodyPending(&ctx.Request) {
+	if proxy.BodyPending(&ctx.Request) {
 		closeGently(ctx, g.cfg.WriteTimeout)
 	}
 }
@@ -152,7 +159,7 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 		acct, res = x.acct, x.res // decided on the head (expectContinue)
 	} else {
 		if bodyTooLarge(&ctx.Request, g.cfg.MaxRequestBody) {
-			writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, body413)
+			writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, apierr.TooLarge)
 			ctx.SetConnectionClose()
 			ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 			g.logRequest(ctx, g.none, start, requestID, "")
@@ -189,12 +196,15 @@ type admission struct {
 // without the expectation (which the proxy only removes later) never
 // takes one.
 func takeExpected(ctx *fasthttp.RequestCtx, reset bool) *expected {
-	dc := deadlineConnOf(ctx.Conn())
-	if dc == nil || dc.expect == nil {
+	dc := netconn.Of(ctx.Conn())
+	if dc == nil {
 		return nil
 	}
-	x := dc.expect
-	dc.expect = nil
+	x, _ := dc.Slot.(*expected)
+	if x == nil {
+		return nil
+	}
+	dc.Slot = nil
 	if !reset && !ctx.Request.MayContinue() {
 		return nil
 	}

@@ -31,6 +31,13 @@ var testKeysSpread = []string{
 // withLog is set. testKey has rpm=1; testKeyHigh rpm=1000000.
 func newTestGateway(tb testing.TB, withLog bool) *Gateway {
 	tb.Helper()
+	return newTestGatewayWith(tb, withLog, nil)
+}
+
+// newTestGatewayWith is newTestGateway with edit applied to its Config
+// (nil: none).
+func newTestGatewayWith(tb testing.TB, withLog bool, edit func(*Config)) *Gateway {
+	tb.Helper()
 	ln := fasthttputil.NewInmemoryListener()
 	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("application/json")
@@ -60,6 +67,9 @@ func newTestGateway(tb testing.TB, withLog bool) *Gateway {
 	}
 	if withLog {
 		cfg.AccessLog = filepath.Join(tb.TempDir(), "access.log")
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	g, err := New(cfg)
 	if err != nil {
@@ -102,7 +112,7 @@ func serveOnce(g *Gateway, ctx *fasthttp.RequestCtx, authz []byte) int {
 	if authz != nil {
 		ctx.Request.Header.SetBytesKV(strAuthorization, authz)
 	}
-	ctx.Request.Header.DelBytes(strXForwardedFor)
+	ctx.Request.Header.Del("X-Forwarded-For")
 	g.Handler(ctx)
 	return ctx.Response.StatusCode()
 }

@@ -56,6 +56,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/proxy"
 )
 
 // numShards is the number of shards of a hot counter; a power of two.
@@ -282,20 +283,20 @@ func (g *Gateway) initMetrics() {
 	m.reloadsError = m.set.NewCounter(`authgate_key_reloads_total{result="error"}`)
 	// An upstream listed twice is one series: healthy while any of its
 	// entries is, its requests in flight summed.
-	byName := map[string][]*upstream{}
+	byName := map[string][]proxy.Upstream{}
 	var names []string
-	for _, up := range g.proxy.ups {
-		if byName[up.name] == nil {
-			names = append(names, up.name)
+	for _, up := range g.proxy.Upstreams() {
+		if byName[up.Name()] == nil {
+			names = append(names, up.Name())
 		}
-		byName[up.name] = append(byName[up.name], up)
+		byName[up.Name()] = append(byName[up.Name()], up)
 	}
 	for _, name := range names {
 		ups := byName[name]
 		label := `{upstream="` + escapeLabel(name) + `"}`
 		m.set.NewGauge("authgate_upstream_healthy"+label, func() float64 {
 			for _, up := range ups {
-				if up.healthy.Load() {
+				if up.Healthy() {
 					return 1
 				}
 			}
@@ -304,7 +305,7 @@ func (g *Gateway) initMetrics() {
 		m.set.NewGauge("authgate_upstream_in_flight"+label, func() float64 {
 			var n int64
 			for _, up := range ups {
-				n += up.inflight.Load()
+				n += up.InFlight()
 			}
 			return float64(n)
 		})

@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/apierr"
 )
 
 // Wire bytes built once. Bodies are OpenAI's error shape, byte for byte as
@@ -23,8 +24,8 @@ var (
 	// the request path sets them with SetCanonical, without a copy and a
 	// normalizing pass each (TestHeaderNamesCanonical).
 	strAuthorization      = []byte("Authorization")
+	strExpect             = []byte("Expect")
 	strXRequestID         = []byte("X-Request-Id")
-	strXForwardedFor      = []byte("X-Forwarded-For")
 	strRetryAfter         = []byte("Retry-After")
 	strRetryAfterMs       = []byte("Retry-After-Ms")
 	strRateLimitLimit     = []byte("X-Ratelimit-Limit-Requests")
@@ -41,25 +42,13 @@ var (
 		return b
 	}()
 
-	body413 = apiError("Request body too large", "invalid_request_error", "request_too_large")
-	body431 = apiError("Request header fields too large", "invalid_request_error", "request_header_too_large")
-	body408 = apiError("Timed out reading the request", "invalid_request_error", "request_timeout")
-	body400 = apiError("Malformed HTTP request", "invalid_request_error", "bad_request")
 	// body400BareLF answers a request head whose lines end in a bare LF
 	// (errBareLFHead).
-	body400BareLF = apiError("Malformed HTTP request: lines of the request head must end in CRLF", "invalid_request_error", "bad_request")
-	body502       = apiError("The upstream server is unavailable", "api_error", "upstream_unavailable")
-	body504       = apiError("The upstream server timed out", "api_error", "upstream_timeout")
+	body400BareLF = apierr.Body("Malformed HTTP request: lines of the request head must end in CRLF", "invalid_request_error", "bad_request")
 	// body503Limiter answers when the shared rate limiter (Redis) cannot
 	// decide and REDIS_FAILURE_MODE is closed.
-	body503Limiter = apiError("The rate limiter is unavailable", "api_error", "rate_limiter_unavailable")
+	body503Limiter = apierr.Body("The rate limiter is unavailable", "api_error", "rate_limiter_unavailable")
 )
-
-// apiError builds an OpenAI-shaped error body. Arguments are constants of
-// this package; they are not JSON-escaped.
-func apiError(message, typ, code string) []byte {
-	return []byte(`{"error":{"message":"` + message + `","type":"` + typ + `","param":null,"code":"` + code + `"}}`)
-}
 
 // rateLimitBody returns the 429 body for keyID. key_ids are [A-Za-z0-9_-]+
 // (auth.ValidKeyID), so they need no escaping; the gateway's own pseudo

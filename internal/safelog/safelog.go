@@ -54,7 +54,7 @@ func Class(err error, other string) string {
 		return self.ErrClass()
 	case errors.Is(err, fasthttp.ErrDialTimeout):
 		return "cannot connect: timeout"
-	case isTimeout(err):
+	case IsTimeout(err):
 		return "timeout"
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		return "body too large"
@@ -102,8 +102,8 @@ var fasthttpErrors = []error{
 	fasthttp.ErrUnexpectedStatusCodeChar,
 }
 
-// isTimeout reports whether err is a timeout of fasthttp or of the network.
-func isTimeout(err error) bool {
+// IsTimeout reports whether err is a timeout of fasthttp or of the network.
+func IsTimeout(err error) bool {
 	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
 	}

@@ -1,4 +1,4 @@
-package server
+package netconn
 
 import (
 	"bufio"
@@ -13,13 +13,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // deadlineTestWait bounds every wait in these tests; none asserts a
 // duration.
 const deadlineTestWait = 5 * time.Second
 
-// TestCoarseDeadline steps a coarseDeadline through fixed instants: a
+// TestCoarseDeadline steps a CoarseDeadline through fixed instants: a
 // deadline later by less than the slack (min(T/8, 1 s), T measured when the
 // applied one was applied) is skipped; later by the slack or more,
 // earlier, zero, or after a failed apply, it is applied; time is read only
@@ -27,7 +29,7 @@ const deadlineTestWait = 5 * time.Second
 func TestCoarseDeadline(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	var (
-		cd       coarseDeadline
+		cd       CoarseDeadline
 		now      = t0
 		nowCalls int
 		inForce  time.Time // what the connection has
@@ -48,7 +50,7 @@ func TestCoarseDeadline(t *testing.T) {
 		t.Helper()
 		now = at
 		beforeApplies, beforeCalls := applies, nowCalls
-		if err := cd.setAt(d, clock, apply); err != nil {
+		if err := cd.SetAt(d, clock, apply); err != nil {
 			t.Fatalf("set %v: %v", d, err)
 		}
 		if applied := applies > beforeApplies; applied != wantApplied {
@@ -96,7 +98,7 @@ func TestCoarseDeadline(t *testing.T) {
 
 	// A failed apply leaves nothing known: the same deadline is applied next.
 	failNext = true
-	if err := cd.setAt(at(400*time.Second), clock, apply); err == nil {
+	if err := cd.SetAt(at(400*time.Second), clock, apply); err == nil {
 		t.Fatal("the failed apply's error was not returned")
 	}
 	f(at(200*time.Second), at(151*time.Second+time.Millisecond), true, at(151*time.Second+time.Millisecond))
@@ -120,7 +122,7 @@ func TestDeadlineSlack(t *testing.T) {
 // TestCoarseDeadlineConcurrent: goroutines setting deadlines at once, a
 // minute ahead, and now and then one already due or zero, get apply called
 // one at a time (the race detector checks that inForce is not written
-// concurrently) and leave in force what the coarseDeadline recorded; once
+// concurrently) and leave in force what the CoarseDeadline recorded; once
 // they are done, a deadline set is in force to within its slack. (How many
 // are applied depends on the scheduling: a deadline that reaches the lock
 // after a later one tightens, and is applied.)
@@ -130,7 +132,7 @@ func TestCoarseDeadlineConcurrent(t *testing.T) {
 		sets       = 2000
 	)
 	var (
-		cd      coarseDeadline
+		cd      CoarseDeadline
 		inForce time.Time // written by apply only: under cd's lock
 		applies atomic.Int64
 	)
@@ -150,7 +152,7 @@ func TestCoarseDeadlineConcurrent(t *testing.T) {
 						d = time.Time{}
 					}
 				}
-				if err := cd.set(d, apply); err != nil {
+				if err := cd.Set(d, apply); err != nil {
 					t.Error(err)
 					return
 				}
@@ -166,7 +168,7 @@ func TestCoarseDeadlineConcurrent(t *testing.T) {
 		t.Fatalf("recorded %v, in force %v", recorded, force)
 	}
 	last := time.Now().Add(time.Minute)
-	if err := cd.set(last, apply); err != nil {
+	if err := cd.Set(last, apply); err != nil {
 		t.Fatal(err)
 	}
 	cd.mu.Lock()
@@ -200,6 +202,9 @@ func (c *countingConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
+// newConn wraps c with no options.
+func newConn(c net.Conn) net.Conn { return Wrap(c, Options{}) }
+
 // tcpPair returns the two ends of a loopback TCP connection.
 func tcpPair(t testing.TB) (client, server *net.TCPConn) {
 	t.Helper()
@@ -227,7 +232,7 @@ func tcpPair(t testing.TB) (client, server *net.TCPConn) {
 
 // TestDeadlineConnKeepAlive plays fasthttp's keep-alive loop (idle
 // deadline, read, ReadTimeout's deadline, write deadline, write) over a
-// deadlineConn, with IdleTimeout twice ReadTimeout as by default: requests
+// Conn, with IdleTimeout twice ReadTimeout as by default: requests
 // that arrive whole cost no deadline update after the first ones; a
 // request whose head needs a second read gets ReadTimeout's deadline.
 func TestDeadlineConnKeepAlive(t *testing.T) {
@@ -238,7 +243,7 @@ func TestDeadlineConnKeepAlive(t *testing.T) {
 	)
 	client, srv := tcpPair(t)
 	inner := &countingConn{Conn: srv}
-	c := newDeadlineConn(inner)
+	c := newConn(inner)
 	go io.Copy(io.Discard, client)
 
 	buf := make([]byte, 64)
@@ -287,7 +292,7 @@ func TestDeadlineConnKeepAlive(t *testing.T) {
 	// deadline, which is applied (it tightens), and the idle one after it
 	// too (it is later by a minute).
 	serve(2)
-	rd := &c.(*deadlineConn).rd // countingConn has no ReadFrom
+	rd := &c.(*Conn).rd // countingConn has no ReadFrom
 	rd.mu.Lock()
 	applied := rd.applied
 	rd.mu.Unlock()
@@ -301,15 +306,15 @@ func TestDeadlineConnKeepAlive(t *testing.T) {
 	}
 }
 
-// TestDeadlineSettledAtSet: a deadline the coarseDeadline would skip is
+// TestDeadlineSettledAtSet: a deadline the CoarseDeadline would skip is
 // settled when it is set, so that the next read begins without the lock;
 // it supersedes a tighter one still pending, and the read waits under the
 // one in force. A deadline it would not skip stays pending until a read.
 func TestDeadlineSettledAtSet(t *testing.T) {
 	client, srv := tcpPair(t)
 	inner := &countingConn{Conn: srv}
-	c := newDeadlineConn(inner)
-	rd := &c.(*deadlineConn).rd
+	c := newConn(inner)
+	rd := &c.(*Conn).rd
 	state := func() (pending bool, applied time.Time) {
 		rd.mu.Lock()
 		defer rd.mu.Unlock()
@@ -371,7 +376,7 @@ func TestDeadlineSettledAtSet(t *testing.T) {
 // which the client watch waits.
 func TestDeadlineConnTimesOut(t *testing.T) {
 	client, srv := tcpPair(t)
-	c := newDeadlineConn(srv)
+	c := newConn(srv)
 	guard := time.AfterFunc(deadlineTestWait, func() { srv.Close() }) // a test that fails does not hang
 	defer guard.Stop()
 	buf := make([]byte, 1)
@@ -390,7 +395,7 @@ func TestDeadlineConnTimesOut(t *testing.T) {
 
 	// Set during a read (or, on odd rounds, perhaps just before it: either
 	// way it applies).
-	rd := &c.(*deadlineReaderFromConn).rd
+	rd := &c.(*readerFromConn).rd
 	begun := func(i int) {
 		for i%2 == 0 && rd.busy.Load() == 0 {
 			runtime.Gosched()
@@ -419,7 +424,7 @@ func TestDeadlineConnTimesOut(t *testing.T) {
 
 	// RawConn.Read, as clientWatch waits: a deadline set before it (not
 	// applied yet) and one set while it waits both end it.
-	raw := rawConnOf(c)
+	raw := RawConnOf(c)
 	if raw == nil {
 		t.Fatal("no RawConn for the wrapped TCP connection")
 	}
@@ -454,7 +459,7 @@ func TestDeadlineConnTimesOut(t *testing.T) {
 // connection without them says so.
 func TestDeadlineConnLooksThrough(t *testing.T) {
 	client, srv := tcpPair(t)
-	c := newDeadlineConn(srv)
+	c := newConn(srv)
 	if _, ok := c.RemoteAddr().(*net.TCPAddr); !ok {
 		t.Fatalf("RemoteAddr is a %T", c.RemoteAddr())
 	}
@@ -464,13 +469,13 @@ func TestDeadlineConnLooksThrough(t *testing.T) {
 	if _, ok := c.(io.ReaderFrom); !ok {
 		t.Fatal("a wrapped *net.TCPConn has no ReadFrom")
 	}
-	if rawConnOf(c) == nil {
+	if RawConnOf(c) == nil {
 		t.Fatal("no RawConn through the wrapper")
 	}
-	if _, ok := c.(*deadlineReaderFromConn).rw.(*sockIO); rawSockets && !ok {
+	if _, ok := c.(*readerFromConn).rw.(*SockIO); useSockIO && !ok {
 		t.Fatal("a wrapped *net.TCPConn is not read and written by a sockIO")
 	}
-	if rawConnOf(tls.Server(c, &tls.Config{})) == nil {
+	if RawConnOf(tls.Server(c, &tls.Config{})) == nil {
 		t.Fatal("no RawConn through a *tls.Conn over the wrapper")
 	}
 	n, err := c.(io.ReaderFrom).ReadFrom(strings.NewReader("hello"))
@@ -488,14 +493,14 @@ func TestDeadlineConnLooksThrough(t *testing.T) {
 	p1, p2 := net.Pipe()
 	defer p1.Close()
 	defer p2.Close()
-	pc := newDeadlineConn(p1)
+	pc := newConn(p1)
 	if _, ok := pc.(io.ReaderFrom); ok {
 		t.Fatal("a wrapped pipe has a ReadFrom")
 	}
-	if rawConnOf(pc) != nil {
+	if RawConnOf(pc) != nil {
 		t.Fatal("a RawConn for a pipe")
 	}
-	if _, ok := pc.(*deadlineConn).rw.(*sockIO); ok {
+	if _, ok := pc.(*Conn).rw.(*SockIO); ok {
 		t.Fatal("a sockIO for a pipe")
 	}
 	if err := pc.(interface{ CloseWrite() error }).CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {
@@ -522,20 +527,40 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	return cc, nil
 }
 
-// TestServeCoarseDeadlines: Gateway.Serve wraps client connections, so
-// that keep-alive requests with the default timeouts (IdleTimeout 120 s,
-// ReadTimeout 60 s, WriteTimeout 60 s) cost no deadline update after the
-// first ones, where fasthttp asks for three a request.
+// wrappingListener wraps the connections it accepts, as the gateway's
+// listener does.
+type wrappingListener struct{ net.Listener }
+
+func (l wrappingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return Wrap(c, Options{}), nil
+}
+
+// TestServeCoarseDeadlines: a fasthttp server with the gateway's timeouts
+// (IdleTimeout 120 s, ReadTimeout 60 s, WriteTimeout 60 s) on wrapped
+// connections applies no deadline after the first ones of a keep-alive
+// connection, where fasthttp asks for three a request.
 func TestServeCoarseDeadlines(t *testing.T) {
 	const requests = 100
-	g := newTestGateway(t, false)
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln := &countingListener{Listener: tcp}
-	go g.Serve(ln)
-	t.Cleanup(func() { g.srv.Shutdown() })
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.SetStatusCode(fasthttp.StatusUnauthorized)
+			ctx.SetBodyString(`{"error":{}}`)
+		},
+		ReadTimeout:  60 * time.Second,
+		WriteTimeout: 60 * time.Second,
+		IdleTimeout:  120 * time.Second,
+	}
+	go srv.Serve(wrappingListener{ln})
+	t.Cleanup(func() { srv.Shutdown() })
 
 	c, err := net.Dial("tcp", tcp.Addr().String())
 	if err != nil {
@@ -601,3 +626,6 @@ func readStatus(br *bufio.Reader) (string, error) {
 	}
 	return strings.TrimSuffix(status, "\r\n"), nil
 }
+
+// aLongTimeAgo is a deadline in the past, to wake a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)

@@ -1,6 +1,7 @@
-package server
+package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"math/rand/v2"
 	"net"
@@ -24,7 +25,7 @@ type upstream struct {
 	_        [64]byte
 }
 
-func newUpstream(raw string, cfg *Config) (*upstream, error) {
+func newUpstream(raw string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*upstream, error) {
 	u, err := parseUpstream(raw)
 	if err != nil {
 		return nil, err
@@ -44,7 +45,7 @@ func newUpstream(raw string, cfg *Config) (*upstream, error) {
 			dialTimeout: defaultDialTimeout,
 			idleTimeout: defaultIdleTimeout,
 			maxIdle:     defaultMaxIdle,
-			dialer:      cfg.UpstreamDial,
+			dialer:      dial,
 		},
 	}
 	if u.Scheme == "https" {
@@ -88,4 +89,35 @@ func pick(ups []*upstream, skip *upstream) *upstream {
 		}
 	}
 	return best
+}
+
+// Upstream is one configured upstream, as the gateway's metrics see it.
+type Upstream struct{ u *upstream }
+
+// Upstreams returns the configured upstreams, in the order configured (an
+// upstream listed twice is two).
+func (p *Proxy) Upstreams() []Upstream {
+	out := make([]Upstream, len(p.ups))
+	for i, up := range p.ups {
+		out[i] = Upstream{up}
+	}
+	return out
+}
+
+// Name is the upstream's base URL as configured.
+func (u Upstream) Name() string { return u.u.name }
+
+// Healthy reports whether the upstream gets traffic.
+func (u Upstream) Healthy() bool { return u.u.healthy.Load() }
+
+// InFlight is the number of requests sent to it and not finished.
+func (u Upstream) InFlight() int64 { return u.u.inflight.Load() }
+
+// Idle returns how many idle connections its pool holds, and the most it
+// keeps.
+func (u Upstream) Idle() (idle, max int) {
+	p := u.u.pool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle), p.maxIdle
 }

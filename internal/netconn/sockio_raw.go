@@ -1,17 +1,17 @@
 //go:build linux && !race
 
-package server
+package netconn
 
 import (
 	"syscall"
 	"unsafe"
 )
 
-// rawSockets reports whether sockIO is used: see rawio.go.
-const rawSockets = true
+// useSockIO reports whether NewSockIO makes a SockIO: see sockio.go.
+const useSockIO = true
 
 // rawRead is read(2) made with syscall.RawSyscall, for a non-blocking
-// descriptor only: see rawio.go.
+// descriptor only: see sockio.go.
 func rawRead(fd int, p []byte) (int, syscall.Errno) {
 	r, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 	if errno != 0 {
@@ -21,7 +21,7 @@ func rawRead(fd int, p []byte) (int, syscall.Errno) {
 }
 
 // rawWrite is write(2) made with syscall.RawSyscall, for a non-blocking
-// descriptor only: see rawio.go.
+// descriptor only: see sockio.go.
 func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 	r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 	if errno != 0 {

@@ -1,4 +1,4 @@
-package server
+package proxy
 
 import (
 	"bufio"
@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgate/authgate/internal/netconn"
+	"github.com/authgate/authgate/internal/safelog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -41,8 +43,8 @@ func sendReadPair(t *testing.T, serve func(net.Conn)) *upConn {
 	if pc.sendReadFn == nil {
 		t.Fatal("a plain TCP upstream connection does not hold its flush")
 	}
-	if _, ok := pc.rw.(*sockIO); rawSockets && !ok {
-		t.Fatal("a plain TCP upstream connection is not read and written by a sockIO")
+	if _, ok := pc.rw.(*netconn.SockIO); !ok && netconn.NewSockIO(pc.Conn, pc.raw) != nil {
+		t.Fatal("a plain TCP upstream connection is not read and written by a netconn.SockIO")
 	}
 	return pc
 }
@@ -156,7 +158,7 @@ func TestSendThenRead(t *testing.T) {
 		if err == nil {
 			t.Fatal("a request on a connection the upstream closed got a response")
 		}
-		if isTimeout(err) || time.Since(start) > time.Second {
+		if safelog.IsTimeout(err) || time.Since(start) > time.Second {
 			t.Fatalf("after %v: %v; want the reset or end of stream at once", time.Since(start), err)
 		}
 		if upstreamErrorStatus(err) != fasthttp.StatusBadGateway {
@@ -168,7 +170,7 @@ func TestSendThenRead(t *testing.T) {
 		release := make(chan struct{})
 		t.Cleanup(func() { close(release) })
 		pc := sendReadPair(t, func(net.Conn) { <-release }) // reads nothing, answers nothing
-		if err := req(pc); !isTimeout(err) || upstreamErrorStatus(err) != fasthttp.StatusGatewayTimeout {
+		if err := req(pc); !safelog.IsTimeout(err) || upstreamErrorStatus(err) != fasthttp.StatusGatewayTimeout {
 			t.Fatalf("%v; want a timeout (504)", err)
 		}
 	})
@@ -179,7 +181,7 @@ func TestSendThenRead(t *testing.T) {
 		pc := sendReadPair(t, func(net.Conn) { <-release })
 		time.AfterFunc(50*time.Millisecond, func() { pc.Close() })
 		start := time.Now()
-		if err := req(pc); err == nil || isTimeout(err) || time.Since(start) > time.Second {
+		if err := req(pc); err == nil || safelog.IsTimeout(err) || time.Since(start) > time.Second {
 			t.Fatalf("after %v: %v; want an error at once", time.Since(start), err)
 		}
 	})

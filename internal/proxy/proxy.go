@@ -1,30 +1,67 @@
-package server
+package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"iter"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/internal/safelog"
 )
 
-// proxy forwards admitted requests to the upstreams over pooled keep-alive
-// connections. Method, path, query and body pass unchanged; the client's
-// Authorization and hop-by-hop headers do not. Responses with a body of
-// unknown or large size (server-sent events, chunked) are streamed to the
-// client as the upstream sends them; others are read whole and passed on.
-type proxy struct {
+// Config is a Proxy's configuration. Zero fields mean what each says.
+type Config struct {
+	// Upstreams are the base URLs of the upstream servers (see
+	// ParseUpstreams). Empty: every request is answered 502.
+	Upstreams []string
+	// APIKey, if set, is sent upstream as "Authorization: Bearer APIKey".
+	APIKey string
+	// Timeout bounds the wait for a response's head, and then for each
+	// piece of a streamed body. It must be set.
+	Timeout time.Duration
+	// WriteTimeout bounds each write of a streamed piece to the client
+	// (the client's connection's write deadline is renewed for it); zero:
+	// none.
+	WriteTimeout time.Duration
+	// HealthPath is what the active health check GETs (after each
+	// upstream's base path); HealthCheckTCP checks a TCP connection only.
+	// Empty means DefaultHealthCheckPath.
+	HealthPath string
+	// HealthInterval is the time between two checks of an upstream; zero
+	// or negative turns checks off, and passive ejection with them.
+	HealthInterval time.Duration
+	// Dial, if set, opens upstream connections instead of a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MaxBody bounds a chunked request body streamed upstream (413 past
+	// it); a body of known length is refused before, by the caller.
+	MaxBody int64
+	// Trusted are the proxies in front whose forwarding headers are kept
+	// (forwarded.Set).
+	Trusted forwarded.Trusted
+	// Logger receives upstream failures (throttled) and health changes.
+	Logger *slog.Logger
+}
+
+// Proxy forwards admitted requests to the upstreams over pooled
+// keep-alive connections. Method, path, query and body pass unchanged; the
+// client's Authorization and hop-by-hop headers do not. Responses with a
+// body of unknown or large size (server-sent events, chunked) are streamed
+// to the client as the upstream sends them; others are read whole and
+// passed on. Build it with New; it starts no goroutine until Start, and
+// Close stops them. Its methods are safe for concurrent use.
+type Proxy struct {
 	ups          []*upstream
-	authHeader   []byte // "Bearer <UPSTREAM_API_KEY>", or nil
+	authHeader   []byte // "Bearer <APIKey>", or nil
 	timeout      time.Duration
 	writeTimeout time.Duration // Config.WriteTimeout, renewed for each piece of a stream
 	passive      bool          // mark an upstream down when it refuses connections
@@ -34,9 +71,9 @@ type proxy struct {
 	errLog       safelog.Throttle
 
 	sweeper *sweeper // nil unless started with health checks off
-	maxBody int64    // Config.MaxRequestBody, for a chunked request body
+	maxBody int64    // Config.MaxBody, for a chunked request body
 
-	trusted forwarded.Trusted // Config.TrustedProxies, for the forwarding headers
+	trusted forwarded.Trusted // Config.Trusted, for the forwarding headers
 }
 
 // maxBuffered is the largest response body read whole before it is passed
@@ -49,35 +86,61 @@ const maxBuffered = 1 << 20
 // on most requests: the buffers of two pools change hands.
 const copyBodyMax = 16 << 10
 
+// Response bodies and header names of the proxy's own.
+var (
+	body502 = apierr.Body("The upstream server is unavailable", "api_error", "upstream_unavailable")
+	body504 = apierr.Body("The upstream server timed out", "api_error", "upstream_timeout")
+
+	strAuthorization   = []byte("Authorization")
+	strXRequestID      = []byte("X-Request-Id")
+	strAllow           = []byte("Allow")
+	strContentTypeJSON = []byte("application/json")
+)
+
+// writeJSON answers status with a precomputed JSON body.
+func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.Response.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
+	ctx.Response.SetBodyRaw(body)
+}
+
 // StatusClientClosed is logged for a request whose client went away before
 // its response was sent (nginx's 499).
 const StatusClientClosed = 499
 
-func newProxy(cfg *Config) (*proxy, error) {
-	p := &proxy{log: cfg.Logger, timeout: cfg.UpstreamTimeout, writeTimeout: cfg.WriteTimeout}
-	p.maxBody = int64(cfg.MaxRequestBody)
-	p.trusted = cfg.TrustedProxies
-	if cfg.UpstreamAPIKey != "" {
-		p.authHeader = []byte("Bearer " + cfg.UpstreamAPIKey)
+// New builds a Proxy from cfg; an upstream URL that does not parse is an
+// error.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.HealthPath == "" {
+		cfg.HealthPath = DefaultHealthCheckPath
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{log: cfg.Logger, timeout: cfg.Timeout, writeTimeout: cfg.WriteTimeout}
+	p.maxBody = cfg.MaxBody
+	p.trusted = cfg.Trusted
+	if cfg.APIKey != "" {
+		p.authHeader = []byte("Bearer " + cfg.APIKey)
 	}
 	for _, raw := range cfg.Upstreams {
-		up, err := newUpstream(raw, cfg)
+		up, err := newUpstream(raw, cfg.Dial)
 		if err != nil {
 			return nil, err
 		}
 		p.anyPrefix = p.anyPrefix || up.prefix != nil
 		p.ups = append(p.ups, up)
 	}
-	if cfg.HealthCheckInterval > 0 && len(p.ups) > 0 {
+	if cfg.HealthInterval > 0 && len(p.ups) > 0 {
 		p.passive = true
-		p.health = newHealthChecker(p.ups, cfg, p.authHeader)
+		p.health = newHealthChecker(p.ups, &cfg, p.authHeader)
 	}
 	return p, nil
 }
 
-// start begins the health checks, if any, and otherwise the sweep of idle
+// Start begins the health checks, if any, and otherwise the sweep of idle
 // upstream connections, which the health checker also does.
-func (p *proxy) start() {
+func (p *Proxy) Start() {
 	if p.health != nil {
 		go p.health.run()
 		return
@@ -91,8 +154,9 @@ func (p *proxy) start() {
 	}
 }
 
-// healthy reports whether at least one upstream is healthy.
-func (p *proxy) healthy() bool {
+// Healthy reports whether at least one upstream is healthy; false without
+// upstreams.
+func (p *Proxy) Healthy() bool {
 	for _, up := range p.ups {
 		if up.healthy.Load() {
 			return true
@@ -101,9 +165,9 @@ func (p *proxy) healthy() bool {
 	return false
 }
 
-// close stops the health checks or the sweeper and closes idle upstream
+// Close stops the health checks or the sweeper and closes idle upstream
 // connections.
-func (p *proxy) close() {
+func (p *Proxy) Close() {
 	if p.health != nil {
 		p.health.stop()
 	}
@@ -116,30 +180,34 @@ func (p *proxy) close() {
 	}
 }
 
-// serve forwards ctx's request and fills ctx's response: the upstream's, or
-// an OpenAI-shaped 502/504 when it cannot be had, or 499 when the client went
-// away first. The request path
-// has already set X-Request-Id on the request, and sets it on the response.
-// serve returns the name of the upstream tried last, for the log.
+// Serve forwards ctx's request and fills ctx's response: the upstream's,
+// or an OpenAI-shaped 502/504 when it cannot be had, or 499 when the
+// client went away first; a request the proxy must not pass on (its
+// method, target, version or Connection header) is answered 405 or 400.
+// The caller has already set X-Request-Id on the request, and sets it on
+// the response. Serve returns the name of the upstream tried last, for the
+// log, and reports whether the client's body was left partly read: the
+// caller must then close the client's connection (gently: the client may
+// still be sending).
 //
 // A streamed request body is read as it is sent to the upstream. An
 // upstream that cannot be connected to is retried once on another, which
 // is safe since none of the body has been read yet; a request once sent
 // never is.
-func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
+func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) (name string, bodyLeft bool) {
 	req := &ctx.Request
 	if !allowedMethod(req.Header.Method()) {
 		writeJSON(ctx, fasthttp.StatusMethodNotAllowed, body405)
 		ctx.Response.Header.SetCanonical(strAllow, strAllowedMethods)
-		return ""
+		return "", false
 	}
 	if body := checkTarget(req); body != nil {
 		writeJSON(ctx, fasthttp.StatusBadRequest, body)
-		return ""
+		return "", false
 	}
 	if !req.Header.IsHTTP11() && !bytes.Equal(req.Header.Protocol(), strHTTP10) {
 		writeJSON(ctx, fasthttp.StatusBadRequest, body400Version)
-		return ""
+		return "", false
 	}
 	// The upstream is spoken to in HTTP/1.1 whatever the client spoke: its
 	// connection is the pool's, kept alive.
@@ -147,7 +215,7 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
 	clientClose := req.Header.ConnectionClose()
 	if !removeHopByHop(&req.Header) {
 		writeJSON(ctx, fasthttp.StatusBadRequest, body400Connection)
-		return ""
+		return "", false
 	}
 	req.Header.DelBytes(strExpect)
 	req.Header.DelBytes(strAuthorization)
@@ -161,8 +229,6 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
 	}
 
 	var skip *upstream
-	name := ""
-	bodyLeft := false
 	for attempt := 0; ; attempt++ {
 		up := pick(p.ups, skip)
 		if up == nil {
@@ -199,17 +265,16 @@ func (p *proxy) serve(ctx *fasthttp.RequestCtx) string {
 	}
 	// The upstream connection's lifetime is not the client's: keep the
 	// client's connection open unless the client asked to close it, or the
-	// rest of a body partly read is still to come on it.
-	if ctx.Response.StatusCode() != StatusClientClosed {
-		ctx.Response.Header.ResetConnectionClose()
-		if clientClose {
-			ctx.Response.SetConnectionClose()
-		}
-		if bodyLeft {
-			closeGently(ctx, p.writeTimeout)
-		}
+	// rest of a body partly read is still to come on it (the caller's to
+	// close).
+	if ctx.Response.StatusCode() == StatusClientClosed {
+		return name, false
 	}
-	return name
+	ctx.Response.Header.ResetConnectionClose()
+	if clientClose {
+		ctx.Response.SetConnectionClose()
+	}
+	return name, bodyLeft
 }
 
 var (
@@ -219,7 +284,7 @@ var (
 
 // roundTrip sends the request on pc, a streamed body as it reads it, then
 // waits for the response, watching the client once the wait or the stream
-// has lasted watchDelay, and fills ctx's response. It owns pc and one count of up.inflight: it releases them
+// has lasted WatchDelay, and fills ctx's response. It owns pc and one count of up.inflight: it releases them
 // itself, or hands them to the response's body stream. It reports whether
 // the client's body was left partly read, in which case the client's
 // connection must close.
@@ -227,7 +292,7 @@ var (
 // The watch is armed only once the body is read: it waits on the client's
 // socket, and under TLS would hold the socket's read lock through the
 // body's TLS records, which the body's reads then wait for.
-func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (bodyLeft bool) {
+func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (bodyLeft bool) {
 	x := exchangePool.Get().(*exchange)
 	x.up, x.pc, x.timeout = up, pc, p.timeout
 	x.client, x.writeTimeout = ctx.Conn(), p.writeTimeout
@@ -239,7 +304,7 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	if s := ctx.Request.BodyStream(); s != nil {
 		size := ctx.Request.Header.ContentLength()
 		*body = bodyReader{r: s, pc: pc, size: int64(size), limit: p.maxBody}
-		if bodyPending(&ctx.Request) {
+		if BodyPending(&ctx.Request) {
 			body.timeout = p.timeout
 		}
 		ctx.Request.SetBodyStream(body, size)
@@ -255,11 +320,11 @@ func (p *proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 		switch {
 		case bodyErr == nil:
 			p.fail(ctx, up.name, err)
-		case clientGoneErr(bodyErr):
+		case ClientGone(bodyErr):
 			clientClosed(ctx)
 		default: // 413 for a chunked body over the limit, 408, 400
 			ctx.Response.Reset()
-			status, b := parseErrorResponse(bodyErr)
+			status, b := apierr.ForReadError(bodyErr)
 			writeJSON(ctx, status, b)
 		}
 		return bodyLeft
@@ -371,7 +436,7 @@ type exchange struct {
 	body bodyReader // the request's streamed body on its way up
 
 	// The client watch, started by watchTimer once the exchange has lasted
-	// watchDelay (see armWatch). wmu guards watch and watchOff between the
+	// WatchDelay (see armWatch). wmu guards watch and watchOff between the
 	// timer's goroutine and the request's.
 	wmu        sync.Mutex
 	watch      *clientWatch
@@ -386,19 +451,19 @@ var exchangePool = sync.Pool{New: func() any {
 	return x
 }}
 
-// watchDelay is how long an exchange lasts before its client is watched.
+// WatchDelay is how long an exchange lasts before its client is watched.
 // Watching costs a goroutine, a peek at the client's socket and two
 // deadline updates; most exchanges with a fast upstream end sooner, and a
 // client that leaves one of those costs the upstream at most this much
 // work. A generation, a stream or a slow upstream is watched from then on.
-const watchDelay = 20 * time.Millisecond
+const WatchDelay = 20 * time.Millisecond
 
-// armWatch makes the client be watched from watchDelay on, until finish.
+// armWatch makes the client be watched from WatchDelay on, until finish.
 func (x *exchange) armWatch() {
 	x.wmu.Lock()
 	x.watchOff = false
 	x.wmu.Unlock()
-	x.watchTimer.Reset(watchDelay)
+	x.watchTimer.Reset(WatchDelay)
 }
 
 // lateWatch runs on watchTimer's goroutine: it starts the watch, unless
@@ -408,7 +473,7 @@ func (x *exchange) armWatch() {
 func (x *exchange) lateWatch() {
 	x.wmu.Lock()
 	if !x.watchOff && x.watch == nil {
-		x.watch = startWatch(x.client, rawConnOf(x.client))
+		x.watch = startWatch(x.client, netconn.RawConnOf(x.client))
 		x.watch.attach(x.pc)
 	}
 	x.wmu.Unlock()
@@ -432,12 +497,12 @@ func (x *exchange) stopWatch() bool {
 	return w.stop()
 }
 
-// errClientLeft is what a streamed response body's Read returns when the
+// ErrClientLeft is what a streamed response body's Read returns when the
 // client watch saw the client leave and closed the upstream connection
 // under the read: the client's doing, which fasthttpLogger does not log
 // (fasthttp would log the closed upstream connection as an error serving
 // the client's).
-const errClientLeft = safelog.Fixed("client left")
+const ErrClientLeft = safelog.Fixed("client left")
 
 func (x *exchange) Read(b []byte) (int, error) {
 	x.pc.setReadDeadline(time.Now().Add(x.timeout))
@@ -445,7 +510,7 @@ func (x *exchange) Read(b []byte) (int, error) {
 	if errors.Is(err, io.EOF) {
 		x.complete = true
 	} else if err != nil && x.clientGone() {
-		err = errClientLeft
+		err = ErrClientLeft
 	}
 	if x.writeTimeout > 0 {
 		// fasthttp writes what Read returns (or the body's end) next, under
@@ -501,7 +566,7 @@ func clientClosed(ctx *fasthttp.RequestCtx) {
 
 // fail answers an upstream failure in OpenAI's shape and logs it,
 // throttled so that a dead upstream does not flood the log.
-func (p *proxy) fail(ctx *fasthttp.RequestCtx, upName string, err error) {
+func (p *Proxy) fail(ctx *fasthttp.RequestCtx, upName string, err error) {
 	status := upstreamErrorStatus(err)
 	ctx.Response.Reset()
 	ctx.Response.SetStatusCode(status)
@@ -525,19 +590,10 @@ func upstreamErrorStatus(err error) int {
 	if errors.As(err, &de) || errors.Is(err, fasthttp.ErrDialTimeout) {
 		return fasthttp.StatusBadGateway
 	}
-	if isTimeout(err) {
+	if safelog.IsTimeout(err) {
 		return fasthttp.StatusGatewayTimeout
 	}
 	return fasthttp.StatusBadGateway
-}
-
-// isTimeout reports whether err is a timeout of fasthttp or of the network.
-func isTimeout(err error) bool {
-	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // hopByHop are the headers that describe one connection, not the message
@@ -586,7 +642,7 @@ func removeHopByHop(h *fasthttp.RequestHeader) bool {
 		return false
 	}
 	if present&dupRequestID != 0 {
-		var buf [maxRequestID]byte
+		var buf [128]byte                                    // the longest id the gateway passes on
 		id := append(buf[:0], h.PeekBytes(strXRequestID)...) // the gateway's: the first
 		h.DelBytes(strXRequestID)
 		h.SetCanonical(strXRequestID, id)

@@ -1,4 +1,4 @@
-package server
+package netconn
 
 import (
 	"sync"
@@ -7,7 +7,7 @@ import (
 
 // Each deadline update costs a time.Now and a change of the runtime
 // poller's timer (about 100–150 ns), and fasthttp makes three per
-// keep-alive request. A coarseDeadline applies a deadline only when it must.
+// keep-alive request. A CoarseDeadline applies a deadline only when it must.
 const (
 	// deadlineSlackDivisor: a deadline of timeout T may be applied up to
 	// T/deadlineSlackDivisor early...
@@ -16,10 +16,10 @@ const (
 	maxDeadlineSlack = time.Second
 )
 
-// coarseDeadline applies a connection's deadline (one direction's: read or
+// CoarseDeadline applies a connection's deadline (one direction's: read or
 // write) only when the one in force is not close enough to it.
 //
-// set(d, apply) calls apply(d), unless d is later than the deadline last
+// Set(d, apply) calls apply(d), unless d is later than the deadline last
 // applied by less than that deadline's slack, in which case it leaves the
 // applied one in force, so that a deadline moved a little later on every
 // request costs nothing. The slack is min(T/8, 1 s), where T is how far
@@ -34,35 +34,35 @@ const (
 // time.Now is called only when a deadline is applied. The zero value has
 // no deadline applied: it suits a connection whose deadlines nobody has set
 // (a new one). Every deadline of that direction must go through the same
-// coarseDeadline, or it no longer knows what is in force. Its methods are
+// CoarseDeadline, or it no longer knows what is in force. Its methods are
 // safe for concurrent use; apply is called with a lock held, so that what
 // is in force is what it recorded, and must not call back into it.
 // Deadlines set at once from several goroutines may take the lock out of
 // order, and one that comes after a later one tightens: it is applied.
-type coarseDeadline struct {
+type CoarseDeadline struct {
 	mu      sync.Mutex
 	applied time.Time     // zero: none, or not known after apply failed
 	slack   time.Duration // of applied
 }
 
-// set is shorthand for setAt(d, time.Now, apply).
-func (cd *coarseDeadline) set(d time.Time, apply func(time.Time) error) error {
-	return cd.setAt(d, time.Now, apply)
+// Set is shorthand for SetAt(d, time.Now, apply).
+func (cd *CoarseDeadline) Set(d time.Time, apply func(time.Time) error) error {
+	return cd.SetAt(d, time.Now, apply)
 }
 
-// setAt makes d the deadline, calling apply(d) if it must (see
-// coarseDeadline), and returns apply's error. now is called only when
+// SetAt makes d the deadline, calling apply(d) if it must (see
+// CoarseDeadline), and returns apply's error. now is called only when
 // apply is, to measure the timeout d stands for; it lets tests use fixed
 // instants.
-func (cd *coarseDeadline) setAt(d time.Time, now func() time.Time, apply func(time.Time) error) error {
+func (cd *CoarseDeadline) SetAt(d time.Time, now func() time.Time, apply func(time.Time) error) error {
 	cd.mu.Lock()
 	err := cd.setLocked(d, now, apply)
 	cd.mu.Unlock()
 	return err
 }
 
-// setLocked is setAt with cd.mu held.
-func (cd *coarseDeadline) setLocked(d time.Time, now func() time.Time, apply func(time.Time) error) error {
+// setLocked is SetAt with cd.mu held.
+func (cd *CoarseDeadline) setLocked(d time.Time, now func() time.Time, apply func(time.Time) error) error {
 	if cd.skips(d) {
 		return nil
 	}
@@ -79,7 +79,7 @@ func (cd *coarseDeadline) setLocked(d time.Time, now func() time.Time, apply fun
 
 // skips reports whether d may be left unapplied: it is no earlier than the
 // applied deadline and later by less than its slack.
-func (cd *coarseDeadline) skips(d time.Time) bool {
+func (cd *CoarseDeadline) skips(d time.Time) bool {
 	if d.IsZero() || cd.applied.IsZero() {
 		return false
 	}

@@ -1,4 +1,4 @@
-package server
+package netconn
 
 import (
 	"bytes"
@@ -67,7 +67,7 @@ func rawioConns(t *testing.T) map[string]func() (io.ReadWriter, *net.TCPConn, *n
 		},
 		"sockIO": func() (io.ReadWriter, *net.TCPConn, *net.TCPConn) {
 			c, s := tcpPair(t)
-			sio := newSockIO(c, rawConnOfSocket(c))
+			sio := NewSockIO(c, RawConnOfSocket(c))
 			if sio == nil {
 				t.Skip("no sockIO here (Linux only)")
 			}
@@ -210,7 +210,7 @@ func TestSockIO(t *testing.T) {
 // uses the connection's own, and none is lost or mixed up.
 func TestSockIOConcurrent(t *testing.T) {
 	c, s := tcpPair(t)
-	sio := newSockIO(c, rawConnOfSocket(c))
+	sio := NewSockIO(c, RawConnOfSocket(c))
 	if sio == nil {
 		t.Skip("no sockIO here (Linux only)")
 	}

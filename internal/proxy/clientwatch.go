@@ -1,13 +1,14 @@
-package server
+package proxy
 
 import (
 	"crypto/tls"
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/authgate/authgate/internal/netconn"
 )
 
 // clientWatch notices a client that goes away while its request is with
@@ -44,8 +45,12 @@ type clientWatch struct {
 	runFn  func()                // w.run, bound once: go w.runFn() does not allocate
 }
 
-// watchesStarted counts the watches started, for tests.
+// watchesStarted counts the watches started, for tests (WatchesStarted).
 var watchesStarted atomic.Uint64
+
+// WatchesStarted is how many client watches have started in this process
+// (they start only for exchanges that outlast WatchDelay); for tests.
+func WatchesStarted() uint64 { return watchesStarted.Load() }
 
 var watchPool = sync.Pool{New: func() any {
 	w := &clientWatch{done: make(chan struct{}, 1)}
@@ -53,25 +58,6 @@ var watchPool = sync.Pool{New: func() any {
 	w.runFn = w.run
 	return w
 }}
-
-// rawConnOf returns c's RawConn, or nil if it has none; a *tls.Conn's is
-// that of the connection beneath it. It allocates: it is called once per
-// watch, and watches are started only for exchanges that last.
-func rawConnOf(c net.Conn) syscall.RawConn {
-	inner := c
-	if tc, ok := c.(*tls.Conn); ok {
-		inner = tc.NetConn()
-	}
-	sc, ok := inner.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return raw
-}
 
 // startWatch starts watching conn; it returns nil for connections that
 // cannot be watched (not TCP, e.g. in-memory listeners in tests).
@@ -107,17 +93,18 @@ func (w *clientWatch) run() {
 // wait is run by RawConn.Read whenever the socket may be readable;
 // returning false waits for the next readiness.
 func (w *clientWatch) wait(fd uintptr) bool {
-	var buf [1]byte
-	n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	switch {
-	case errors.Is(err, syscall.EAGAIN):
+	switch netconn.Peek(fd) {
+	case netconn.Quiet:
 		return false // still open and quiet
-	case err != nil || n == 0:
+	case netconn.Closed:
 		w.gone.Store(true) // reset, or end of stream
-	case w.tls:
+	case netconn.Data:
+		if !w.tls {
+			break
+		}
 		// A TLS record: a pipelined request, or the close_notify a
 		// closing client sends before its FIN.
-		closed, known := peerClosed(fd)
+		closed, known := netconn.PeerClosed(fd)
 		if !known {
 			return true // cannot tell: stop watching, as for plain HTTP
 		}

@@ -1,4 +1,4 @@
-package server
+package netconn
 
 import (
 	"encoding/binary"
@@ -9,11 +9,11 @@ import (
 // tcp_info (tcpi_state).
 const tcpEstablished = 1
 
-// peerClosed reports whether the TCP socket fd has received the peer's FIN
+// PeerClosed reports whether the TCP socket fd has received the peer's FIN
 // or RST: it has left ESTABLISHED (CLOSE_WAIT after a FIN, CLOSE after an
 // RST; the gateway has not closed its side while it watches). known is
 // false if the kernel could not say.
-func peerClosed(fd uintptr) (closed, known bool) {
+func PeerClosed(fd uintptr) (closed, known bool) {
 	// The first 4 bytes of struct tcp_info: tcpi_state, tcpi_ca_state,
 	// tcpi_retransmits, tcpi_probes. Read as an int32 in native byte order,
 	// so its first byte in memory is tcpi_state.

@@ -1,4 +1,4 @@
-package server
+package netconn
 
 import (
 	"bufio"
@@ -13,15 +13,15 @@ import (
 
 // BenchmarkSetReadDeadline: a read deadline a minute ahead, moved a little
 // later on every call, as fasthttp moves it on every request: on a
-// *net.TCPConn (applied every time), through a coarseDeadline (skipped but
-// about once a second), and through a deadlineConn, alone (recorded) and
+// *net.TCPConn (applied every time), through a CoarseDeadline (skipped but
+// about once a second), and through a Conn, alone (recorded) and
 // followed by the read it waits for (settled, and skipped, when the read
 // begins), beside the same read on the *net.TCPConn. The reads are of zero
 // bytes, which return at once after taking the connection's read lock.
 func BenchmarkSetReadDeadline(b *testing.B) {
 	_, tcp := tcpPair(b)
-	wrapped := newDeadlineConn(tcp)
-	var cd coarseDeadline
+	wrapped := newConn(tcp)
+	var cd CoarseDeadline
 	var none []byte
 	b.Run("time.Now", func(b *testing.B) { // the caller's part of every one below
 		b.ReportAllocs()
@@ -37,13 +37,13 @@ func BenchmarkSetReadDeadline(b *testing.B) {
 			tcp.SetReadDeadline(time.Now().Add(time.Minute))
 		}
 	})
-	b.Run("coarseDeadline", func(b *testing.B) {
+	b.Run("CoarseDeadline", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			cd.set(time.Now().Add(time.Minute), tcp.SetReadDeadline)
+			cd.Set(time.Now().Add(time.Minute), tcp.SetReadDeadline)
 		}
 	})
-	b.Run("deadlineConn", func(b *testing.B) {
+	b.Run("Conn", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			wrapped.SetReadDeadline(time.Now().Add(time.Minute))
@@ -56,7 +56,7 @@ func BenchmarkSetReadDeadline(b *testing.B) {
 			tcp.Read(none)
 		}
 	})
-	b.Run("deadlineConn+read", func(b *testing.B) {
+	b.Run("Conn+read", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			wrapped.SetReadDeadline(time.Now().Add(time.Minute))
@@ -68,7 +68,7 @@ func BenchmarkSetReadDeadline(b *testing.B) {
 // BenchmarkKeepAliveDeadlines: the deadlines of one keep-alive request as
 // fasthttp sets them with the default timeouts: IdleTimeout's, the read
 // that ends the idle wait, ReadTimeout's, WriteTimeout's; on a
-// *net.TCPConn and on a deadlineConn, which is also charged for what it
+// *net.TCPConn and on a Conn, which is also charged for what it
 // adds to the response's write (its begin and end: the write itself is
 // left out of both).
 func BenchmarkKeepAliveDeadlines(b *testing.B) {
@@ -77,20 +77,20 @@ func BenchmarkKeepAliveDeadlines(b *testing.B) {
 	b.Run("tcp", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			tcp.SetReadDeadline(time.Now().Add(DefaultIdleTimeout))
+			tcp.SetReadDeadline(time.Now().Add(120 * time.Second))
 			tcp.Read(none)
-			tcp.SetReadDeadline(time.Now().Add(DefaultReadTimeout))
-			tcp.SetWriteDeadline(time.Now().Add(DefaultWriteTimeout))
+			tcp.SetReadDeadline(time.Now().Add(60 * time.Second))
+			tcp.SetWriteDeadline(time.Now().Add(60 * time.Second))
 		}
 	})
-	b.Run("deadlineConn", func(b *testing.B) {
-		c := newDeadlineConn(tcp).(*deadlineReaderFromConn)
+	b.Run("Conn", func(b *testing.B) {
+		c := newConn(tcp).(*readerFromConn)
 		b.ReportAllocs()
 		for b.Loop() {
-			c.SetReadDeadline(time.Now().Add(DefaultIdleTimeout))
+			c.SetReadDeadline(time.Now().Add(120 * time.Second))
 			c.Read(none)
-			c.SetReadDeadline(time.Now().Add(DefaultReadTimeout))
-			c.SetWriteDeadline(time.Now().Add(DefaultWriteTimeout))
+			c.SetReadDeadline(time.Now().Add(60 * time.Second))
+			c.SetWriteDeadline(time.Now().Add(60 * time.Second))
 			if c.wr.begin() == nil {
 				c.wr.end()
 			}
@@ -100,17 +100,17 @@ func BenchmarkKeepAliveDeadlines(b *testing.B) {
 
 // BenchmarkServeDeadlineConn: keep-alive GETs on one loopback connection
 // to a fasthttp.Server with the gateway's default timeouts, served from a
-// plain listener and from a deadlineListener: a small response, and one
+// plain listener and from a wrappingListener: a small response, and one
 // held whole but larger than fasthttp's 4 KiB write buffer, which fasthttp
 // writes with one writev on a *net.TCPConn and in two writes through a
-// deadlineConn.
+// Conn.
 func BenchmarkServeDeadlineConn(b *testing.B) {
 	for _, size := range []int{200, 16 << 10} {
 		body := bytes.Repeat([]byte("x"), size)
 		for _, wrap := range []bool{false, true} {
 			name := fmt.Sprintf("%dB/tcp", size)
 			if wrap {
-				name = fmt.Sprintf("%dB/deadlineConn", size)
+				name = fmt.Sprintf("%dB/Conn", size)
 			}
 			b.Run(name, func(b *testing.B) {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -119,13 +119,13 @@ func BenchmarkServeDeadlineConn(b *testing.B) {
 				}
 				srv := &fasthttp.Server{
 					Handler:      func(ctx *fasthttp.RequestCtx) { ctx.SetBody(body) },
-					ReadTimeout:  DefaultReadTimeout,
-					IdleTimeout:  DefaultIdleTimeout,
-					WriteTimeout: DefaultWriteTimeout,
+					ReadTimeout:  60 * time.Second,
+					IdleTimeout:  120 * time.Second,
+					WriteTimeout: 60 * time.Second,
 				}
 				served := ln
 				if wrap {
-					served = deadlineListener{Listener: ln}
+					served = wrappingListener{ln}
 				}
 				go srv.Serve(served)
 				defer srv.Shutdown()

@@ -1,8 +1,9 @@
-package server
+package proxy
 
 import (
 	"bytes"
 
+	"github.com/authgate/authgate/internal/apierr"
 	"github.com/valyala/fasthttp"
 )
 
@@ -11,26 +12,26 @@ import (
 var (
 	// body405 answers a method that is never proxied (TRACE, CONNECT, or
 	// any other than those of allowedMethods).
-	body405 = apiError("The method is not allowed: use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS",
+	body405 = apierr.Body("The method is not allowed: use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS",
 		"invalid_request_error", "method_not_allowed")
 	strAllowedMethods = []byte("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
 
 	// body400Target answers a request target that is not a path: the
 	// asterisk form (OPTIONS *), the authority form, or an absolute form
 	// of another scheme than http or https.
-	body400Target = apiError("The request target must be a path, such as /v1/models",
+	body400Target = apierr.Body("The request target must be a path, such as /v1/models",
 		"invalid_request_error", "invalid_request_target")
 	// body400DotSegment answers a path with a . or .. segment, which could
 	// climb out of an upstream's path prefix.
-	body400DotSegment = apiError("The request path must not contain . or .. segments",
+	body400DotSegment = apierr.Body("The request path must not contain . or .. segments",
 		"invalid_request_error", "invalid_request_target")
 	// body400Version answers a request line with another version than
 	// HTTP/1.0 and HTTP/1.1 (fasthttp reads any HTTP/x.y).
-	body400Version = apiError("The HTTP version is not supported: use HTTP/1.1",
+	body400Version = apierr.Body("The HTTP version is not supported: use HTTP/1.1",
 		"invalid_request_error", "bad_request")
 	// body400Connection answers a Connection header naming Content-Length:
 	// removing it, as a hop-by-hop header, would leave the body unframed.
-	body400Connection = apiError("The Connection header must not name Content-Length",
+	body400Connection = apierr.Body("The Connection header must not name Content-Length",
 		"invalid_request_error", "bad_request")
 )
 

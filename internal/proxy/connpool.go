@@ -1,16 +1,16 @@
-package server
+package proxy
 
 import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/internal/safelog"
 )
 
@@ -31,22 +31,22 @@ type upConn struct {
 	rn         int
 	rerr       error
 	sendReadFn func(fd uintptr) bool // c.sendRead, bound once; nil: no held flush
-	rw         io.ReadWriter         // under upIO: the Conn, or a sockIO over it (rawio.go)
+	rw         io.ReadWriter         // under upIO: the Conn, or a netconn.SockIO over it
 
 	peekFn    func(fd uintptr) bool // c.peek, bound once so that alive does not allocate
 	peekAlive bool
 
-	// The connection's deadlines, coarse (see coarseDeadline): a busy
+	// The connection's deadlines, coarse (see netconn.CoarseDeadline): a busy
 	// connection's are moved once a second at most, not on every request.
-	rd, wr           coarseDeadline
+	rd, wr           netconn.CoarseDeadline
 	applyRD, applyWR func(time.Time) error // Conn's, bound once
 }
 
 // setReadDeadline sets c's read deadline, coarsely.
-func (c *upConn) setReadDeadline(d time.Time) { c.rd.set(d, c.applyRD) }
+func (c *upConn) setReadDeadline(d time.Time) { c.rd.Set(d, c.applyRD) }
 
 // setWriteDeadline sets c's write deadline, coarsely.
-func (c *upConn) setWriteDeadline(d time.Time) { c.wr.set(d, c.applyWR) }
+func (c *upConn) setWriteDeadline(d time.Time) { c.wr.Set(d, c.applyWR) }
 
 // errDial marks a failure to connect: nothing of the request was sent, so
 // another upstream may be tried.
@@ -129,15 +129,15 @@ func (p *connPool) dial() (*upConn, error) {
 		return nil, &errDial{err}
 	}
 	c := &upConn{Conn: conn}
-	if sc, ok := conn.(syscall.Conn); ok && p.tlsConfig == nil {
+	if p.tlsConfig == nil {
 		// Peeking under TLS would see TLS records (session tickets) as
 		// unexpected bytes; TLS connections skip the liveness check.
-		c.raw, _ = sc.SyscallConn()
+		c.raw = netconn.RawConnOf(conn)
 		c.peekFn = c.peek
-		if c.raw != nil && plainSocket(conn) {
+		if c.raw != nil && netconn.PlainSocket(conn) {
 			c.sendReadFn = c.sendRead
 			c.rw = conn
-			if s := newSockIO(conn, c.raw); s != nil {
+			if s := netconn.NewSockIO(conn, c.raw); s != nil {
 				c.rw = s
 			}
 		}
@@ -223,9 +223,7 @@ func (c *upConn) alive() bool {
 // recv would block (EAGAIN); end of stream, an error or unexpected bytes
 // mean the connection must not be reused.
 func (c *upConn) peek(fd uintptr) bool {
-	var buf [1]byte
-	_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	c.peekAlive = errors.Is(err, syscall.EAGAIN)
+	c.peekAlive = netconn.Peek(fd) == netconn.Quiet
 	return true
 }
 

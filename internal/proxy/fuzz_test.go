@@ -1,4 +1,4 @@
-package server
+package proxy
 
 import (
 	"net/url"
@@ -51,7 +51,7 @@ func FuzzParseUpstreams(f *testing.F) {
 			if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 				t.Fatalf("accepted %q", raw)
 			}
-			if _, err := newUpstream(raw, &Config{}); err != nil {
+			if _, err := newUpstream(raw, nil); err != nil {
 				t.Fatalf("accepted %q that newUpstream refuses: %v", raw, err)
 			}
 		}

@@ -1,8 +1,9 @@
-package server
+package proxy
 
 import (
 	"io"
-	"net"
+
+	"github.com/authgate/authgate/internal/netconn"
 )
 
 // Sending a request and reading its response the usual way costs a read
@@ -46,18 +47,6 @@ func (u upIO) Read(p []byte) (int, error) {
 		return c.rw.Read(p)
 	}
 	return c.sendThenRead(p)
-}
-
-// plainSocket reports whether conn is the net package's own TCP or Unix
-// socket, whose descriptor the held flush may write and read directly. A
-// connection from Config.UpstreamDial of another type keeps its own Read
-// and Write, even if it embeds a socket and so has a RawConn.
-func plainSocket(conn net.Conn) bool {
-	switch conn.(type) {
-	case *net.TCPConn, *net.UnixConn:
-		return true
-	}
-	return false
 }
 
 // sendLater ends a request written to c.bw: it flushes c.bw, holding back
@@ -105,7 +94,7 @@ func (c *upConn) sendThenRead(p []byte) (int, error) {
 // c.held left to write, or c.rerr set.
 func (c *upConn) sendRead(fd uintptr) bool {
 	if c.held != nil {
-		n, again, err := writeOnce(fd, c.held)
+		n, again, err := netconn.WriteOnce(fd, c.held)
 		switch {
 		case again:
 			return true
@@ -119,7 +108,7 @@ func (c *upConn) sendRead(fd uintptr) bool {
 		c.held = nil
 		return false
 	}
-	n, again, err := readOnce(fd, c.rbuf)
+	n, again, err := netconn.ReadOnce(fd, c.rbuf)
 	switch {
 	case again:
 		return false

@@ -1,4 +1,4 @@
-package server
+package proxy
 
 import (
 	"context"
@@ -49,10 +49,10 @@ type healthChecker struct {
 func newHealthChecker(ups []*upstream, cfg *Config, authz []byte) *healthChecker {
 	h := &healthChecker{
 		ups:      ups,
-		path:     cfg.HealthCheckPath,
+		path:     cfg.HealthPath,
 		authz:    authz,
-		interval: cfg.HealthCheckInterval,
-		timeout:  min(cfg.HealthCheckInterval, 2*time.Second),
+		interval: cfg.HealthInterval,
+		timeout:  min(cfg.HealthInterval, 2*time.Second),
 		log:      cfg.Logger,
 		stopCh:   make(chan struct{}),
 		done:     make(chan struct{}),
@@ -68,7 +68,7 @@ func newHealthChecker(ups []*upstream, cfg *Config, authz []byte) *healthChecker
 				MaxConns:                 1,
 				NoDefaultUserAgentHeader: true,
 			}
-			if d := cfg.UpstreamDial; d != nil {
+			if d := cfg.Dial; d != nil {
 				up.health.client.Dial = dialFunc(d)
 			}
 		}

@@ -1,4 +1,4 @@
-package server
+package netconn
 
 import (
 	"errors"
@@ -24,20 +24,20 @@ import (
 // on one core, that was 0.47 futex calls and 1.45 context switches per
 // request, where nginx makes none and 0.70 (bench/README.md).
 //
-// On Linux, sockIO reads and writes a socket through its RawConn with
+// On Linux, SockIO reads and writes a socket through its RawConn with
 // rawRead and rawWrite, made with syscall.RawSyscall: the runtime is not
 // told, so the P stays with the goroutine, as it may for a call that
 // cannot block. Waiting for readiness, and the deadlines, are still the
-// poller's (RawConn.Read and Write). The held flush (sendread.go) uses
-// them too. Elsewhere, and under the race detector (rawio_plain.go),
-// rawRead and rawWrite are the syscall package's calls.
+// poller's (RawConn.Read and Write). The proxy's held flush uses them too
+// (ReadOnce, WriteOnce). Elsewhere, and under the race detector
+// (sockio_plain.go), rawRead and rawWrite are the syscall package's calls.
 
-// sockIO is the Read and Write of a plain socket (plainSocket) by rawRead
+// SockIO is the Read and Write of a plain socket (PlainSocket) by rawRead
 // and rawWrite: as the connection's own, with the same results and errors
 // (*net.OpError with Op "read" or "write"; io.EOF at the end of the
 // stream). A Read, or a Write, that starts while another is under way is
 // the connection's own: the callbacks' state is one per direction.
-type sockIO struct {
+type SockIO struct {
 	conn net.Conn
 	raw  syscall.RawConn
 
@@ -50,21 +50,33 @@ type sockIO struct {
 	writeFn    func(uintptr) bool // s.writeRaw, likewise
 }
 
-// newSockIO returns a sockIO for conn, whose RawConn is raw, or nil where
+// NewSockIO returns a SockIO for conn, whose RawConn is raw, or nil where
 // there is no reason to use one: not on Linux, not a plain socket.
-func newSockIO(conn net.Conn, raw syscall.RawConn) *sockIO {
-	if !rawSockets || raw == nil || !plainSocket(conn) {
+func NewSockIO(conn net.Conn, raw syscall.RawConn) *SockIO {
+	if !useSockIO || raw == nil || !PlainSocket(conn) {
 		return nil
 	}
-	s := &sockIO{conn: conn, raw: raw}
+	s := &SockIO{conn: conn, raw: raw}
 	s.readFn, s.writeFn = s.readRaw, s.writeRaw
 	return s
 }
 
-// rawConnOfSocket returns conn's RawConn if conn is a plain socket, nil
+// PlainSocket reports whether conn is the net package's own TCP or Unix
+// socket, whose descriptor may be read and written directly. A connection
+// of another type keeps its own Read and Write, even if it embeds a socket
+// and so has a RawConn.
+func PlainSocket(conn net.Conn) bool {
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
+}
+
+// RawConnOfSocket returns conn's RawConn if conn is a plain socket, nil
 // otherwise. It allocates: it is for a new connection.
-func rawConnOfSocket(conn net.Conn) syscall.RawConn {
-	if !plainSocket(conn) {
+func RawConnOfSocket(conn net.Conn) syscall.RawConn {
+	if !PlainSocket(conn) {
 		return nil
 	}
 	raw, err := conn.(syscall.Conn).SyscallConn()
@@ -74,7 +86,7 @@ func rawConnOfSocket(conn net.Conn) syscall.RawConn {
 	return raw
 }
 
-func (s *sockIO) Read(b []byte) (int, error) {
+func (s *SockIO) Read(b []byte) (int, error) {
 	if len(b) == 0 || !s.reading.CompareAndSwap(false, true) {
 		return s.conn.Read(b)
 	}
@@ -96,13 +108,13 @@ func (s *sockIO) Read(b []byte) (int, error) {
 
 // readRaw is Read's RawConn.Read callback: it reads once, and asks the
 // poller to wait if there is nothing to read yet.
-func (s *sockIO) readRaw(fd uintptr) bool {
-	n, again, err := readOnce(fd, s.rbuf)
+func (s *SockIO) readRaw(fd uintptr) bool {
+	n, again, err := ReadOnce(fd, s.rbuf)
 	s.rn, s.rerr = n, err
 	return !again
 }
 
-func (s *sockIO) Write(b []byte) (int, error) {
+func (s *SockIO) Write(b []byte) (int, error) {
 	if len(b) == 0 || !s.writing.CompareAndSwap(false, true) {
 		return s.conn.Write(b)
 	}
@@ -123,9 +135,9 @@ func (s *sockIO) Write(b []byte) (int, error) {
 // writeRaw is Write's RawConn.Write callback: it writes until all is
 // written, and asks the poller to wait whenever the socket's buffer is
 // full.
-func (s *sockIO) writeRaw(fd uintptr) bool {
+func (s *SockIO) writeRaw(fd uintptr) bool {
 	for len(s.wbuf) > 0 {
-		n, again, err := writeOnce(fd, s.wbuf)
+		n, again, err := WriteOnce(fd, s.wbuf)
 		switch {
 		case again:
 			return false
@@ -142,45 +154,51 @@ func (s *sockIO) writeRaw(fd uintptr) bool {
 	return true
 }
 
-// readOnce reads fd into p with rawRead, again if the call was
+// ReadOnce reads fd into p with rawRead, again if the call was
 // interrupted. again reports that there was nothing to read yet (EAGAIN);
 // err is any other failure, as an *os.SyscallError; n is 0 at the end of
-// the stream.
-func readOnce(fd uintptr, p []byte) (n int, again bool, err error) { return sockCall(false, fd, p) }
-
-// writeOnce is readOnce for writing, with rawWrite: again reports that the
-// socket's buffer was full; n is what was written.
-func writeOnce(fd uintptr, p []byte) (n int, again bool, err error) { return sockCall(true, fd, p) }
-
-// sockCall is readOnce, or writeOnce if write is set.
-func sockCall(write bool, fd uintptr, p []byte) (n int, again bool, err error) {
+// the stream. fd must be non-blocking: ReadOnce is for a RawConn.Read
+// callback.
+func ReadOnce(fd uintptr, p []byte) (n int, again bool, err error) {
 	for {
-		var errno syscall.Errno
-		if write {
-			n, errno = rawWrite(int(fd), p)
-		} else {
-			n, errno = rawRead(int(fd), p)
-		}
-		switch errno {
-		case 0:
-			return n, false, nil
-		case syscall.EINTR:
+		n, errno := rawRead(int(fd), p)
+		if errno == syscall.EINTR {
 			continue
-		case syscall.EAGAIN:
-			return 0, true, nil
 		}
-		op := "read"
-		if write {
-			op = "write"
-		}
-		return 0, false, os.NewSyscallError(op, errno)
+		again, err = errnoResult("read", errno)
+		return n, again, err
 	}
+}
+
+// WriteOnce is ReadOnce for writing, with rawWrite: again reports that the
+// socket's buffer was full; n is what was written.
+func WriteOnce(fd uintptr, p []byte) (n int, again bool, err error) {
+	for {
+		n, errno := rawWrite(int(fd), p)
+		if errno == syscall.EINTR {
+			continue
+		}
+		again, err = errnoResult("write", errno)
+		return n, again, err
+	}
+}
+
+// errnoResult is what ReadOnce and WriteOnce return for errno, other than
+// EINTR: nothing for none, again for EAGAIN, else an *os.SyscallError.
+func errnoResult(op string, errno syscall.Errno) (again bool, err error) {
+	switch errno {
+	case 0:
+		return false, nil
+	case syscall.EAGAIN:
+		return true, nil
+	}
+	return false, os.NewSyscallError(op, errno)
 }
 
 // opError wraps err as the connection's own Read or Write would: a
 // RawConn's errors (*net.OpError with Op "raw-read" or "raw-write") are
 // unwrapped first.
-func (s *sockIO) opError(op string, err error) error {
+func (s *SockIO) opError(op string, err error) error {
 	if oe, ok := errors.AsType[*net.OpError](err); ok {
 		err = oe.Err
 	}

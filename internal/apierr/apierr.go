@@ -1,0 +1,43 @@
+// Package apierr builds the gateway's error bodies in OpenAI's shape,
+// {"error":{"message":…,"type":…,"param":null,"code":…}}, and holds those
+// that more than one package answers with.
+package apierr
+
+import (
+	"errors"
+
+	"github.com/authgate/authgate/internal/safelog"
+	"github.com/valyala/fasthttp"
+)
+
+// Body returns an OpenAI-shaped error body. The arguments are constants
+// of the program: they are not JSON-escaped.
+func Body(message, typ, code string) []byte {
+	return []byte(`{"error":{"message":"` + message + `","type":"` + typ + `","param":null,"code":"` + code + `"}}`)
+}
+
+// The bodies of requests that could not be read. They are shared: never
+// modify them.
+var (
+	BadRequest     = Body("Malformed HTTP request", "invalid_request_error", "bad_request")
+	TooLarge       = Body("Request body too large", "invalid_request_error", "request_too_large")
+	HeaderTooLarge = Body("Request header fields too large", "invalid_request_error", "request_header_too_large")
+	Timeout        = Body("Timed out reading the request", "invalid_request_error", "request_timeout")
+)
+
+// ForReadError maps an error from reading a request to its status and
+// body: 413 for a body over the limit, 431 for headers over the read
+// buffer, 408 for a read timeout, 400 for anything malformed.
+func ForReadError(err error) (int, []byte) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, TooLarge
+	case errors.As(err, &small), errors.Is(err, fasthttp.ErrSmallReadBuffer):
+		return fasthttp.StatusRequestHeaderFieldsTooLarge, HeaderTooLarge
+	case safelog.IsTimeout(err):
+		return fasthttp.StatusRequestTimeout, Timeout
+	default:
+		return fasthttp.StatusBadRequest, BadRequest
+	}
+}
