@@ -613,14 +613,11 @@ var hopByHop = [][]byte{
 var (
 	strConnection      = []byte("Connection")
 	strExpect          = []byte("Expect")
-	strXForwardedProto = []byte("X-Forwarded-Proto")
 	strXAccelBuffering = []byte("X-Accel-Buffering")
 	strEventStream     = []byte("text/event-stream")
 	strNo              = []byte("no")
-	strHTTP            = []byte("http")
 	strHTTP11          = []byte("HTTP/1.1")
 	strHTTP10          = []byte("HTTP/1.0")
-	strHTTPS           = []byte("https")
 )
 
 // removeHopByHop deletes the headers named in Connection, then the fixed
