@@ -1,4 +1,4 @@
-# authgate — see README.md.
+# authgate — see README.md; docs/development.md describes every target.
 GO      ?= go
 BIN     := bin/authgate
 PKGS    := ./...
@@ -14,9 +14,9 @@ build:
 run: build
 	./$(BIN) demo
 
-# Every test, with the race detector, in random order; then the server's
-# again without it, since the race detector's build makes its socket reads
-# and writes another way (server/rawio.go).
+# Every test, with the race detector, in random order (docs links included:
+# TestDocsLinks); then the server's again without it, since the race
+# detector's build makes its raw socket reads and writes another way.
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -shuffle=on -timeout 10m $(PKGS)
@@ -33,13 +33,13 @@ bench:
 bench-peers:
 	bash bench/load.sh --peers
 
-# make bench plus the gateway with its limits in Redis (issue 6); installs
-# redis-server if missing.
+# make bench plus the gateway with its limits in Redis (bench/README.md,
+# "Limits in Redis"); installs redis-server if missing.
 bench-redis:
 	BENCH_REDIS=1 bash bench/load.sh
 
 # Hot-path micro-benchmarks and the in-process end-to-end benchmarks
-# (BENCH_COUNT runs of each, default 1; `make bench` before issue 4).
+# (BENCH_COUNT runs of each, default 1).
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count $${BENCH_COUNT:-1} ./auth/ ./limiter/ ./logsink/ ./server/ ./bench/
 

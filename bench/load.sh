@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load benchmark (issue 4): `make bench` runs it, `make bench-peers`
+# The load benchmark: `make bench` runs it, `make bench-peers`
 # runs it with --peers. It installs what it lacks from Debian packages (wrk;
 # nginx and HAProxy with --peers), builds bin/authgate and the benchmark's
 # helpers, then runs bench/cmd/loadbench pinned to the load's core, which
