@@ -16,6 +16,7 @@ import (
 
 	"github.com/authgate/authgate/auth"
 	"github.com/authgate/authgate/internal/keywatch"
+	"github.com/authgate/authgate/internal/listen"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/logsink"
@@ -41,9 +42,9 @@ type Gateway struct {
 	sink      *logsink.Sink // the file sink; nil without one
 	accessLog AccessLogger  // sink or Config.AccessLogger; nil: no access log
 	srv       *fasthttp.Server
-	cert      *certificate      // nil: plain HTTP
-	conns     *connLimits       // MaxConns and MaxConnsPerIP, applied by Serve's listener
-	watcher   *keywatch.Watcher // nil: the keys file is not watched
+	cert      *listen.Certificate // nil: plain HTTP
+	conns     *listen.Limits      // MaxConns and MaxConnsPerIP, applied by Serve's listener
+	watcher   *keywatch.Watcher   // nil: the keys file is not watched
 
 	recorders sync.Pool // *statusRecorder, for WrapHTTP
 	entries   sync.Pool // *pooledEntry, for an AccessLogger
@@ -74,16 +75,16 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.accounts.period = cfg.RateWindow
 
-	cert, err := newCertificate(cfg.TLSCertFile, cfg.TLSKeyFile, g.log)
+	cert, err := listen.NewCertificate(cfg.TLSCertFile, cfg.TLSKeyFile, g.log)
 	if err != nil {
 		return nil, err
 	}
 	g.cert = cert
 	var tlsConf *tls.Config
 	if cert != nil {
-		tlsConf = cert.conf
+		tlsConf = cert.Config()
 	}
-	g.conns = newConnLimits(cfg.MaxConns, cfg.MaxConnsPerIP, cfg.TrustedProxies, tlsConf, g.log)
+	g.conns = listen.NewLimits(cfg.MaxConns, cfg.MaxConnsPerIP, cfg.TrustedProxies, tlsConf, g.log)
 
 	p, err := proxy.New(proxy.Config{
 		Upstreams:      cfg.Upstreams,
@@ -150,10 +151,10 @@ func New(cfg Config) (*Gateway, error) {
 		ReadTimeout:           cfg.ReadTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
 		WriteTimeout:          cfg.WriteTimeout, // streams: per piece, see exchange.Read
-		// The connection limits are the listener's (connLimits), which
+		// The connection limits are the listener's (listen.Limits), which
 		// answers in JSON and keeps the socket visible; fasthttp's
 		// Concurrency is a backstop above MaxConns.
-		Concurrency:           backstopConcurrency(cfg.MaxConns),
+		Concurrency:           listen.BackstopConcurrency(cfg.MaxConns),
 		ReadBufferSize:        cfg.MaxHeaderBytes,
 		CloseOnShutdown:       true,
 		SecureErrorLogMessage: true,
@@ -315,7 +316,7 @@ func (g *Gateway) readiness() (bool, []byte) {
 //
 // Config.MaxConns and MaxConnsPerIP are applied as connections are
 // accepted: one beyond either is answered 503 or 429 and closed without
-// being served (see connLimits). The counts are the Gateway's, shared by
+// being served (see listen.Limits). The counts are the Gateway's, shared by
 // every listener it serves.
 //
 // Each accepted connection is wrapped, beneath TLS, so that its read, idle
@@ -325,7 +326,7 @@ func (g *Gateway) readiness() (bool, []byte) {
 // Config says. A request handler sees the wrapper, not a *net.TCPConn, in
 // ctx.Conn(); its deadlines must be set through it.
 func (g *Gateway) Serve(ln net.Listener) error {
-	if err := g.srv.Serve(g.tlsListener(gatewayListener{ln, g.conns, g.cert == nil})); err != nil && !g.closed.Load() {
+	if err := g.srv.Serve(listen.Wrap(ln, g.conns, g.cert, checkBareLFHead)); err != nil && !g.closed.Load() {
 		return err
 	}
 	return nil
@@ -428,3 +429,29 @@ func (f *fasthttpLogger) Printf(format string, args ...any) {
 	}
 	f.l.Warn("fasthttp: "+fmt.Sprintf(format, safe...), "suppressed", n)
 }
+
+// TLSEnabled reports whether the public listener speaks HTTPS
+// (Config.TLSCertFile and TLSKeyFile are set).
+func (g *Gateway) TLSEnabled() bool { return g.cert != nil }
+
+// ReloadTLS reads Config.TLSCertFile and TLSKeyFile again and, if they hold
+// a valid certificate and its key, serves it from the next TLS handshake
+// on; connections already open keep the certificate they were opened with.
+// On failure the current certificate stays in force and the error names
+// the file at fault. With TLS off it does nothing and returns nil. It is
+// safe to call concurrently with serving (the CLI calls it on SIGHUP).
+func (g *Gateway) ReloadTLS() error {
+	if g.cert == nil {
+		return nil
+	}
+	if err := g.cert.Reload(); err != nil {
+		return fmt.Errorf("TLS reload failed, keeping the previous certificate: %w", err)
+	}
+	return nil
+}
+
+// Listen opens a TCP listener on addr with SO_REUSEPORT, so that a new
+// authgate can bind the same port while an old one drains. Where the
+// system has no SO_REUSEPORT it falls back to a plain listener and logs
+// that it did (log may be nil).
+func Listen(addr string, log *slog.Logger) (net.Listener, error) { return listen.Listen(addr, log) }

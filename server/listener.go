@@ -2,50 +2,9 @@ package server
 
 import (
 	"bytes"
-	"net"
-	"net/netip"
 
-	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/internal/safelog"
 )
-
-// gatewayListener wraps every connection it accepts in a netconn.Conn,
-// after applying the connection limits, if it has them: a connection
-// beyond one is answered and closed there (connLimits.refuse), and never
-// returned. Gateway.Serve puts it beneath the TLS listener, so that a
-// *tls.Conn's deadlines are the netconn.Conn's.
-type gatewayListener struct {
-	net.Listener
-	limits *connLimits // nil: no limits
-	// plain is set when the connections carry HTTP itself, not TLS: their
-	// first request's head is checked for bare LF line ends (bareLFHead).
-	plain bool
-}
-
-func (l gatewayListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err // as it is: fasthttp tells timeouts and closes apart
-		}
-		var ip netip.Addr
-		if l.limits != nil {
-			ip = remoteIP(c)
-			if over := l.limits.admit(ip); over != withinLimits {
-				l.limits.refuse(c, ip, over)
-				continue
-			}
-		}
-		var o netconn.Options
-		if l.limits != nil {
-			o.OnClose = func() { l.limits.release(ip) }
-		}
-		if l.plain {
-			o.CheckFirstRead = checkBareLFHead
-		}
-		return netconn.Wrap(c, o), nil
-	}
-}
 
 // expected is a request that expectContinue admitted on its head: its
 // admission, kept for the handler, and what the error handler logs if the

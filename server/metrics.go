@@ -410,7 +410,7 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 		bb.WriteByte('\n')
 	}
 
-	metrics.WriteCounterUint64(&bb, "authgate_connections_rejected_total", g.conns.refused.Load()+uint64(g.srv.GetRejectedConnectionsCount()))
+	metrics.WriteCounterUint64(&bb, "authgate_connections_rejected_total", g.conns.Refused()+uint64(g.srv.GetRejectedConnectionsCount()))
 
 	m.latency.write(&bb, "authgate_request_duration_seconds")
 

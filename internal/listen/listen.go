@@ -1,4 +1,9 @@
-package server
+// Package listen is the gateway's public listener: a TCP listener with
+// SO_REUSEPORT (Listen), and the wrapper that applies the connection limits
+// as it accepts, answering a refused connection itself, wraps every
+// connection for cheap deadlines (netconn), and speaks TLS with a
+// certificate that reloads without a restart (Wrap, Limits, Certificate).
+package listen
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package server
+package listen
 
 import (
 	"net"
@@ -14,7 +14,7 @@ import (
 // connection releases its count once, however often it is closed, and an
 // address whose connections have all closed leaves nothing behind.
 func TestConnLimitsCount(t *testing.T) {
-	cl := newConnLimits(4, 2, nil, nil, nil)
+	cl := NewLimits(4, 2, nil, nil, nil)
 	a, b, c := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
 	for i, want := range []struct {
 		ip   netip.Addr
@@ -52,7 +52,7 @@ func TestConnLimitsCount(t *testing.T) {
 // or not, are counted against MaxConns only, and leave nothing per
 // address behind.
 func TestConnLimitsTrustedProxy(t *testing.T) {
-	cl := newConnLimits(4, 1, forwarded.Trusted{netip.MustParsePrefix("10.0.0.0/8")}, nil, nil)
+	cl := NewLimits(4, 1, forwarded.Trusted{netip.MustParsePrefix("10.0.0.0/8")}, nil, nil)
 	proxy, mapped, other := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("::ffff:10.0.0.2"), netip.MustParseAddr("192.0.2.1")
 	for i, want := range []struct {
 		ip   netip.Addr

@@ -1,4 +1,4 @@
-package server
+package listen
 
 import (
 	"crypto/tls"
@@ -15,8 +15,8 @@ import (
 	"github.com/authgate/authgate/internal/forwarded"
 )
 
-// connLimits applies MaxConns and MaxConnsPerIP as the public listener
-// accepts connections (deadlineListener): a connection beyond either is
+// Limits applies MaxConns and MaxConnsPerIP as the public listener
+// accepts connections (Wrap): a connection beyond either is
 // answered in OpenAI's error shape (503 over MaxConns, 429 over
 // MaxConnsPerIP) and closed without being served. A connection counts from
 // its acceptance until it is closed; one from a trusted proxy counts
@@ -27,7 +27,7 @@ import (
 // the client watch and from closeGently's half-close. The gateway sets
 // fasthttp's Concurrency a little above MaxConns (backstopConcurrency), as a
 // backstop, and leaves its MaxConnsPerIP off.
-type connLimits struct {
+type Limits struct {
 	max, perIP int
 	trusted    forwarded.Trusted // not counted per address (Config.TrustedProxies)
 	tls        *tls.Config       // the listener's, to answer a refusal over TLS
@@ -51,22 +51,29 @@ const (
 	// refuseTime bounds answering a refusal: its TLS handshake, its write,
 	// and the wait for the client to close before the gateway does.
 	refuseTime = time.Second
+	// refuseDrainBytes bounds what is read of a refused client before the
+	// gateway closes, as the gateway's gentle close of a request does.
+	refuseDrainBytes = 256 << 10
 	// refuseLogEvery is the least time between two refusals logged.
 	refuseLogEvery = time.Minute
 )
 
-func newConnLimits(max, perIP int, trusted forwarded.Trusted, tlsConf *tls.Config, log *slog.Logger) *connLimits {
-	cl := &connLimits{max: max, perIP: perIP, trusted: trusted, tls: tlsConf, log: log}
+// NewLimits returns the limits of max connections at once, and perIP from
+// one address (0: no such limit) but from the trusted proxies; a refusal
+// is answered over TLS when tlsConf is set, and logged to log (nil: not
+// logged).
+func NewLimits(max, perIP int, trusted forwarded.Trusted, tlsConf *tls.Config, log *slog.Logger) *Limits {
+	cl := &Limits{max: max, perIP: perIP, trusted: trusted, tls: tlsConf, log: log}
 	if perIP > 0 {
 		cl.byIP = make(map[netip.Addr]int)
 	}
 	return cl
 }
 
-// backstopConcurrency is fasthttp's own Concurrency limit for MaxConns
+// BackstopConcurrency is fasthttp's own Concurrency limit for MaxConns
 // max: a little above it, since a connection's count is released when it
 // is closed, a moment before fasthttp frees the worker that served it.
-func backstopConcurrency(max int) int { return max + max/64 + 16 }
+func BackstopConcurrency(max int) int { return max + max/64 + 16 }
 
 // overLimit is the limit a new connection is over, if any.
 type overLimit uint8
@@ -104,13 +111,13 @@ func remoteIP(c net.Conn) netip.Addr {
 
 // perAddress reports whether a connection from ip counts against the
 // per-address limit: there is one, ip is known and not a trusted proxy.
-func (cl *connLimits) perAddress(ip netip.Addr) bool {
+func (cl *Limits) perAddress(ip netip.Addr) bool {
 	return cl.byIP != nil && ip.IsValid() && !cl.trusted.Contains(ip)
 }
 
 // admit counts a new connection from ip and returns withinLimits, or
 // returns the limit it is over, not counting it.
-func (cl *connLimits) admit(ip netip.Addr) overLimit {
+func (cl *Limits) admit(ip netip.Addr) overLimit {
 	perAddress := cl.perAddress(ip)
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
@@ -129,7 +136,7 @@ func (cl *connLimits) admit(ip netip.Addr) overLimit {
 }
 
 // release uncounts a connection admit counted.
-func (cl *connLimits) release(ip netip.Addr) {
+func (cl *Limits) release(ip netip.Addr) {
 	perAddress := cl.perAddress(ip)
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
@@ -148,7 +155,7 @@ func (cl *connLimits) release(ip netip.Addr) {
 // listener speaks it), shuts down its writing side and reads what the client sends until
 // the client closes, within refuseTime, so that the close does not reset
 // the connection before the client has read the answer.
-func (cl *connLimits) refuse(c net.Conn, ip netip.Addr, over overLimit) {
+func (cl *Limits) refuse(c net.Conn, ip netip.Addr, over overLimit) {
 	n := cl.refused.Add(1)
 	cl.logRefusal(ip, over, n)
 	resp := refusals[over]
@@ -173,12 +180,12 @@ func (cl *connLimits) refuse(c net.Conn, ip netip.Addr, over overLimit) {
 		if cw, ok := c.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
-		io.Copy(io.Discard, io.LimitReader(c, lingerBytes))
+		io.Copy(io.Discard, io.LimitReader(c, refuseDrainBytes))
 	}()
 }
 
 // logRefusal logs a refusal, at most one every refuseLogEvery.
-func (cl *connLimits) logRefusal(ip netip.Addr, over overLimit, total uint64) {
+func (cl *Limits) logRefusal(ip netip.Addr, over overLimit, total uint64) {
 	now := time.Now().UnixNano()
 	last := cl.lastLog.Load()
 	if now-last < int64(refuseLogEvery) || !cl.lastLog.CompareAndSwap(last, now) || cl.log == nil {
@@ -191,3 +198,6 @@ func (cl *connLimits) logRefusal(ip netip.Addr, over overLimit, total uint64) {
 	cl.log.Warn("connection refused: limit reached (logged at most once a minute)",
 		"limit", limit, "max", n, "client", ip.String(), "refused_total", total)
 }
+
+// Refused returns the number of connections refused so far.
+func (cl *Limits) Refused() uint64 { return cl.refused.Load() }

@@ -1,4 +1,4 @@
-package server
+package listen
 
 import (
 	"crypto/tls"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -14,12 +13,12 @@ import (
 	"time"
 )
 
-// certificate is the public listener's TLS certificate, read from a
+// Certificate is the public listener's TLS certificate, read from a
 // certificate file and a key file, and its tls.Config. reload swaps the
 // certificate whole: each handshake uses the certificate current when it
 // starts, so connections already open keep theirs and new ones get the new
 // one. Its methods are safe for concurrent use.
-type certificate struct {
+type Certificate struct {
 	certFile, keyFile string
 	log               *slog.Logger
 	conf              *tls.Config // built once: its session ticket keys last for the process
@@ -28,10 +27,10 @@ type certificate struct {
 	cur atomic.Pointer[tls.Certificate]
 }
 
-// newCertificate loads the pair of files and returns the certificate, or
+// NewCertificate loads the pair of files and returns the certificate, or
 // nil when both names are empty (plain HTTP). Exactly one name set is an
 // error naming the missing one.
-func newCertificate(certFile, keyFile string, log *slog.Logger) (*certificate, error) {
+func NewCertificate(certFile, keyFile string, log *slog.Logger) (*Certificate, error) {
 	switch {
 	case certFile == "" && keyFile == "":
 		return nil, nil
@@ -40,7 +39,7 @@ func newCertificate(certFile, keyFile string, log *slog.Logger) (*certificate, e
 	case certFile == "":
 		return nil, errors.New("TLSKeyFile is set but TLSCertFile is empty: HTTPS needs both")
 	}
-	c := &certificate{certFile: certFile, keyFile: keyFile, log: log}
+	c := &Certificate{certFile: certFile, keyFile: keyFile, log: log}
 	c.conf = &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: c.get,
@@ -48,21 +47,21 @@ func newCertificate(certFile, keyFile string, log *slog.Logger) (*certificate, e
 		// offering h2 settles on HTTP/1.1 instead of guessing.
 		NextProtos: []string{"http/1.1"},
 	}
-	if err := c.reload(); err != nil {
+	if err := c.Reload(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
 // get is the tls.Config's GetCertificate.
-func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (c *Certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c.cur.Load(), nil
 }
 
-// reload reads the pair of files again and, if they hold a certificate and
+// Reload reads the pair of files again and, if they hold a certificate and
 // its private key, makes it the certificate of every new handshake. On
 // failure the current certificate stays and the error names the file.
-func (c *certificate) reload() error {
+func (c *Certificate) Reload() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cert, err := loadKeyPair(c.certFile, c.keyFile)
@@ -110,34 +109,6 @@ func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
 	return &cert, nil
 }
 
-// tlsListener returns ln wrapped to speak TLS with the gateway's
-// certificate, or ln itself when TLS is off. fasthttp's ServeTLS does the
-// same wrapping but with a copy of a fixed certificate list; GetCertificate
-// is what lets ReloadTLS change the certificate of a running listener.
-// ctx.IsTLS() reports true for connections accepted from the wrapper.
-func (g *Gateway) tlsListener(ln net.Listener) net.Listener {
-	if g.cert == nil {
-		return ln
-	}
-	return tls.NewListener(ln, g.cert.conf)
-}
-
-// TLSEnabled reports whether the public listener speaks HTTPS
-// (Config.TLSCertFile and TLSKeyFile are set).
-func (g *Gateway) TLSEnabled() bool { return g.cert != nil }
-
-// ReloadTLS reads Config.TLSCertFile and TLSKeyFile again and, if they hold
-// a valid certificate and its key, serves it from the next TLS handshake
-// on; connections already open keep the certificate they were opened with.
-// On failure the current certificate stays in force and the error names
-// the file at fault. With TLS off it does nothing and returns nil. It is
-// safe to call concurrently with serving (the CLI calls it on SIGHUP).
-func (g *Gateway) ReloadTLS() error {
-	if g.cert == nil {
-		return nil
-	}
-	if err := g.cert.reload(); err != nil {
-		return fmt.Errorf("TLS reload failed, keeping the previous certificate: %w", err)
-	}
-	return nil
-}
+// Config returns the tls.Config of the listener, whose GetCertificate
+// serves the current certificate.
+func (c *Certificate) Config() *tls.Config { return c.conf }

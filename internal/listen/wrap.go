@@ -1,0 +1,56 @@
+package listen
+
+import (
+	"crypto/tls"
+	"net"
+	"net/netip"
+
+	"github.com/authgate/authgate/internal/netconn"
+)
+
+// Wrap returns ln as the gateway serves it: every connection it accepts is
+// admitted by limits (nil: none), a refused one answered and closed there
+// and never returned; wrapped in a netconn.Conn, with check run on the
+// first read of a plain connection (nil: none); and, with cert set, made
+// to speak TLS above the wrapper, so that a *tls.Conn's deadlines are the
+// netconn.Conn's. fasthttp's ServeTLS does the same TLS wrapping but with
+// a copy of a fixed certificate list; GetCertificate is what lets
+// Certificate.Reload change the certificate of a running listener.
+// ctx.IsTLS() reports true for connections accepted from it.
+func Wrap(ln net.Listener, limits *Limits, cert *Certificate, check func([]byte) error) net.Listener {
+	if cert != nil {
+		return tls.NewListener(wrapped{ln, limits, nil}, cert.conf)
+	}
+	return wrapped{ln, limits, check}
+}
+
+// wrapped is Wrap's listener beneath TLS.
+type wrapped struct {
+	net.Listener
+	limits *Limits
+	check  func([]byte) error
+}
+
+func (l wrapped) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err // as it is: fasthttp tells timeouts and closes apart
+		}
+		o := netconn.Options{CheckFirstRead: l.check}
+		if l.limits != nil {
+			ip := remoteIP(c)
+			if over := l.limits.admit(ip); over != withinLimits {
+				l.limits.refuse(c, ip, over)
+				continue
+			}
+			o.OnClose = l.releaser(ip)
+		}
+		return netconn.Wrap(c, o), nil
+	}
+}
+
+// releaser returns the function that uncounts a connection from ip.
+func (l wrapped) releaser(ip netip.Addr) func() {
+	return func() { l.limits.release(ip) }
+}
