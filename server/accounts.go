@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/stats"
 	"github.com/authgate/authgate/limiter"
 )
 
@@ -16,7 +17,7 @@ type account struct {
 	keyID   string
 	window  *limiter.Window // nil: not rate-limited (auth disabled, fail-open)
 	body429 []byte
-	stats   accountStats // its metrics
+	stats   stats.Requests // its metrics
 }
 
 // accounts holds every key_id's account, created on the key_id's first

@@ -238,7 +238,7 @@ type decision struct {
 func (g *Gateway) decideKey(authz []byte, now time.Time, shard uint32) decision {
 	acct, reason := g.authorize(authz)
 	if acct == nil {
-		g.metrics.unauthorized[reason].inc(shard)
+		g.metrics.unauthorized[reason].Inc(shard)
 		return decision{verdict: unauthorized, reason: reason}
 	}
 	d := decision{acct: acct}
@@ -251,7 +251,7 @@ func (g *Gateway) decideKey(authz []byte, now time.Time, shard uint32) decision 
 	case !ok:
 		d.verdict = limiterDown
 	case !d.res.Allowed:
-		acct.stats.rateLimited(shard)
+		acct.stats.RateLimited(shard)
 		d.verdict = limited
 	}
 	return d
@@ -383,8 +383,8 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *account, start time
 func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *account, start time.Time, requestID []byte, upstream string, known bool) {
 	latency := time.Since(start)
 	shard := shardOf(ctx)
-	acct.stats.request(ctx.Response.StatusCode(), shard)
-	g.metrics.latency.observe(latency, shard)
+	acct.stats.Request(ctx.Response.StatusCode(), shard)
+	g.metrics.latency.Observe(latency, shard)
 	if g.accessLog == nil {
 		return
 	}

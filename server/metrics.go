@@ -49,215 +49,37 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"sync/atomic"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
 	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/internal/stats"
 )
 
-// numShards is the number of shards of a hot counter; a power of two.
-const numShards = 16
+// newSharedAccount returns the account of a pseudo key_id, shared by many
+// clients' requests: not rate-limited, with sharded counters.
+func newSharedAccount(keyID string) *account {
+	return &account{keyID: keyID, stats: stats.Requests{Shared: true}}
+}
 
 // shardOf returns the shard key of ctx's request: its connection's id.
 func shardOf(ctx *fasthttp.RequestCtx) uint32 {
 	return uint32(ctx.ConnID())
 }
 
-// paddedCount is a counter alone on its cache line.
-type paddedCount struct {
-	n atomic.Uint64
-	_ [56]byte
-}
-
-// shardArray is a sharded counter's shards.
-type shardArray [numShards]paddedCount
-
-// counter is a monotonic counter, one cache line until it is sharded: a
-// counter of a pseudo key_id from the start (newCounter), any other the
-// first time an increment finds its word contended, that is written by
-// another core between its load and its compare-and-swap. So a key_id used
-// from one connection at a time costs one line, and one hammered from
-// every core spreads its writes like a pseudo key_id's.
-type counter struct {
-	n      atomic.Uint64
-	shards atomic.Pointer[shardArray] // nil until sharded; then n stays as it is
-	_      [48]byte
-}
-
-// newCounter returns a counter, sharded from the start if shared.
-func newCounter(shared bool) *counter {
-	c := new(counter)
-	if shared {
-		c.shards.Store(new(shardArray))
-	}
-	return c
-}
-
-// inc adds 1, to the shard of key (see shardOf) once c is sharded.
-func (c *counter) inc(key uint32) {
-	if s := c.shards.Load(); s != nil {
-		s[key&(numShards-1)].n.Add(1)
-		return
-	}
-	if n := c.n.Load(); c.n.CompareAndSwap(n, n+1) {
-		return
-	}
-	// Contended: shard c from now on. This allocates once per counter.
-	c.shards.CompareAndSwap(nil, new(shardArray))
-	c.shards.Load()[key&(numShards-1)].n.Add(1)
-}
-
-// load returns c's value: its word plus its shards.
-func (c *counter) load() uint64 {
-	n := c.n.Load()
-	if s := c.shards.Load(); s != nil {
-		for i := range s {
-			n += s[i].n.Load()
-		}
-	}
-	return n
-}
-
-// codeCount counts one account's responses of one status code. Its size is
-// a size class's, 128 bytes, so that its counter starts a cache line and its
-// code, read by lookups of the account's other codes, is on another line.
-type codeCount struct {
-	counter
-	code int
-	_    [56]byte
-}
-
-// codeBlock is a lock-free table of codeCounts, filled slot by slot.
-type codeBlock struct {
-	slots [8]atomic.Pointer[codeCount]
-	next  atomic.Pointer[codeBlock]
-}
-
-// accountStats are an account's counters. The zero value is ready, for a
-// real key_id; shared marks a pseudo key_id, whose counters are sharded
-// from the start.
-type accountStats struct {
-	shared  bool
-	codes   codeBlock
-	limited atomic.Pointer[counter]
-}
-
-// request counts a response with status code; key is the request's
-// shard key.
-func (s *accountStats) request(code int, key uint32) {
-	b := &s.codes
-	for {
-		for i := range b.slots {
-			c := b.slots[i].Load()
-			if c == nil {
-				// First use of this slot: claim it for code. Only this
-				// path allocates, once per code per account.
-				nc := &codeCount{code: code}
-				if s.shared {
-					nc.shards.Store(new(shardArray))
-				}
-				if b.slots[i].CompareAndSwap(nil, nc) {
-					nc.inc(key)
-					return
-				}
-				c = b.slots[i].Load()
-			}
-			if c.code == code {
-				c.inc(key)
-				return
-			}
-		}
-		next := b.next.Load()
-		if next == nil {
-			b.next.CompareAndSwap(nil, new(codeBlock))
-			next = b.next.Load()
-		}
-		b = next
-	}
-}
-
-// rateLimited counts a 429 from the account's limiter; key is the
-// request's shard key.
-func (s *accountStats) rateLimited(key uint32) {
-	c := s.limited.Load()
-	if c == nil {
-		s.limited.CompareAndSwap(nil, newCounter(s.shared))
-		c = s.limited.Load()
-	}
-	c.inc(key)
-}
-
-// eachCode calls f for every status code counted so far.
-func (s *accountStats) eachCode(f func(code int, n uint64)) {
-	for b := &s.codes; b != nil; b = b.next.Load() {
-		for i := range b.slots {
-			if c := b.slots[i].Load(); c != nil {
-				f(c.code, c.load())
-			}
-		}
-	}
-}
-
-// newSharedAccount returns the account of a pseudo key_id, shared by many
-// clients' requests: not rate-limited, with sharded counters.
-func newSharedAccount(keyID string) *account {
-	return &account{keyID: keyID, stats: accountStats{shared: true}}
-}
-
-// latencyBounds are the latency histogram's bucket upper bounds, from
-// 100 µs (a refusal) to 10 min (UPSTREAM_TIMEOUT's default).
-var latencyBounds = [...]time.Duration{
-	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
-	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
-	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
-	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
-	time.Second, 2500 * time.Millisecond, 5 * time.Second,
-	10 * time.Second, 25 * time.Second, 50 * time.Second,
-	100 * time.Second, 250 * time.Second, 600 * time.Second,
-}
-
-// histShard is one shard of the latency histogram: the sum of latencies in
-// nanoseconds and a count per bucket (the last is +Inf), padded to whole
-// cache lines. The sum comes first, on the line of the fastest buckets.
-type histShard struct {
-	sum    atomic.Uint64
-	counts [len(latencyBounds) + 1]atomic.Uint64
-	_      [64 - (len(latencyBounds)+2)*8%64]byte
-}
-
-// latencyHistogram is a Prometheus histogram of request latencies. It is
-// allocated on its own (3 KiB), so that its shards start on cache lines.
-type latencyHistogram struct {
-	shards [numShards]histShard
-}
-
-// observe counts a latency d in the shard of key (see shardOf).
-func (h *latencyHistogram) observe(d time.Duration, key uint32) {
-	d = max(d, 0)
-	i := 0
-	for i < len(latencyBounds) && d > latencyBounds[i] {
-		i++
-	}
-	s := &h.shards[key&(numShards-1)]
-	s.counts[i].Add(1)
-	s.sum.Add(uint64(d))
-}
-
 // gatewayMetrics are a Gateway's metrics: its registry and the counters
 // that are not an account's.
 type gatewayMetrics struct {
 	set          *metrics.Set
-	unauthorized [auth.ReasonUnknown + 1]*counter // by reason; ReasonOK unused
-	latency      *latencyHistogram
+	unauthorized [auth.ReasonUnknown + 1]*stats.Counter // by reason; ReasonOK unused
+	latency      *stats.Histogram
 	reloadsOK    *metrics.Counter
 	reloadsError *metrics.Counter
 	// limiterFallback counts requests decided by the failure mode because
 	// Config.Limiter failed.
-	limiterFallback *counter
+	limiterFallback *stats.Counter
 }
 
 // initMetrics creates g's metrics, registers its gauges and creates the
@@ -266,11 +88,11 @@ type gatewayMetrics struct {
 func (g *Gateway) initMetrics() {
 	g.none = newSharedAccount(KeyIDNone)
 	g.failOpen = newSharedAccount(KeyIDNoKeysConfigured)
-	m := &gatewayMetrics{set: metrics.NewSet(), latency: new(latencyHistogram)}
+	m := &gatewayMetrics{set: metrics.NewSet(), latency: new(stats.Histogram)}
 	for r := auth.ReasonMissing; r <= auth.ReasonUnknown; r++ {
-		m.unauthorized[r] = newCounter(true)
+		m.unauthorized[r] = stats.NewCounter(true)
 	}
-	m.limiterFallback = newCounter(true)
+	m.limiterFallback = stats.NewCounter(true)
 	if g.cfg.Limiter != nil {
 		m.set.NewGauge("authgate_limiter_up", func() float64 {
 			if g.limiterErr() != nil {
@@ -293,7 +115,7 @@ func (g *Gateway) initMetrics() {
 	}
 	for _, name := range names {
 		ups := byName[name]
-		label := `{upstream="` + escapeLabel(name) + `"}`
+		label := `{upstream="` + stats.EscapeLabel(name) + `"}`
 		m.set.NewGauge("authgate_upstream_healthy"+label, func() float64 {
 			for _, up := range ups {
 				if up.Healthy() {
@@ -377,11 +199,11 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 	metrics.WriteMetadataIfNeeded(&bb, "authgate_requests_total", "counter")
 	for _, a := range accts {
 		codes = codes[:0]
-		a.stats.eachCode(func(code int, n uint64) { codes = append(codes, codeN{code, n}) })
+		a.stats.EachCode(func(code int, n uint64) { codes = append(codes, codeN{code, n}) })
 		slices.SortFunc(codes, func(x, y codeN) int { return x.code - y.code })
 		for _, c := range codes {
 			bb.WriteString(`authgate_requests_total{key_id="`)
-			bb.WriteString(escapeLabel(a.keyID))
+			bb.WriteString(stats.EscapeLabel(a.keyID))
 			bb.WriteString(`",code="`)
 			bb.WriteString(strconv.Itoa(c.code))
 			bb.WriteString(`"} `)
@@ -392,11 +214,11 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 
 	metrics.WriteMetadataIfNeeded(&bb, "authgate_rate_limited_total", "counter")
 	for _, a := range accts {
-		if c := a.stats.limited.Load(); c != nil {
+		if n, ok := a.stats.RateLimitedCount(); ok {
 			bb.WriteString(`authgate_rate_limited_total{key_id="`)
-			bb.WriteString(escapeLabel(a.keyID))
+			bb.WriteString(stats.EscapeLabel(a.keyID))
 			bb.WriteString(`"} `)
-			bb.WriteString(strconv.FormatUint(c.load(), 10))
+			bb.WriteString(strconv.FormatUint(n, 10))
 			bb.WriteByte('\n')
 		}
 	}
@@ -406,20 +228,20 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 		bb.WriteString(`authgate_unauthorized_total{reason="`)
 		bb.WriteString(r.String())
 		bb.WriteString(`"} `)
-		bb.WriteString(strconv.FormatUint(m.unauthorized[r].load(), 10))
+		bb.WriteString(strconv.FormatUint(m.unauthorized[r].Load(), 10))
 		bb.WriteByte('\n')
 	}
 
 	metrics.WriteCounterUint64(&bb, "authgate_connections_rejected_total", g.conns.Refused()+uint64(g.srv.GetRejectedConnectionsCount()))
 
-	m.latency.write(&bb, "authgate_request_duration_seconds")
+	m.latency.Write(&bb, "authgate_request_duration_seconds")
 
 	if g.cfg.Limiter != nil {
 		metrics.WriteMetadataIfNeeded(&bb, "authgate_limiter_fallback_total", "counter")
 		bb.WriteString(`authgate_limiter_fallback_total{mode="`)
 		bb.WriteString(string(g.cfg.LimiterFailureMode))
 		bb.WriteString(`"} `)
-		bb.WriteString(strconv.FormatUint(m.limiterFallback.load(), 10))
+		bb.WriteString(strconv.FormatUint(m.limiterFallback.Load(), 10))
 		bb.WriteByte('\n')
 		if w, ok := g.cfg.Limiter.(interface{ WriteMetrics(io.Writer) }); ok {
 			w.WriteMetrics(&bb)
@@ -435,68 +257,4 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 	metrics.WriteCounterUint64(&bb, "authgate_access_log_reopens_total", st.Reopened)
 
 	w.Write(bb.Bytes())
-}
-
-// write writes h as the Prometheus histogram name: cumulative buckets,
-// _sum in seconds and _count.
-func (h *latencyHistogram) write(bb *bytes.Buffer, name string) {
-	var counts [len(latencyBounds) + 1]uint64
-	var sum uint64
-	for i := range h.shards {
-		s := &h.shards[i]
-		for j := range s.counts {
-			counts[j] += s.counts[j].Load()
-		}
-		sum += s.sum.Load()
-	}
-	metrics.WriteMetadataIfNeeded(bb, name, "histogram")
-	var cum uint64
-	for i, c := range counts {
-		cum += c
-		bb.WriteString(name)
-		bb.WriteString(`_bucket{le="`)
-		if i < len(latencyBounds) {
-			bb.WriteString(strconv.FormatFloat(latencyBounds[i].Seconds(), 'g', -1, 64))
-		} else {
-			bb.WriteString("+Inf")
-		}
-		bb.WriteString(`"} `)
-		bb.WriteString(strconv.FormatUint(cum, 10))
-		bb.WriteByte('\n')
-	}
-	bb.WriteString(name)
-	bb.WriteString("_sum ")
-	bb.WriteString(strconv.FormatFloat(time.Duration(sum).Seconds(), 'g', -1, 64))
-	bb.WriteByte('\n')
-	bb.WriteString(name)
-	bb.WriteString("_count ")
-	bb.WriteString(strconv.FormatUint(cum, 10))
-	bb.WriteByte('\n')
-}
-
-// escapeLabel escapes s for a Prometheus label value.
-func escapeLabel(s string) string {
-	var b []byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' && c != '"' && c != '\n' {
-			if b != nil {
-				b = append(b, c)
-			}
-			continue
-		}
-		if b == nil {
-			b = append(make([]byte, 0, len(s)+8), s[:i]...)
-		}
-		switch c {
-		case '\n':
-			b = append(b, `\n`...)
-		default:
-			b = append(b, '\\', c)
-		}
-	}
-	if b == nil {
-		return s
-	}
-	return string(b)
 }

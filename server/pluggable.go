@@ -85,7 +85,7 @@ func (g *Gateway) allow(acct *account, now time.Time, shard uint32) (res limiter
 		g.log.Warn("rate limiter failed; requests are decided by the failure mode until it recovers",
 			"failure_mode", string(mode), "err", err)
 	}
-	g.metrics.limiterFallback.inc(shard)
+	g.metrics.limiterFallback.Inc(shard)
 	switch mode {
 	case FailureOpen:
 		res = acct.window.AllowAt(now)

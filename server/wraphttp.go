@@ -180,8 +180,8 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // logHTTP is logRequest for the net/http path.
 func (g *Gateway) logHTTP(r *http.Request, acct *account, shard uint32, start time.Time, status int, bytesOut int64, requestID []byte) {
 	latency := time.Since(start)
-	acct.stats.request(status, shard)
-	g.metrics.latency.observe(latency, shard)
+	acct.stats.Request(status, shard)
+	g.metrics.latency.Observe(latency, shard)
 	if g.accessLog == nil {
 		return
 	}

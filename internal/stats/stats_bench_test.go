@@ -1,4 +1,4 @@
-package server
+package stats
 
 import (
 	"math/rand/v2"
@@ -28,21 +28,21 @@ func BenchmarkMetrics(b *testing.B) {
 			})
 		})
 	}
-	sharded := newCounter(true)
-	run("counter-sharded", sharded.inc)
+	sharded := NewCounter(true)
+	run("counter-sharded", sharded.Inc)
 	var random shardArray
-	run("rejected-random-shard", func(uint32) { random[rand.Uint32()&(numShards-1)].n.Add(1) })
+	run("rejected-random-shard", func(uint32) { random[rand.Uint32()&(NumShards-1)].n.Add(1) })
 	var word atomic.Uint64
 	run("rejected-one-word", func(uint32) { word.Add(1) })
-	shared, keyed := &accountStats{shared: true}, &accountStats{}
+	shared, keyed := &Requests{Shared: true}, &Requests{}
 	for code := 200; code < 205; code++ {
-		shared.request(code, 0)
-		keyed.request(code, 0)
+		shared.Request(code, 0)
+		keyed.Request(code, 0)
 	}
-	run("request-shared-5th-code", func(key uint32) { shared.request(204, key) })
-	run("request-key-5th-code", func(key uint32) { keyed.request(204, key) })
-	h := new(latencyHistogram)
-	run("histogram", func(key uint32) { h.observe(3*time.Millisecond, key) })
+	run("request-shared-5th-code", func(key uint32) { shared.Request(204, key) })
+	run("request-key-5th-code", func(key uint32) { keyed.Request(204, key) })
+	h := new(Histogram)
+	run("histogram", func(key uint32) { h.Observe(3*time.Millisecond, key) })
 	start := time.Now()
 	run("time.Since", func(uint32) { _ = time.Since(start) })
 }

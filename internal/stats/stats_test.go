@@ -1,4 +1,4 @@
-package server
+package stats
 
 import (
 	"bytes"
@@ -8,13 +8,13 @@ import (
 	"time"
 )
 
-// TestAccountStatsConcurrent counts 20 status codes (more than one block of
+// TestRequestsConcurrent counts 20 status codes (more than one block of
 // slots) from 8 goroutines at once, sharded and not: every code must appear
 // once with its exact count.
-func TestAccountStatsConcurrent(t *testing.T) {
+func TestRequestsConcurrent(t *testing.T) {
 	f := func(shared bool) {
 		t.Helper()
-		s := &accountStats{shared: shared}
+		s := &Requests{Shared: shared}
 		const goroutines, rounds, codes = 8, 200, 20
 		var wg sync.WaitGroup
 		for g := range goroutines {
@@ -22,16 +22,16 @@ func TestAccountStatsConcurrent(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := range rounds * codes {
-					s.request(100+(i+g)%codes, uint32(g))
+					s.Request(100+(i+g)%codes, uint32(g))
 					if i%codes == 0 {
-						s.rateLimited(uint32(g))
+						s.RateLimited(uint32(g))
 					}
 				}
 			}()
 		}
 		wg.Wait()
 		got := map[int]uint64{}
-		s.eachCode(func(code int, n uint64) {
+		s.EachCode(func(code int, n uint64) {
 			if _, dup := got[code]; dup {
 				t.Errorf("shared=%v: code %d in two slots", shared, code)
 			}
@@ -45,7 +45,7 @@ func TestAccountStatsConcurrent(t *testing.T) {
 				t.Errorf("shared=%v: code %d counted %d, want %d", shared, c, got[c], goroutines*rounds)
 			}
 		}
-		if n := s.limited.Load().load(); n != goroutines*rounds {
+		if n := s.limited.Load().Load(); n != goroutines*rounds {
 			t.Errorf("shared=%v: rate limited %d, want %d", shared, n, goroutines*rounds)
 		}
 	}
@@ -54,7 +54,7 @@ func TestAccountStatsConcurrent(t *testing.T) {
 }
 
 func TestLatencyHistogramBuckets(t *testing.T) {
-	h := new(latencyHistogram)
+	h := new(Histogram)
 	for _, d := range []time.Duration{
 		-time.Second,                     // a clock step: counted as 0
 		0,                                // le=0.0001
@@ -64,10 +64,10 @@ func TestLatencyHistogramBuckets(t *testing.T) {
 		10 * time.Minute,                 // le=600
 		10*time.Minute + time.Nanosecond, // +Inf
 	} {
-		h.observe(d, uint32(d))
+		h.Observe(d, uint32(d))
 	}
 	var bb bytes.Buffer
-	h.write(&bb, "x")
+	h.Write(&bb, "x")
 	got := bb.String()
 	for _, want := range []string{
 		`x_bucket{le="0.0001"} 3` + "\n",
@@ -89,8 +89,8 @@ func TestLatencyHistogramBuckets(t *testing.T) {
 func TestEscapeLabel(t *testing.T) {
 	f := func(in, want string) {
 		t.Helper()
-		if got := escapeLabel(in); got != want {
-			t.Errorf("escapeLabel(%q) = %q, want %q", in, got, want)
+		if got := EscapeLabel(in); got != want {
+			t.Errorf("EscapeLabel(%q) = %q, want %q", in, got, want)
 		}
 	}
 	f("", "")
@@ -104,28 +104,28 @@ func TestEscapeLabel(t *testing.T) {
 // TestCounterSharding: a real key_id's counter stays one cache line while
 // nothing contends for it, and keeps its exact count across sharding.
 func TestCounterSharding(t *testing.T) {
-	c := newCounter(false)
+	c := NewCounter(false)
 	for i := range 1000 {
-		c.inc(uint32(i))
+		c.Inc(uint32(i))
 	}
 	if c.shards.Load() != nil {
 		t.Fatal("an uncontended counter was sharded")
 	}
-	if n := c.load(); n != 1000 {
+	if n := c.Load(); n != 1000 {
 		t.Fatalf("load() = %d, want 1000", n)
 	}
 	// Sharded as a contended increment would: the word's count is kept.
 	c.shards.Store(new(shardArray))
 	for i := range 1000 {
-		c.inc(uint32(i))
+		c.Inc(uint32(i))
 	}
 	if n := c.n.Load(); n != 1000 {
 		t.Errorf("the word changed after sharding: %d, want 1000", n)
 	}
-	if n := c.load(); n != 2000 {
+	if n := c.Load(); n != 2000 {
 		t.Errorf("load() = %d, want 2000", n)
 	}
-	if s := newCounter(true); s.shards.Load() == nil {
+	if s := NewCounter(true); s.shards.Load() == nil {
 		t.Error("a shared counter is not sharded from the start")
 	}
 }
