@@ -3,18 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/authgate/authgate/internal/adminguard"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/pprofhandler"
 )
@@ -34,7 +28,6 @@ var (
 	strHostNotAllowed     = []byte("Host not allowed\n")
 	strWWWAuthenticate    = []byte("WWW-Authenticate")
 	strBearer             = []byte("Bearer")
-	strLocalhost          = []byte("localhost")
 )
 
 // AdminHandler is the admin listener's fasthttp.RequestHandler:
@@ -63,14 +56,14 @@ var (
 // the listener by IP address: bind it to loopback (the CLI's default) or a
 // private network, or set AdminToken.
 func (g *Gateway) AdminHandler(ctx *fasthttp.RequestCtx) {
-	trusted := g.adminTokenPresented(ctx)
-	if g.admin.token != nil && !trusted {
+	trusted, status := g.admin.guard.Admit(ctx)
+	switch status {
+	case fasthttp.StatusUnauthorized:
 		ctx.Response.Header.SetCanonical(strWWWAuthenticate, strBearer)
-		writeText(ctx, fasthttp.StatusUnauthorized, strUnauthorized)
+		writeText(ctx, status, strUnauthorized)
 		return
-	}
-	if !trusted && !adminHostAllowed(ctx) {
-		writeText(ctx, fasthttp.StatusForbidden, strHostNotAllowed)
+	case fasthttp.StatusForbidden:
+		writeText(ctx, status, strHostNotAllowed)
 		return
 	}
 	path := ctx.Path()
@@ -91,7 +84,7 @@ func (g *Gateway) AdminHandler(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
 		ctx.Response.SetBodyRaw(append(b, '\n'))
-	case (bytes.Equal(path, strPprofPath) || bytes.HasPrefix(path, strPprofPrefix)) && !trusted && !localIsLoopback(ctx):
+	case (bytes.Equal(path, strPprofPath) || bytes.HasPrefix(path, strPprofPrefix)) && !trusted && !adminguard.LocalIsLoopback(ctx):
 		writeText(ctx, fasthttp.StatusNotFound, strNotFound)
 	case bytes.Equal(path, strPprofPath):
 		ctx.Redirect("/debug/pprof/", fasthttp.StatusMovedPermanently)
@@ -100,128 +93,6 @@ func (g *Gateway) AdminHandler(ctx *fasthttp.RequestCtx) {
 	default:
 		writeText(ctx, fasthttp.StatusNotFound, strNotFound)
 	}
-}
-
-// adminTokenPresented reports whether Config.AdminToken is set and ctx's
-// Authorization header is "Bearer <AdminToken>" (the scheme in any letter
-// case). The token is compared by its SHA-256 digest in constant time, so
-// that neither its bytes nor its length show in the time taken.
-func (g *Gateway) adminTokenPresented(ctx *fasthttp.RequestCtx) bool {
-	if g.admin.token == nil {
-		return false
-	}
-	tok, ok := bearerToken(ctx.Request.Header.PeekBytes(strAuthorization))
-	if !ok {
-		return false
-	}
-	sum := sha256.Sum256(tok)
-	return subtle.ConstantTimeCompare(sum[:], g.admin.token[:]) == 1
-}
-
-// bearerToken returns the token of an Authorization header value
-// "Bearer <token>": the scheme in any letter case, then spaces or tabs,
-// then the token (outer spaces and tabs ignored). It reports false for any
-// other value, a bare token included. tok is a subslice of h.
-func bearerToken(h []byte) (tok []byte, ok bool) {
-	v := trimOWS(h)
-	if len(v) <= len(strBearer) || !bytes.EqualFold(v[:len(strBearer)], strBearer) || !isOWS(v[len(strBearer)]) {
-		return nil, false
-	}
-	tok = trimOWS(v[len(strBearer):])
-	return tok, len(tok) > 0
-}
-
-// isOWS reports whether c is HTTP optional whitespace: a space or a tab.
-func isOWS(c byte) bool { return c == ' ' || c == '\t' }
-
-// trimOWS returns b without leading and trailing spaces and tabs.
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && isOWS(b[0]) {
-		b = b[1:]
-	}
-	for len(b) > 0 && isOWS(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// adminHostAllowed reports whether ctx's Host header names no host that
-// DNS rebinding could point at this listener: localhost (in any letter
-// case) or an IP literal, each with an optional port. A request without a
-// Host (HTTP/1.0) is allowed only on a loopback connection.
-func adminHostAllowed(ctx *fasthttp.RequestCtx) bool {
-	host := ctx.Request.Header.Host()
-	if len(host) == 0 {
-		return localIsLoopback(ctx)
-	}
-	var name, port []byte
-	if host[0] == '[' {
-		end := bytes.IndexByte(host, ']')
-		if end < 0 {
-			return false
-		}
-		name, port = host[1:end], host[end+1:]
-		ip, err := netip.ParseAddr(string(name))
-		if err != nil || !ip.Is6() {
-			return false
-		}
-	} else {
-		name, port = host, nil
-		if i := bytes.IndexByte(host, ':'); i >= 0 {
-			name, port = host[:i], host[i:]
-		}
-		if !bytes.EqualFold(name, strLocalhost) {
-			ip, err := netip.ParseAddr(string(name))
-			if err != nil || !ip.Is4() {
-				return false
-			}
-		}
-	}
-	if len(port) == 0 {
-		return true
-	}
-	if port[0] != ':' {
-		return false
-	}
-	for _, c := range port[1:] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// localIsLoopback reports whether ctx's connection arrived on a loopback
-// address or a Unix socket, neither of which a remote client can reach.
-func localIsLoopback(ctx *fasthttp.RequestCtx) bool {
-	switch a := ctx.LocalAddr().(type) {
-	case *net.TCPAddr:
-		return a.IP.IsLoopback()
-	case *net.UnixAddr:
-		return true
-	}
-	return false
-}
-
-// minAdminTokenLen is the fewest characters a Config.AdminToken may have.
-const minAdminTokenLen = 16
-
-// CheckAdminToken returns nil if token is a valid Config.AdminToken: at
-// least 16 characters of valid UTF-8, none of them whitespace or a control
-// character. Its errors never show the token.
-func CheckAdminToken(token string) error {
-	if !utf8.ValidString(token) {
-		return errors.New("must be valid UTF-8")
-	}
-	for _, r := range token {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return errors.New("must not contain whitespace or control characters")
-		}
-	}
-	if utf8.RuneCountInString(token) < minAdminTokenLen {
-		return fmt.Errorf("must be at least %d characters", minAdminTokenLen)
-	}
-	return nil
 }
 
 // getOrHead reports whether ctx's method is GET or HEAD; if not, it
@@ -262,7 +133,7 @@ func (g *Gateway) Limits(now time.Time) map[string]KeyLimit {
 // adminServer is the admin listener's state: its token, and its server,
 // created by the first ServeAdmin and stopped by Close.
 type adminServer struct {
-	token *[sha256.Size]byte // SHA-256 of Config.AdminToken; nil: none
+	guard adminguard.Guard // Config.AdminToken
 
 	mu     sync.Mutex
 	srv    *fasthttp.Server // nil until the first ServeAdmin

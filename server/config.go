@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/adminguard"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/logsink"
@@ -319,6 +320,11 @@ func (c *Config) watchesKeysFile() bool {
 // bits beyond its prefix length (10.1.2.3/8, most likely a typo that would
 // trust far more than meant).
 func ParseTrustedProxies(s string) ([]netip.Prefix, error) { return forwarded.Parse(s) }
+
+// CheckAdminToken returns nil if token is a valid Config.AdminToken: at
+// least 16 characters of valid UTF-8, none of them whitespace or a control
+// character. Its errors never show the token.
+func CheckAdminToken(token string) error { return adminguard.CheckToken(token) }
 
 // withDefaults returns c with zero fields replaced by their defaults.
 func (c Config) withDefaults() Config {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/adminguard"
 	"github.com/authgate/authgate/internal/keywatch"
 	"github.com/authgate/authgate/internal/listen"
 	"github.com/authgate/authgate/internal/proxy"
@@ -69,10 +69,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger}
-	if cfg.AdminToken != "" {
-		sum := sha256.Sum256([]byte(cfg.AdminToken))
-		g.admin.token = &sum
-	}
+	g.admin.guard = adminguard.New(cfg.AdminToken)
 	g.accounts.period = cfg.RateWindow
 
 	cert, err := listen.NewCertificate(cfg.TLSCertFile, cfg.TLSKeyFile, g.log)

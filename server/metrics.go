@@ -1,48 +1,14 @@
 package server
 
-// Metrics, as the admin listener's /metrics shows them (shared/SPEC.md
-// section 6). Every Gateway has its own metrics.Set: two gateways in one
-// process never share a series, and nothing is registered globally.
-//
-// Design. The request path writes metrics once per request, in logRequest
-// (requests by key_id and status, latency), plus once on a 401 (its reason)
-// and once on a 429 (its key_id). It allocates nothing and looks nothing
-// up by name:
-//
-//   - Counters are resolved once. Each account (key_id) carries a small
-//     table of counters by status code: eight slots filled on a code's
-//     first use with CompareAndSwap, and a further block of eight chained
-//     on when those are taken, so that steady state is a load, a compare
-//     and an atomic add. 401 reasons index a fixed array.
-//   - No counter is shared by every request on every core. The counters of
-//     the pseudo key_ids ("-", "auth-disabled", "no-keys-configured"), the
-//     401 reasons and the latency histogram are split into numShards
-//     cache-line-padded shards, and a scrape sums the shards. A request
-//     adds to the shard of its client connection (shardOf: the
-//     connection's id modulo numShards): a connection's requests are served
-//     one after another, mostly on the same core, so its shard's line tends
-//     to stay in that core's cache, while connections spread over the
-//     shards. A shard drawn at random for each request (math/rand/v2's
-//     Uint32) was measured and rejected: the line it picks was most often
-//     last written by another core. BenchmarkMetrics, 2 cores, in parallel:
-//     3.0 ns an increment on the connection's shard, 17.7 ns on a random
-//     shard, 24.6 ns on one shared counter.
-//   - A real key_id's counters start as one cache line each (a key_id's
-//     requests mostly come one at a time) and are sharded like the others
-//     the first time an increment finds its line contended (a failed
-//     compare-and-swap): memory grows with the key_ids in use, not with
-//     numShards times them, and a key_id hammered from every core (a
-//     client far over its limit, say) stops bouncing a line after its
-//     first collision.
-//   - The histogram has fixed bounds (latencyBounds, 100 µs to 10 min) and
-//     an atomic count per bucket per shard; no lock on the request path.
-//   - Gauges (upstream health and load, keys loaded, access-log counters)
-//     are read by callback at scrape time, from state the gateway keeps
-//     anyway; they cost the request path nothing.
-//
-// A key_id dropped by a reload loses its account and with it its series;
-// if it comes back, its counters start again from zero, which Prometheus
-// reads as a counter reset.
+// Metrics, as the admin listener's /metrics shows them
+// (docs/operations.md#metrics). Every Gateway has its own metrics.Set: two
+// gateways in one process never share a series, and nothing is registered
+// globally. The request path counts with internal/stats (no allocation, no
+// lock, no shared cache line in steady state); gauges (upstream health and
+// load, keys loaded, access-log counters) are read by callback at scrape
+// time, from state the gateway keeps anyway. A key_id dropped by a reload
+// loses its account and with it its series; if it comes back, its counters
+// start again from zero, which Prometheus reads as a counter reset.
 
 import (
 	"bytes"
