@@ -243,3 +243,62 @@ func TestDocsLinks(t *testing.T) {
 		t.Fatal("no relative link found: the link pattern is broken")
 	}
 }
+
+// docCitation matches a citation of a documentation page in Go source,
+// docs/page.md or docs/page.md#anchor (also bench/README.md, SECURITY.md).
+var docCitation = regexp.MustCompile(`\b((?:docs/[a-z0-9-]+|bench/README|SECURITY|README)\.md)(#[a-z0-9_-]+)?`)
+
+// TestCodeCitesDocs checks that every documentation page and section a Go
+// file of the repository cites exists, and that no Go file points outside
+// the repository.
+func TestCodeCitesDocs(t *testing.T) {
+	cache := map[string]map[string]bool{}
+	cited := 0
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || path == "docs_test.go" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			for _, re := range forbidden {
+				if m := re.FindString(line); m != "" {
+					t.Errorf("%s:%d: %q refers to something outside the repository", path, i+1, m)
+				}
+			}
+			for _, m := range docCitation.FindAllStringSubmatch(line, -1) {
+				cited++
+				page, anchor := m[1], strings.TrimPrefix(m[2], "#")
+				anchors, ok := cache[page]
+				if !ok {
+					md, err := os.ReadFile(filepath.FromSlash(page))
+					if err != nil {
+						t.Errorf("%s:%d: cites %s, which does not exist", path, i+1, page)
+						cache[page] = nil
+						continue
+					}
+					anchors = headingAnchors(string(md))
+					cache[page] = anchors
+				}
+				if anchors != nil && anchor != "" && !anchors[anchor] {
+					t.Errorf("%s:%d: cites %s#%s, which has no such heading", path, i+1, page, anchor)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cited == 0 {
+		t.Fatal("no citation of a documentation page found in Go files: the pattern is broken")
+	}
+}

@@ -1,5 +1,5 @@
 // Command authgate is an API-key gateway for OpenAI-compatible inference
-// servers. See README.md and shared/SPEC.md.
+// servers. See README.md and docs/.
 //
 //	authgate serve                      the gateway (configured by environment and flags)
 //	authgate demo                       gateway + mock upstream + a generated key
@@ -108,7 +108,7 @@ var emptyIsSet = map[string]bool{"ADMIN_ADDR": true}
 // values are never repeated in an error message.
 var secretSettings = map[string]bool{"UPSTREAM_URL": true, "UPSTREAM_API_KEY": true, "REDIS_URL": true, "ADMIN_TOKEN": true}
 
-// settings lists serve's configuration (shared/SPEC.md section 3). Defaults
+// settings lists serve's configuration (docs/configuration.md#variables-and-flags). Defaults
 // that depend on DATA_DIR are filled in by loadServeConfig.
 var settings = []setting{
 	{"AUTH_ENABLED", "auth-enabled", "true", "false: accept every request without a key", func(c *serveConfig, v string) error {
@@ -193,7 +193,7 @@ var settings = []setting{
 		c.gw.DrainDelay = d
 		return err
 	}},
-	// Limits against slow and hostile clients; not in SPEC.md.
+	// Limits against slow and hostile clients (docs/http.md#hostile-clients).
 	{"READ_TIMEOUT", "read-timeout", "60s", "longest time to read a request, headers and body, counted from a new connection's opening or a kept-alive connection's first byte (slowloris); 408", func(c *serveConfig, v string) error {
 		d, err := parsePositiveDuration(v)
 		c.gw.ReadTimeout = d

@@ -1,7 +1,7 @@
 package main
 
 // REDIS_URL end to end: authgate serve processes sharing limits through a
-// real redis-server (shared/SPEC.md section 9).
+// real redis-server (docs/operations.md#several-replicas).
 
 import (
 	"strings"

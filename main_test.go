@@ -1,7 +1,7 @@
 package main
 
-// End-to-end tests of the authgate command (shared/SPEC.md sections 1, 2, 3,
-// 5 and 7). The first half calls run in process with a map-backed
+// End-to-end tests of the authgate command (docs/configuration.md and the
+// pages it links). The first half calls run in process with a map-backed
 // environment; the second half builds the real binary once and runs
 // `authgate serve` and `authgate demo` as subprocesses in front of a mock
 // upstream on loopback, talking to them over HTTP and signals.
@@ -888,7 +888,7 @@ func (p *proc) waitHealthy(timeout time.Duration) error {
 }
 
 // waitReady polls GET /readyz, for at most 5 s, until it answers 200 "ok"
-// (SPEC 6: keys loaded and an upstream healthy, which may take a first
+// (docs/http.md#health: keys loaded and an upstream healthy, which may take a first
 // health check).
 func (p *proc) waitReady() {
 	p.t.Helper()
@@ -1103,10 +1103,10 @@ func testKey(t *testing.T) string {
 	return k
 }
 
-// logLineRe is SPEC 5.4's access log line.
+// logLineRe is the access log line of docs/operations.md#access-log.
 var logLineRe = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z \| (\S+) \| (\S+) (\S+) \| (\d{3})$`)
 
-// readLog returns the access log's lines, each checked against SPEC 5.4,
+// readLog returns the access log's lines, each checked against docs/operations.md#access-log,
 // as "KEY_ID | METHOD PATH | STATUS"; it fails if the log shows one of keys.
 func readLog(t *testing.T, path string, keys ...string) []string {
 	t.Helper()
@@ -1140,7 +1140,7 @@ func readLog(t *testing.T, path string, keys ...string) []string {
 	return out
 }
 
-// body401 is SPEC 5.1's 401 body for message.
+// body401 is the 401 body of docs/http.md#authentication for message.
 func body401(message string) string {
 	return `{"error":{"message":"` + message + `","type":"invalid_request_error","param":"authorization","code":"invalid_api_key"}}`
 }
@@ -1293,7 +1293,7 @@ func TestServeBinaryLogLineReachesFileWithin1s(t *testing.T) {
 
 	checkChatCompletion(t, p.do("POST", "/v1/chat/completions", "Bearer "+key, chatBody))
 
-	// SPEC 5.4 promises 1 s; allow 2 s of wall clock for a loaded CI box.
+	// docs/operations.md#buffering promises 1 s; allow 2 s of wall clock for a loaded CI box.
 	logPath := filepath.Join(dataDir, "logs", "api_access.log")
 	deadline := time.NewTimer(2 * time.Second)
 	defer deadline.Stop()
@@ -1404,7 +1404,7 @@ func TestServeBinaryKeysFileIsWatched(t *testing.T) {
 	p := startServe(t, environ)
 
 	writeFileAtomic(t, filepath.Join(dataDir, "api_keys.txt"), "alice:"+newKey+"\n")
-	// SPEC 7 promises 1 s; allow 3 s of wall clock for a loaded CI box.
+	// docs/keys-file.md#reloading promises 1 s; allow 3 s of wall clock for a loaded CI box.
 	deadline := time.NewTimer(3 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -1532,7 +1532,7 @@ func TestDemoBinary(t *testing.T) {
 }
 
 // TestServeBinaryAdminListener: ADMIN_ADDR serves /metrics and /limits
-// (SPEC 6) beside the public listener, without a key in either, and pprof
+// (docs/operations.md#admin-and-metrics) beside the public listener, without a key in either, and pprof
 // on loopback; ADMIN_ADDR set but empty starts none.
 func TestServeBinaryAdminListener(t *testing.T) {
 	up := startUpstream(t)

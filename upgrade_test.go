@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// TestServeBinaryZeroDowntimeSwap is the upgrade procedure of the README
+// TestServeBinaryZeroDowntimeSwap is the upgrade procedure of docs/operations.md#upgrading
 // under load: a second authgate binds the same port (SO_REUSEPORT), the
 // first gets SIGTERM, drains and exits, and no client request fails. Every
 // request is in the (shared) access log once.

@@ -5,13 +5,13 @@ import (
 	"encoding/hex"
 )
 
-// Limits of the key and key_id formats (SPEC 4.2).
+// Limits of the key and key_id formats (docs/keys-file.md#format).
 const (
 	// MinKeyLen is the shortest valid API key, in bytes.
 	MinKeyLen = 16
 	// MaxKeyLen is the longest valid API key, in bytes.
 	MaxKeyLen = 128
-	// MaxKeyIDLen is the longest valid key_id, in bytes. SPEC 4.2 sets no
+	// MaxKeyIDLen is the longest valid key_id, in bytes. The format sets no
 	// upper bound; this one keeps log lines and metric labels bounded.
 	MaxKeyIDLen = 128
 )

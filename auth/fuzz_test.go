@@ -82,7 +82,7 @@ func FuzzParseLine(f *testing.F) {
 	})
 }
 
-// refParseAuthorization is a plain restatement of SPEC 5.1 to compare
+// refParseAuthorization is a plain restatement of docs/http.md#authentication to compare
 // ParseAuthorization with.
 func refParseAuthorization(h string) (string, Reason) {
 	v := strings.Trim(h, " \t")

@@ -3,7 +3,7 @@ package auth
 import "strconv"
 
 // Reason is the outcome of authenticating a request; every value but
-// ReasonOK rejects it with 401 and the body of SPEC 5.1, whose message is
+// ReasonOK rejects it with 401 and the body of docs/http.md#authentication, whose message is
 // [Reason.Message].
 type Reason uint8
 
@@ -24,7 +24,7 @@ const (
 	ReasonUnknown
 )
 
-// Message returns the client-facing error message of SPEC 5.1 for r: empty
+// Message returns the client-facing error message (docs/http.md#authentication) for r: empty
 // for ReasonOK, and "Invalid API key" for values outside the constants.
 func (r Reason) Message() string {
 	switch r {
@@ -62,7 +62,7 @@ func (r Reason) String() string {
 
 // ParseAuthorization extracts the API key from the value h of an
 // Authorization header (nil or empty when the header is absent), following
-// SPEC 5.1:
+// docs/http.md#authentication:
 //
 //   - spaces and tabs around h are ignored; nothing left: ReasonMissing;
 //   - if h starts with "bearer" in any case, followed by a space, a tab or

@@ -133,7 +133,7 @@ func (e *LineError) Unwrap() error {
 	return e.Err
 }
 
-// ParseLine parses one line of a keys file (SPEC 4); lineNum is its 1-based
+// ParseLine parses one line of a keys file (docs/keys-file.md#format); lineNum is its 1-based
 // number, used in the returned error. A trailing "\n" or "\r\n" is ignored.
 //
 // Blank lines and lines whose first non-whitespace byte is '#' give
@@ -299,7 +299,7 @@ func parseUint(b []byte, max int) (int, bool) {
 	return n, true
 }
 
-// Parse reads a keys file (SPEC 4; see [ParseLine] for the syntax of a line)
+// Parse reads a keys file (docs/keys-file.md#format; see [ParseLine] for the syntax of a line)
 // and builds its [KeySet] with [NewKeySet].
 //
 // Lines end in "\n" or "\r\n"; a UTF-8 byte order mark at the start is

@@ -3,7 +3,7 @@ package auth
 import "crypto/sha256"
 
 // Identity is what a key authenticates as: its key_id and the key_id's
-// settings. All keys of one key_id share one Identity (SPEC 4.4), hence one
+// settings. All keys of one key_id share one Identity (docs/keys-file.md#format), hence one
 // limit and one log identity.
 //
 // An Identity belongs to its [KeySet] and must not be modified.

@@ -45,7 +45,7 @@ const parallelism = 4
 var (
 	strJSON = []byte("application/json")
 
-	// body401 is the gateway's body for an unknown key (SPEC 5.1), which the
+	// body401 is the gateway's body for an unknown key (docs/http.md#authentication), which the
 	// ceiling server answers too.
 	body401 = []byte(`{"error":{"message":"Invalid API key","type":"invalid_request_error","param":"authorization","code":"invalid_api_key"}}`)
 
@@ -84,7 +84,7 @@ var upstreams = []struct {
 	{"mock", func() fasthttp.RequestHandler { return mockupstream.New(mockupstream.Config{}).Handler }},
 }
 
-// logModes are the gateway's access-log settings: none, SPEC 5.4's text
+// logModes are the gateway's access-log settings: none, the text line of docs/operations.md#access-log
 // lines, JSON lines; the files are in the test's temporary directory.
 var logModes = []string{"off", "text", "json"}
 
@@ -403,7 +403,7 @@ func BenchmarkGatewayProxy(b *testing.B) {
 // access log) with the in-process limiter and with limits shared through
 // a redis-server on the same machine (started by the benchmark; skipped
 // without one), at 8 and 64 requests in flight, timing every request for
-// p50 and p99: the cost of the Redis round trip (issue 6's bar: redis ≥ 50%
+// p50 and p99: the cost of the Redis round trip (the benchmark's bar: redis ≥ 50%
 // of local's throughput).
 func BenchmarkGatewayProxyRedis(b *testing.B) {
 	for _, c := range []struct {

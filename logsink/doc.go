@@ -5,7 +5,7 @@
 //
 // # Line formats
 //
-// FormatText writes SPEC 5.4's line,
+// FormatText writes the line of docs/operations.md#access-log,
 //
 //	2026-11-27T06:30:22.123456Z | alice | POST /v1/chat/completions | 200
 //

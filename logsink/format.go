@@ -11,7 +11,7 @@ import (
 type Format uint8
 
 const (
-	// FormatText writes SPEC 5.4's line:
+	// FormatText writes the line of docs/operations.md#access-log:
 	// "TIMESTAMP | KEY_ID | METHOD PATH | STATUS".
 	FormatText Format = iota
 	// FormatJSON writes one JSON object a line with the fields time, key_id,

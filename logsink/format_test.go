@@ -60,7 +60,7 @@ func TestAppendText(t *testing.T) {
 			t.Fatalf("appendText:\n got %q\nwant %q", got, want+"\n")
 		}
 	}
-	// SPEC 5.4's example; nanoseconds are truncated to microseconds.
+	// The example of docs/operations.md#access-log; nanoseconds are truncated to microseconds.
 	f(Entry{Time: fixedTime, KeyID: "alice", Method: []byte("POST"), Path: []byte("/v1/chat/completions"), Status: 200},
 		"2026-11-27T06:30:22.123456Z | alice | POST /v1/chat/completions | 200")
 	// A non-UTC time is converted to UTC.

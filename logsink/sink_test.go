@@ -262,7 +262,7 @@ func TestSinkFlush(t *testing.T) {
 }
 
 func TestSinkLineArrivesWithoutFlush(t *testing.T) {
-	// The defaults: a line reaches the file within SPEC's 1 s.
+	// The defaults: a line reaches the file within 1 s (docs/operations.md#buffering).
 	s, path, _ := newTestSink(t, Config{})
 	mustWrite(t, s, entry(0, 0))
 	deadline := time.Now().Add(2 * time.Second)

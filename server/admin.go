@@ -13,7 +13,7 @@ import (
 	"github.com/valyala/fasthttp/pprofhandler"
 )
 
-// The admin listener's routes (shared/SPEC.md section 6).
+// The admin listener's routes (docs/operations.md#admin-and-metrics).
 var (
 	strMetricsPath = []byte("/metrics")
 	strLimitsPath  = []byte("/limits")

@@ -1,6 +1,6 @@
 package server_test
 
-// The admin listener (shared/SPEC.md section 6): /metrics, /limits and
+// The admin listener (docs/operations.md#admin-and-metrics): /metrics, /limits and
 // /debug/pprof/ on a real loopback listener, after real requests through
 // real gateways.
 

@@ -42,7 +42,7 @@ const (
 )
 
 // Config holds a Gateway's settings: the same ones as the CLI's environment
-// variables and flags (shared/SPEC.md section 3). The zero value of every
+// variables and flags (docs/configuration.md#variables-and-flags). The zero value of every
 // field is valid and means the documented default, except that, with
 // authentication on, Keys or KeysFile must provide at least one key.
 type Config struct {
@@ -51,7 +51,7 @@ type Config struct {
 	// The zero value keeps authentication on.
 	DisableAuth bool
 
-	// KeysFile is the keys file (shared/SPEC.md section 4). Ignored when Keys
+	// KeysFile is the keys file (docs/keys-file.md#format). Ignored when Keys
 	// is set.
 	KeysFile string
 
@@ -97,7 +97,7 @@ type Config struct {
 	LimiterFailureMode FailureMode
 
 	// RateWindow is the length of the sliding window every limit counts in.
-	// Zero means the 60 s of shared/SPEC.md (the constant RateWindow);
+	// Zero means 60 s (the constant RateWindow);
 	// tests use shorter windows. A Limiter is told the limit, not the
 	// window: configure it with the same window.
 	RateWindow time.Duration

@@ -1,6 +1,6 @@
 package server_test
 
-// Upstream faults (issue 7) under load: refused connections, resets in the
+// Upstream faults under load: refused connections, resets in the
 // middle of a body and of an event stream, a hung upstream and one that
 // answers garbage, beside a healthy upstream in the same gateway. Every
 // response must be the right OpenAI-shaped error, or a stream that ends

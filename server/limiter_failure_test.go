@@ -1,7 +1,7 @@
 package server_test
 
 // What a request gets when the configured Limiter cannot decide
-// (REDIS_FAILURE_MODE, shared/SPEC.md section 9), with a limiter that
+// (REDIS_FAILURE_MODE, docs/operations.md#redis-failure), with a limiter that
 // fails on command. The same modes against a real Redis killed and
 // restarted are in redis_test.go.
 

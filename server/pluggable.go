@@ -25,7 +25,7 @@ type KeySource interface {
 }
 
 // FileKeys is the KeySource of a keys file at the path it holds
-// (shared/SPEC.md section 4), read with auth.Load.
+// (docs/keys-file.md#format), read with auth.Load.
 type FileKeys string
 
 // LoadKeys reads the keys file.

@@ -1,6 +1,6 @@
 package server_test
 
-// Proxy behaviour (shared/SPEC.md section 5.3) against real upstreams on
+// Proxy behaviour (docs/http.md#proxy) against real upstreams on
 // loopback: fasthttp servers where fasthttp suffices, raw listeners speaking
 // HTTP/1.1 by hand where a test must control the bytes or see a connection
 // close. Every wait is bounded by waitLimit and fails the test when reached.

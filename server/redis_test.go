@@ -1,6 +1,6 @@
 package server_test
 
-// Limits shared through a real Redis (shared/SPEC.md section 9): several
+// Limits shared through a real Redis (docs/operations.md#several-replicas): several
 // gateways, one redis-server started by the test on a loopback port,
 // killed, paused and restarted mid-test.
 

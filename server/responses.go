@@ -6,7 +6,7 @@ import (
 )
 
 // Wire bytes built once. Bodies are OpenAI's error shape, byte for byte as
-// shared/SPEC.md gives them; they are written with SetBodyRaw, so they must
+// docs/http.md#error-codes lists them; they are written with SetBodyRaw, so they must
 // never be modified.
 var (
 	strContentTypeJSON = []byte("application/json")

@@ -16,7 +16,7 @@ import (
 	"github.com/authgate/authgate/server"
 )
 
-// watchWait bounds every wait for the keys file watcher. SPEC 7 promises
+// watchWait bounds every wait for the keys file watcher. docs/keys-file.md#reloading promises
 // that a change applies within 1 s; the tests allow 3 s of wall clock for
 // a loaded machine and never assert durations.
 const watchWait = 3 * time.Second

@@ -8,7 +8,7 @@ import (
 )
 
 // Requests the gateway answers itself before a key is looked at, because
-// no upstream should ever see them (README: Requests).
+// no upstream should ever see them (docs/http.md#proxy).
 var (
 	// body405 answers a method that is never proxied (TRACE, CONNECT, or
 	// any other than those of allowedMethods).

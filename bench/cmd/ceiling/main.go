@@ -38,7 +38,7 @@ import (
 var (
 	strJSON = []byte("application/json")
 
-	// body401 is the gateway's body for an unknown key (SPEC 5.1).
+	// body401 is the gateway's body for an unknown key (docs/http.md#authentication).
 	body401 = []byte(`{"error":{"message":"Invalid API key","type":"invalid_request_error","param":"authorization","code":"invalid_api_key"}}`)
 
 	// requestID stands in for the id the gateway generates per request: the

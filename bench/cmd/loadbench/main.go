@@ -1,4 +1,4 @@
-// Command loadbench is authgate's load benchmark (issue 4): `make bench`
+// Command loadbench is authgate's load benchmark: `make bench`
 // and `make bench-peers` run it through bench/load.sh, which installs wrk
 // (and nginx and HAProxy) and builds the binaries first.
 //

@@ -336,7 +336,7 @@ func (r *report) ratios() []ratio {
 	}
 	if h := r.closed("proxy/authgate-redis"); d != nil && h != nil {
 		v := h.Median.RPS / d.Median.RPS
-		add("proxied with limits in Redis / in-process limiter, throughput (issue 6)", v, "x", "≥ 0.5", bar(v >= 0.5))
+		add("proxied with limits in Redis / in-process limiter, throughput", v, "x", "≥ 0.5", bar(v >= 0.5))
 		add("p99 added by the Redis round trip", h.Median.P99-d.Median.P99, "µs", "", nil)
 	}
 	if c != nil && d != nil {

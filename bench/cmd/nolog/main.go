@@ -1,6 +1,6 @@
 // Command nolog is `authgate serve` without an access log, for the load
 // benchmark's "log=off" scenarios only (bench/README.md, scenario g): the
-// CLI always writes one (SPEC 5.4), the library does not when
+// CLI always writes one (docs/operations.md#access-log), the library does not when
 // server.Config.AccessLog is empty. Everything else is the CLI's default
 // configuration: the same server.New, the same listener (server.Listen),
 // the keys file watched.

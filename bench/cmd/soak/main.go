@@ -1,5 +1,5 @@
 // Command soak runs the authgate binary under mixed traffic for a set time
-// and checks that it holds (issue 7, "Soak"):
+// and checks that it holds (bench/README.md#soak):
 //
 //   - traffic: valid chat completions, unknown keys (401), a key over its
 //     limit (429), streamed completions read to the end, clients that
