@@ -120,9 +120,7 @@ type Config struct {
 
 	// UpstreamTimeout bounds the wait for the upstream's response headers,
 	// and then for each piece of a streamed body. Zero means
-	// DefaultUpstreamTimeout (10 minutes: LLM answers are slow). Like the
-	// client timeouts, it may expire up to an eighth of itself, at most
-	// 1 s, early (see coarseDeadline).
+	// DefaultUpstreamTimeout (10 minutes: LLM answers are slow).
 	UpstreamTimeout time.Duration
 
 	// HealthCheckPath is what the active health check GETs on each upstream

@@ -1291,9 +1291,8 @@ func TestHeadRequest(t *testing.T) {
 // TestUpstreamAnswersBeforeBody: an upstream that answers before it has
 // the whole body (a 413 on the head, say), then drains the body and keeps
 // the connection: the answer reaches the client once the body is sent,
-// not at UpstreamTimeout. The answer arrives while the gateway is still
-// sending, so the last piece of the body must not be held back and
-// written after the socket was seen readable (see sendread.go).
+// not at UpstreamTimeout: the answer arrives while the gateway is still
+// sending.
 func TestUpstreamAnswersBeforeBody(t *testing.T) {
 	answered := make(chan struct{}, 1)
 	upURL := startRawUpstream(t, func(c net.Conn, br *bufio.Reader) {

@@ -64,7 +64,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	if b.timeout > 0 {
-		b.pc.setWriteDeadline(time.Now().Add(b.timeout))
+		b.pc.SetWriteDeadline(time.Now().Add(b.timeout))
 	}
 	return n, err
 }

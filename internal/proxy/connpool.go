@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -23,30 +22,9 @@ type upConn struct {
 	raw       syscall.RawConn // of the TCP connection; nil if it has none
 	idleSince time.Time
 
-	// sendLater's held-back flush and sendThenRead's state (see upIO).
-	holding    bool
-	sentPart   bool // part of the request being written has gone out: no held flush
-	held       []byte
-	rbuf       []byte
-	rn         int
-	rerr       error
-	sendReadFn func(fd uintptr) bool // c.sendRead, bound once; nil: no held flush
-	rw         io.ReadWriter         // under upIO: the Conn, or a netconn.SockIO over it
-
 	peekFn    func(fd uintptr) bool // c.peek, bound once so that alive does not allocate
 	peekAlive bool
-
-	// The connection's deadlines, coarse (see netconn.CoarseDeadline): a busy
-	// connection's are moved once a second at most, not on every request.
-	rd, wr           netconn.CoarseDeadline
-	applyRD, applyWR func(time.Time) error // Conn's, bound once
 }
-
-// setReadDeadline sets c's read deadline, coarsely.
-func (c *upConn) setReadDeadline(d time.Time) { c.rd.Set(d, c.applyRD) }
-
-// setWriteDeadline sets c's write deadline, coarsely.
-func (c *upConn) setWriteDeadline(d time.Time) { c.wr.Set(d, c.applyWR) }
 
 // errDial marks a failure to connect: nothing of the request was sent, so
 // another upstream may be tried.
@@ -134,13 +112,6 @@ func (p *connPool) dial() (*upConn, error) {
 		// unexpected bytes; TLS connections skip the liveness check.
 		c.raw = netconn.RawConnOf(conn)
 		c.peekFn = c.peek
-		if c.raw != nil && netconn.PlainSocket(conn) {
-			c.sendReadFn = c.sendRead
-			c.rw = conn
-			if s := netconn.NewSockIO(conn, c.raw); s != nil {
-				c.rw = s
-			}
-		}
 	}
 	if p.tlsConfig != nil {
 		tc := tls.Client(conn, p.tlsConfig)
@@ -150,13 +121,8 @@ func (p *connPool) dial() (*upConn, error) {
 		}
 		c.Conn = tc
 	}
-	c.applyRD, c.applyWR = c.Conn.SetReadDeadline, c.Conn.SetWriteDeadline
-	var rw io.ReadWriter = c.Conn
-	if c.sendReadFn != nil {
-		rw = upIO{c}
-	}
-	c.br = bufio.NewReaderSize(rw, upBufferSize)
-	c.bw = bufio.NewWriterSize(rw, upBufferSize)
+	c.br = bufio.NewReaderSize(c.Conn, upBufferSize)
+	c.bw = bufio.NewWriterSize(c.Conn, upBufferSize)
 	return c, nil
 }
 

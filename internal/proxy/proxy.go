@@ -299,7 +299,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	upResp := &x.resp
 
 	sent := time.Now() // when the request is sent, unless its body is still coming
-	pc.setWriteDeadline(sent.Add(p.timeout))
+	pc.SetWriteDeadline(sent.Add(p.timeout))
 	body := &x.body
 	if s := ctx.Request.BodyStream(); s != nil {
 		size := ctx.Request.Header.ContentLength()
@@ -311,7 +311,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	}
 	err := ctx.Request.Write(pc.bw)
 	if err == nil {
-		err = pc.sendLater() // sent by the response's first read
+		err = pc.bw.Flush()
 	}
 	if err != nil {
 		ctx.Request.CloseBodyStream() // if Write did not get to it
@@ -338,7 +338,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	if body.timeout != 0 {
 		sent = time.Now() // the body took its time: the wait starts now
 	}
-	pc.setReadDeadline(sent.Add(p.timeout))
+	pc.SetReadDeadline(sent.Add(p.timeout))
 	stream, err := readResponseHead(upResp, pc, ctx.IsHead())
 	if err != nil {
 		gone := x.clientGone()
@@ -378,7 +378,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 		h.SetCanonical(strXAccelBuffering, strNo)
 	}
 	x.inner = upResp.BodyStream()
-	pc.setWriteDeadline(time.Time{})
+	pc.SetWriteDeadline(time.Time{})
 	// The head goes to the client at once, so that it need not wait for the
 	// first event; unless the first of the body came with it, when both go
 	// in one write.
@@ -505,7 +505,7 @@ func (x *exchange) stopWatch() bool {
 const ErrClientLeft = safelog.Fixed("client left")
 
 func (x *exchange) Read(b []byte) (int, error) {
-	x.pc.setReadDeadline(time.Now().Add(x.timeout))
+	x.pc.SetReadDeadline(time.Now().Add(x.timeout))
 	n, err := x.inner.Read(b)
 	if errors.Is(err, io.EOF) {
 		x.complete = true
