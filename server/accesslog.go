@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -40,7 +41,7 @@ func (f AccessLogFunc) Close() error { return nil }
 // would move to the heap.
 type pooledEntry struct {
 	e   logsink.Entry
-	rid [maxRequestID]byte
+	rid [forwarded.MaxRequestID]byte
 }
 
 // writeLog hands e, whose RequestID is requestID, to the access log, if

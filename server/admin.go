@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/internal/adminguard"
+	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/internal/safelog"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/pprofhandler"
 )
@@ -163,7 +165,7 @@ func (g *Gateway) ServeAdmin(ln net.Listener) error {
 			IdleTimeout:           g.cfg.IdleTimeout,
 			CloseOnShutdown:       true,
 			SecureErrorLogMessage: true,
-			Logger:                &fasthttpLogger{l: g.log},
+			Logger:                &safelog.FasthttpLogger{L: g.log, Ignore: proxy.ErrClientLeft},
 		}
 	}
 	srv := a.srv

@@ -1,12 +1,12 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
-	"net"
 	"time"
 
 	"github.com/authgate/authgate/internal/apierr"
+	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/listen"
 	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/valyala/fasthttp"
@@ -37,7 +37,7 @@ import (
 //     request whose body is not all read (bodyPending) closes its
 //     connection instead ("Connection: close"), so the next request on it
 //     can never be parsed out of the unread body, and closes it gently
-//     (closeGently), so that a client still sending gets the response.
+//     (listen.CloseGently), so that a client still sending gets the response.
 //   - "Expect: 100-continue" stops fasthttp before it reads any of the body
 //     and calls the server's ExpectHandler (expectContinue), whose status
 //     other than 100 is the answer, sent without "100 Continue" and with
@@ -74,7 +74,7 @@ func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConf
 // MaxRequestBody is answered 413, a request without a valid key 401, one
 // over its key_id's limit 429 (or 503 when the Limiter cannot decide),
 // each logged; the client is never told to send the body, and the
-// connection is closed (gently: see closeGently). An admitted request gets
+// connection is closed (gently: see listen.CloseGently). An admitted request gets
 // "100 Continue", and its admission is kept for the handler (expected),
 // which then takes it through the rest of the request path without
 // authenticating or counting it again; if the client leaves before its
@@ -89,8 +89,8 @@ func (g *Gateway) expectContinue(ctx *fasthttp.RequestCtx) int {
 		return fasthttp.StatusContinue
 	}
 	start := time.Now()
-	var rid [maxRequestID]byte
-	requestID := requestID(&ctx.Request.Header, &rid)
+	var rid [forwarded.MaxRequestID]byte
+	requestID := forwarded.RequestID(&ctx.Request.Header, &rid)
 	if ctx.Request.Header.ContentLength() > g.cfg.MaxRequestBody {
 		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, apierr.TooLarge)
 		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
@@ -107,7 +107,7 @@ func (g *Gateway) expectContinue(ctx *fasthttp.RequestCtx) int {
 	}
 	// The client may be sending the body all the same: one that did not
 	// ask (headerReceived's 413), or one that stopped waiting.
-	closeGently(ctx, g.cfg.WriteTimeout)
+	listen.CloseGently(ctx, g.cfg.WriteTimeout)
 	return ctx.Response.StatusCode()
 }
 
@@ -118,65 +118,6 @@ func isProbe(ctx *fasthttp.RequestCtx) bool {
 	}
 	path := ctx.Request.Header.RequestURI()
 	return bytes.Equal(path, strHealthz) || bytes.Equal(path, strReadyz)
-}
-
-// lingerTime and lingerBytes bound what closeGently reads after the
-// response.
-const (
-	lingerTime  = 500 * time.Millisecond
-	lingerBytes = 256 << 10
-)
-
-// closeGently makes ctx's response close the connection, for a request
-// answered while its body may still be coming. Closing at once, with the
-// body's bytes arriving unread, would make the kernel reset the
-// connection, and a client still sending could lose the response. So,
-// unless the response is streamed, the response is written from fasthttp's
-// hijack goroutine, which then ends the gateway's side (FIN, or TLS
-// close_notify) and waits lingerTime before fasthttp closes the
-// connection, as net/http (closeWriteAndWait) and nginx (lingering_close)
-// do: a client reading while it sends has the response by then. Meanwhile
-// it drops up to lingerBytes of what the client sends, so that a client
-// that reads only once it has sent a body of moderate size gets the
-// response too. Nothing of it reaches the upstream. The hijack allocates;
-// this is not the path of a request without a body.
-func closeGently(ctx *fasthttp.RequestCtx, writeTimeout time.Duration) {
-	ctx.SetConnectionClose()
-	if ctx.Response.IsBodyStream() || ctx.Hijacked() {
-		return
-	}
-	// Hijacking with the response left to fasthttp would not do: a
-	// response with "Connection: close" closes the connection before the
-	// hijack handler runs.
-	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(c net.Conn) {
-		c.SetWriteDeadline(time.Now().Add(writeTimeout))
-		w := bufio.NewWriterSize(c, 4<<10)
-		if ctx.Response.Write(w) != nil || w.Flush() != nil {
-			return
-		}
-		conn := c
-		if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
-			conn = u.UnsafeConn() // fasthttp's hijackConn hides CloseWrite
-		}
-		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-		deadline := time.Now().Add(lingerTime)
-		c.SetReadDeadline(deadline)
-		buf := make([]byte, 16<<10)
-		for n := 0; n < lingerBytes; {
-			k, err := c.Read(buf)
-			if err != nil {
-				return // the client closed too, or the time is up
-			}
-			n += k
-		}
-		// Enough read: let the rest wait in the socket's buffer until the
-		// time is up, so that the reset that then comes finds the response
-		// read.
-		time.Sleep(time.Until(deadline))
-	})
 }
 
 // bodyTooLarge reports whether req's body is streamed and declared over

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/internal/apierr"
+	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/listen"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/valyala/fasthttp"
 )
@@ -30,8 +32,8 @@ func (g *Gateway) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.SetStatusCode(status)
 	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
 	ctx.Response.SetBodyRaw(body)
-	var rid [maxRequestID]byte
-	id := requestID(&ctx.Request.Header, &rid)
+	var rid [forwarded.MaxRequestID]byte
+	id := forwarded.RequestID(&ctx.Request.Header, &rid)
 	ctx.Response.Header.SetCanonical(strXRequestID, id)
 	// ctx.Time() is not set for a request that could not be read: it would
 	// be the previous request's time on a kept-alive connection.
@@ -54,7 +56,7 @@ func headParsed(h *fasthttp.RequestHeader) bool {
 // and body (apierr.ForReadError), a bare-LF head's 400 with its own
 // message.
 func parseErrorResponse(err error) (int, []byte) {
-	if errors.Is(err, errBareLFHead) {
+	if errors.Is(err, listen.ErrBareLFHead) {
 		return fasthttp.StatusBadRequest, body400BareLF
 	}
 	return apierr.ForReadError(err)

@@ -155,7 +155,7 @@ func New(cfg Config) (*Gateway, error) {
 		ReadBufferSize:        cfg.MaxHeaderBytes,
 		CloseOnShutdown:       true,
 		SecureErrorLogMessage: true,
-		Logger:                &fasthttpLogger{l: g.log},
+		Logger:                &safelog.FasthttpLogger{L: g.log, Ignore: proxy.ErrClientLeft},
 		// The handler reads the clock itself (the log's time, the
 		// latency): fasthttp need not read it too.
 		LazyRequestTime: true,
@@ -316,14 +316,11 @@ func (g *Gateway) readiness() (bool, []byte) {
 // being served (see listen.Limits). The counts are the Gateway's, shared by
 // every listener it serves.
 //
-// Each accepted connection is wrapped, beneath TLS, so that its read, idle
-// and write deadlines are applied only when they have moved by more than
-// min(T/8, 1 s) for a timeout T, instead of two or three times a request
-// (see deadlineConn): each timeout may expire that much earlier than
-// Config says. A request handler sees the wrapper, not a *net.TCPConn, in
-// ctx.Conn(); its deadlines must be set through it.
+// Each accepted connection is wrapped, beneath TLS, in a netconn.Conn (the
+// connection limits, the first read's check): a request handler sees the
+// wrapper, not a *net.TCPConn, in ctx.Conn().
 func (g *Gateway) Serve(ln net.Listener) error {
-	if err := g.srv.Serve(listen.Wrap(ln, g.conns, g.cert, checkBareLFHead)); err != nil && !g.closed.Load() {
+	if err := g.srv.Serve(listen.Wrap(ln, g.conns, g.cert, listen.CheckBareLFHead)); err != nil && !g.closed.Load() {
 		return err
 	}
 	return nil
@@ -386,45 +383,6 @@ func (g *Gateway) ReopenAccessLog() error {
 		return nil
 	}
 	return g.sink.Reopen()
-}
-
-// fasthttpLogger sends fasthttp's own messages (a failed TLS handshake, a
-// connection error) to slog, at most one per throttleInterval with the
-// count of those suppressed, since any client on the internet can cause
-// them. Only fasthttp's format string and the arguments that cannot carry
-// a client's bytes (addresses, numbers) are shown; an error is shown by
-// its class (errClass), any other argument as "?": fasthttp's errors quote
-// the header values they could not parse, an Authorization header's
-// among them.
-type fasthttpLogger struct {
-	l *slog.Logger
-	t safelog.Throttle
-}
-
-func (f *fasthttpLogger) Printf(format string, args ...any) {
-	for _, a := range args {
-		if err, ok := a.(error); ok && errors.Is(err, proxy.ErrClientLeft) {
-			return // a client leaving mid-stream is not an error of ours
-		}
-	}
-	n, ok := f.t.Allow(time.Now())
-	if !ok {
-		return
-	}
-	safe := make([]any, len(args))
-	for i, a := range args {
-		switch a := a.(type) {
-		case net.Addr:
-			safe[i] = a.String()
-		case error:
-			safe[i] = safelog.Class(a, "cannot read the request")
-		case int, int64, uint64, float64, time.Duration:
-			safe[i] = a
-		default:
-			safe[i] = "?"
-		}
-	}
-	f.l.Warn("fasthttp: "+fmt.Sprintf(format, safe...), "suppressed", n)
 }
 
 // TLSEnabled reports whether the public listener speaks HTTPS

@@ -2,8 +2,6 @@ package server
 
 import (
 	"bytes"
-	"encoding/hex"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/authgate/authgate/auth"
 	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/listen"
 	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/limiter"
@@ -108,7 +107,7 @@ func (a *account) settings() auth.Settings {
 func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) string {
 	up, bodyLeft := g.proxy.Serve(ctx)
 	if bodyLeft {
-		closeGently(ctx, g.cfg.WriteTimeout)
+		listen.CloseGently(ctx, g.cfg.WriteTimeout)
 	}
 	return up
 }
@@ -124,7 +123,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	// A body left unread (the request refused, or step did not read it)
 	// closes the connection rather than be read to find the next request.
 	if proxy.BodyPending(&ctx.Request) {
-		closeGently(ctx, g.cfg.WriteTimeout)
+		listen.CloseGently(ctx, g.cfg.WriteTimeout)
 	}
 }
 
@@ -148,8 +147,8 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	}
 
 	start := time.Now()
-	var rid [maxRequestID]byte
-	requestID := requestID(&ctx.Request.Header, &rid)
+	var rid [forwarded.MaxRequestID]byte
+	requestID := forwarded.RequestID(&ctx.Request.Header, &rid)
 
 	var (
 		acct *account
@@ -307,7 +306,7 @@ func writeRateLimited(ctx *fasthttp.RequestCtx, acct *account, res limiter.Resul
 	var buf [24]byte
 	ms := int64((res.Reset + time.Millisecond - 1) / time.Millisecond)
 	ctx.Response.Header.SetCanonical(strRetryAfterMs, strconv.AppendInt(buf[:0], ms, 10))
-	ctx.Response.Header.SetCanonical(strRetryAfter, strconv.AppendInt(buf[:0], retryAfterSeconds(res.Reset), 10))
+	ctx.Response.Header.SetCanonical(strRetryAfter, strconv.AppendInt(buf[:0], apierr.RetryAfterSeconds(res.Reset), 10))
 }
 
 // setRateHeaders adds OpenAI's x-ratelimit-*-requests headers for res.
@@ -316,7 +315,7 @@ func setRateHeaders(ctx *fasthttp.RequestCtx, res limiter.Result) {
 	h := &ctx.Response.Header
 	h.SetCanonical(strRateLimitLimit, strconv.AppendInt(buf[:0], int64(res.Limit), 10))
 	h.SetCanonical(strRateLimitRemaining, strconv.AppendInt(buf[:0], int64(res.Remaining), 10))
-	h.SetCanonical(strRateLimitReset, appendDuration(buf[:0], res.Reset))
+	h.SetCanonical(strRateLimitReset, apierr.AppendDuration(buf[:0], res.Reset))
 }
 
 // writeJSON answers status with a precomputed JSON body.
@@ -330,45 +329,6 @@ func writeText(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.Response.SetStatusCode(status)
 	ctx.Response.Header.SetContentTypeBytes(strTextPlain)
 	ctx.Response.SetBodyRaw(body)
-}
-
-// maxRequestID is the longest X-Request-Id passed on as it is.
-const maxRequestID = 128
-
-// requestID returns, in buf, the request's X-Request-Id if it is acceptable
-// (1–128 visible ASCII bytes, no separators), else a new random 128-bit hex
-// id. It is a copy, so that the proxy's rewriting of the request headers
-// cannot change it.
-func requestID(h *fasthttp.RequestHeader, buf *[maxRequestID]byte) []byte {
-	return requestIDFrom(h.PeekBytes(strXRequestID), buf)
-}
-
-// requestIDFrom is requestID for a client-sent id (nil if none).
-func requestIDFrom(id []byte, buf *[maxRequestID]byte) []byte {
-	if validRequestID(id) {
-		return buf[:copy(buf[:], id)]
-	}
-	var raw [16]byte
-	a, b := rand.Uint64(), rand.Uint64()
-	for i := 0; i < 8; i++ {
-		raw[i] = byte(a >> (8 * i))
-		raw[8+i] = byte(b >> (8 * i))
-	}
-	return buf[:hex.Encode(buf[:], raw[:])]
-}
-
-// validRequestID reports whether a client-sent request id may be passed on
-// and logged as it is.
-func validRequestID(id []byte) bool {
-	if len(id) == 0 || len(id) > maxRequestID {
-		return false
-	}
-	for _, c := range id {
-		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '|' {
-			return false
-		}
-	}
-	return true
 }
 
 // logRequest counts the request in acct's metrics and the latency
@@ -410,4 +370,13 @@ func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *account, start ti
 		e.Client = forwarded.ClientAddr(ctx, g.cfg.TrustedProxies)
 	}
 	g.writeLog(e, requestID)
+}
+
+// expected is a request that expectContinue admitted on its head: its
+// admission, kept for the handler, and what the error handler logs if the
+// body never comes (fasthttp then resets the request, user values
+// included).
+type expected struct {
+	admission
+	method, path []byte
 }

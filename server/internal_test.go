@@ -6,53 +6,10 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/valyala/fasthttp"
 )
-
-func TestAppendDuration(t *testing.T) {
-	f := func(d time.Duration, want string) {
-		t.Helper()
-		if got := string(appendDuration([]byte("x="), d)); got != "x="+want {
-			t.Errorf("appendDuration(%v) = %q, want %q", d, got, "x="+want)
-		}
-	}
-	f(0, "0s")
-	f(-time.Second, "0s")
-	f(400*time.Microsecond, "0s")
-	f(time.Millisecond, "1ms")
-	f(999*time.Millisecond, "999ms")
-	f(time.Second, "1s")
-	f(59500*time.Millisecond, "59.5s")
-	f(59999*time.Millisecond+600*time.Microsecond, "1m0s")
-	f(6*time.Minute, "6m0s")
-	f(61*time.Second+20*time.Millisecond, "1m1.02s")
-	f(2*time.Hour+3*time.Second, "2h0m3s")
-
-	// Every millisecond duration up to two minutes agrees with Duration.String.
-	for ms := 1; ms <= 120_000; ms += 7 {
-		d := time.Duration(ms) * time.Millisecond
-		if got := string(appendDuration(nil, d)); got != d.String() {
-			t.Fatalf("appendDuration(%v) = %q", d, got)
-		}
-	}
-}
-
-func TestRetryAfterSeconds(t *testing.T) {
-	f := func(d time.Duration, want int64) {
-		t.Helper()
-		if got := retryAfterSeconds(d); got != want {
-			t.Errorf("retryAfterSeconds(%v) = %d, want %d", d, got, want)
-		}
-	}
-	f(0, 1)
-	f(time.Millisecond, 1)
-	f(time.Second, 1)
-	f(time.Second+time.Nanosecond, 2)
-	f(59500*time.Millisecond, 60)
-	f(time.Minute, 60)
-}
 
 func TestParseErrorResponse(t *testing.T) {
 	f := func(err error, want int) {
@@ -71,8 +28,8 @@ func TestParseErrorResponse(t *testing.T) {
 func TestValidRequestID(t *testing.T) {
 	f := func(id string, want bool) {
 		t.Helper()
-		if got := validRequestID([]byte(id)); got != want {
-			t.Errorf("validRequestID(%q) = %v", id, got)
+		if got := forwarded.ValidRequestID([]byte(id)); got != want {
+			t.Errorf("forwarded.ValidRequestID(%q) = %v", id, got)
 		}
 	}
 	f("req-123", true)

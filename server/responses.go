@@ -43,7 +43,7 @@ var (
 	}()
 
 	// body400BareLF answers a request head whose lines end in a bare LF
-	// (errBareLFHead).
+	// (listen.ErrBareLFHead).
 	body400BareLF = apierr.Body("Malformed HTTP request: lines of the request head must end in CRLF", "invalid_request_error", "bad_request")
 	// body503Limiter answers when the shared rate limiter (Redis) cannot
 	// decide and REDIS_FAILURE_MODE is closed.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/limiter"
@@ -124,8 +125,8 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	shard := rand.Uint32()
 	clientID := firstValue(r.Header, hdrXRequestID)
-	var rid [maxRequestID]byte
-	requestID := requestIDFrom(netconn.S2B(clientID), &rid)
+	var rid [forwarded.MaxRequestID]byte
+	requestID := forwarded.RequestIDFrom(netconn.S2B(clientID), &rid)
 	idValue := r.Header[hdrXRequestID]
 	if len(requestID) != len(clientID) || len(idValue) != 1 {
 		idValue = []string{string(requestID)}
@@ -155,7 +156,7 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ms := int64((d.res.Reset + time.Millisecond - 1) / time.Millisecond)
 		h["Content-Type"] = hdrContentTypeJSON
 		h[hdrRetryAfterMs] = []string{strconv.FormatInt(ms, 10)}
-		h[hdrRetryAfter] = []string{strconv.FormatInt(retryAfterSeconds(d.res.Reset), 10)}
+		h[hdrRetryAfter] = []string{strconv.FormatInt(apierr.RetryAfterSeconds(d.res.Reset), 10)}
 		w.WriteHeader(http.StatusTooManyRequests)
 		n, _ := w.Write(acct.body429)
 		g.logHTTP(r, acct, shard, start, http.StatusTooManyRequests, int64(n), requestID)
@@ -207,7 +208,7 @@ func setRateHeadersHTTP(h http.Header, res limiter.Result) {
 	var buf [24]byte
 	h[hdrRateLimitLimit] = []string{strconv.Itoa(res.Limit)}
 	h[hdrRateLimitRemaining] = []string{strconv.Itoa(res.Remaining)}
-	h[hdrRateLimitReset] = []string{string(appendDuration(buf[:0], res.Reset))}
+	h[hdrRateLimitReset] = []string{string(apierr.AppendDuration(buf[:0], res.Reset))}
 }
 
 func writeTextHTTP(w http.ResponseWriter, status int, body []byte) {
