@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/authgate
 PKGS    := ./...
 
-.PHONY: all build run test test-short bench bench-peers bench-redis bench-go soak fuzz vet fmt clean
+.PHONY: all build run test lint bench bench-peers bench-redis bench-go soak fuzz fmt clean
 
 all: build
 
@@ -14,13 +14,22 @@ build:
 run: build
 	./$(BIN) demo
 
-# Every test, with the race detector, in random order (docs links included:
-# TestDocsLinks); then the server's again without it, since the race
-# detector's build makes its raw socket reads and writes another way.
-test:
-	$(GO) vet $(PKGS)
+# Formatting, vet and staticcheck (lint), then every test with the race
+# detector, in random order (docs links and the layout rules included),
+# then the allocation tests, which the race detector's build cannot run.
+test: lint
 	$(GO) test -race -shuffle=on -timeout 10m $(PKGS)
-	$(GO) test -shuffle=on -timeout 10m ./server
+	$(GO) test -shuffle=on -run Alloc $(PKGS)
+
+# gofmt, go vet and staticcheck; staticcheck is installed at the version
+# below (2026.2.2) into $(GOBIN) (default ~/go/bin) if missing.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || echo .))" || { gofmt -l .; exit 1; }
+	$(GO) vet $(PKGS)
+	@test -x "$(STATICCHECK)" || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(STATICCHECK) $(PKGS)
 
 # The load benchmarks (bench/README.md): the built binary under wrk on
 # loopback, pinned to cores; BENCH_DURATION per scenario (default 10s).
@@ -58,10 +67,6 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
-
-vet:
-	$(GO) vet $(PKGS)
-	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 
 fmt:
 	gofmt -w .

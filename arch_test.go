@@ -77,10 +77,14 @@ func imports(f goFile) []string {
 
 // TestLayoutUnsafeAndSystemCalls: unsafe, raw system calls, RawConns and
 // build constraints are found in internal/netconn only (the signal numbers
-// main takes from syscall aside).
+// main takes from syscall aside). The benchmark tools under bench/, which
+// the gateway does not link, may measure with system calls of their own.
 func TestLayoutUnsafeAndSystemCalls(t *testing.T) {
 	const netconn = "internal/netconn"
 	for _, f := range moduleFiles(t) {
+		if strings.HasPrefix(f.dir, "bench/") || f.dir == "bench" {
+			continue
+		}
 		if f.dir == netconn {
 			for _, p := range imports(f) {
 				if strings.HasPrefix(p, module+"/") {
@@ -150,7 +154,7 @@ func TestLayoutImports(t *testing.T) {
 
 // maxPackageLines bounds a package's non-test Go source, comments
 // included: a package larger than that holds more than one subsystem.
-const maxPackageLines = 2800
+const maxPackageLines = 2500
 
 // TestLayoutPackageSize: no package is over maxPackageLines.
 func TestLayoutPackageSize(t *testing.T) {
