@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // MaxLineLen is the longest line of a keys file, in bytes, not counting its
@@ -27,7 +28,11 @@ const MaxRPM = 10_000_000
 //
 // Known settings:
 //
-//	rpm=N  the key_id's limit, N requests in any 60 s window, 1..MaxRPM
+//	rpm=N              the key_id's limit, N requests in any 60 s window, 1..MaxRPM
+//	models=P[,P...]    the models the key_id may use: shell-style patterns
+//	                   ([MatchModel]), at most MaxModelPatterns
+//	expires=T          when the key_id's keys stop working: an RFC 3339
+//	                   instant, or a date YYYY-MM-DD (UTC midnight)
 //
 // An unknown name, a pair without '=', an empty or invalid value, or a name
 // given twice on one line makes the line invalid ([ErrBadSetting]).
@@ -39,11 +44,30 @@ type Settings struct {
 	// RPM is the key_id's limit in requests per any 60 s window;
 	// 0 means the gateway's default (MAX_REQUESTS_PER_MINUTE).
 	RPM int
+	// Models is the key_id's model list as written, comma-separated
+	// patterns ([MatchModel]); empty means every model.
+	Models string
+	// Expires is when the key_id's keys stop working (UTC, whole
+	// seconds); zero means never.
+	Expires time.Time
 }
 
 // valid reports whether s holds values that a keys file could give.
 func (s Settings) valid() bool {
-	return s.RPM >= 0 && s.RPM <= MaxRPM
+	return s.RPM >= 0 && s.RPM <= MaxRPM && (s.Models == "" || validModels(s.Models) == nil)
+}
+
+// ModelPatterns returns the patterns of s.Models, nil if it has none.
+func (s Settings) ModelPatterns() []string {
+	if s.Models == "" {
+		return nil
+	}
+	return strings.Split(s.Models, ",")
+}
+
+// Expired reports whether the key_id's keys have stopped working at now.
+func (s Settings) Expired(now time.Time) bool {
+	return !s.Expires.IsZero() && !now.Before(s.Expires)
 }
 
 // Entry is one valid line of a keys file.
@@ -226,6 +250,8 @@ func parseKeyField(f []byte) (d [32]byte, hashed bool, why string) {
 // Bits of the settings already seen on a line, to reject repeats.
 const (
 	seenRPM = 1 << iota
+	seenModels
+	seenExpires
 )
 
 // maxShownSettingName is the longest unknown setting name that an error
@@ -253,32 +279,58 @@ func parseSettings(b []byte, keyID string) (Settings, error) {
 			return s, fmt.Errorf("%w for key_id %q: a setting without '=' (want name=value)", ErrBadSetting, keyID)
 		}
 		switch string(name) {
-		case "rpm":
-			if seen&seenRPM != 0 {
-				return s, fmt.Errorf("%w %q for key_id %q: given twice", ErrBadSetting, name, keyID)
+		case "rpm", "models", "expires":
+		default:
+			if len(name) == 0 || len(name) > maxShownSettingName || !allTokenChars(name) {
+				return s, fmt.Errorf("%w for key_id %q: unknown setting (known: %s)", ErrBadSetting, keyID, knownSettings)
 			}
-			seen |= seenRPM
+			return s, fmt.Errorf("%w %q for key_id %q: unknown setting (known: %s)", ErrBadSetting, name, keyID, knownSettings)
+		}
+		bit := settingBit(name)
+		if seen&bit != 0 {
+			return s, fmt.Errorf("%w %q for key_id %q: given twice", ErrBadSetting, name, keyID)
+		}
+		seen |= bit
+		switch string(name) {
+		case "rpm":
 			n, ok := parseUint(val, MaxRPM)
 			if !ok || n == 0 {
 				return s, fmt.Errorf("%w %q for key_id %q: want an integer from 1 to %d", ErrBadSetting, name, keyID, MaxRPM)
 			}
 			s.RPM = n
-		default:
-			if len(name) == 0 || len(name) > maxShownSettingName || !allTokenChars(name) {
-				return s, fmt.Errorf("%w for key_id %q: unknown setting (known: rpm)", ErrBadSetting, keyID)
+		case "models":
+			if err := validModels(string(val)); err != nil {
+				return s, fmt.Errorf("%w %q for key_id %q: %v", ErrBadSetting, name, keyID, err)
 			}
-			return s, fmt.Errorf("%w %q for key_id %q: unknown setting (known: rpm)", ErrBadSetting, name, keyID)
+			s.Models = string(val)
+		case "expires":
+			t, err := parseExpires(string(val))
+			if err != nil {
+				return s, fmt.Errorf("%w %q for key_id %q: %v", ErrBadSetting, name, keyID, err)
+			}
+			s.Expires = t
 		}
 	}
 }
 
+// knownSettings lists the settings' names, for errors.
+const knownSettings = "rpm, models, expires"
+
 // knownSetting reports whether name is the name of a setting.
-func knownSetting(name []byte) bool {
+func knownSetting(name []byte) bool { return settingBit(name) != 0 }
+
+// settingBit is name's bit in parseSettings' record of the names seen, 0
+// for an unknown name.
+func settingBit(name []byte) uint {
 	switch string(name) {
 	case "rpm":
-		return true
+		return seenRPM
+	case "models":
+		return seenModels
+	case "expires":
+		return seenExpires
 	}
-	return false
+	return 0
 }
 
 // parseUint parses b as a decimal integer of at most max, digits only.

@@ -192,9 +192,9 @@ func TestLineErrorMessage(t *testing.T) {
 	f("alice:"+testKey+" rpm=0", `line 3: bad setting "rpm" for key_id "alice": want an integer from 1 to 10000000`)
 	f("alice:"+testKey+" rpm=1 rpm=1", `line 3: bad setting "rpm" for key_id "alice": given twice`)
 	f("alice:"+testKey+" rpm", `line 3: bad setting "rpm" for key_id "alice": missing '=' (want name=value)`)
-	f("alice:"+testKey+" models=a", `line 3: bad setting "models" for key_id "alice": unknown setting (known: rpm)`)
+	f("alice:"+testKey+" tpm=a", `line 3: bad setting "tpm" for key_id "alice": unknown setting (known: rpm, models, expires)`)
 	f("alice:"+testKey+" "+testKey2, `line 3: bad setting for key_id "alice": a setting without '=' (want name=value)`)
-	f("alice:"+testKey+" "+testKey2+"=1", `line 3: bad setting for key_id "alice": unknown setting (known: rpm)`)
+	f("alice:"+testKey+" "+testKey2+"=1", `line 3: bad setting for key_id "alice": unknown setting (known: rpm, models, expires)`)
 	f("alice:"+testKey+strings.Repeat(" ", MaxLineLen), `line 3: line too long (over 4096 bytes)`)
 
 	le := &LineError{Line: 7, Err: ErrDuplicateKey, KeyID: "bob", FirstKeyID: "alice", FirstLine: 2}

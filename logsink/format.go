@@ -87,6 +87,10 @@ type Entry struct {
 	// server.Config.TrustedProxies). Written as client ("1.2.3.4",
 	// "2001:db8::1"); the zero Addr is written as "".
 	Client netip.Addr
+	// Model is the model the request named, as the client named it (an
+	// alias, not its target); empty when it named none or the gateway did
+	// not look (docs/http.md#model-routing). Written as model, escaped.
+	Model []byte
 }
 
 // timestampLayout is the time.Layout equivalent of appendTimestamp.
@@ -300,6 +304,8 @@ func appendJSON(dst []byte, e *Entry, ts *stamp) []byte {
 	dst = appendEscaped(dst, e.RequestID)
 	dst = append(dst, `","client":"`...)
 	dst = appendAddr(dst, e.Client)
+	dst = append(dst, `","model":"`...)
+	dst = appendEscaped(dst, e.Model)
 	return append(dst, "\"}\n"...)
 }
 

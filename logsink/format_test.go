@@ -213,7 +213,7 @@ func TestAppendJSON(t *testing.T) {
 		RequestID: []byte("req-1"),
 		Client:    netip.MustParseAddr("203.0.113.5"),
 	}
-	want := `{"time":"2026-11-27T06:30:22.123456Z","key_id":"alice","method":"POST","path":"/v1/chat/completions","status":200,"latency_ms":1.235,"bytes_in":12,"bytes_out":345,"upstream":"http://10.0.0.1:8000","request_id":"req-1","client":"203.0.113.5"}` + "\n"
+	want := `{"time":"2026-11-27T06:30:22.123456Z","key_id":"alice","method":"POST","path":"/v1/chat/completions","status":200,"latency_ms":1.235,"bytes_in":12,"bytes_out":345,"upstream":"http://10.0.0.1:8000","request_id":"req-1","client":"203.0.113.5","model":""}` + "\n"
 	if got := string(appendJSON(nil, &e, nil)); got != want {
 		t.Fatalf("appendJSON:\n got %s\nwant %s", got, want)
 	}
@@ -222,7 +222,7 @@ func TestAppendJSON(t *testing.T) {
 		t.Fatalf("appendText:\n got %q\nwant %q", got, want)
 	}
 
-	want = `{"time":"2026-11-27T06:30:22.123456Z","key_id":"-","method":"-","path":"-","status":0,"latency_ms":0.000,"bytes_in":0,"bytes_out":0,"upstream":"","request_id":"","client":""}` + "\n"
+	want = `{"time":"2026-11-27T06:30:22.123456Z","key_id":"-","method":"-","path":"-","status":0,"latency_ms":0.000,"bytes_in":0,"bytes_out":0,"upstream":"","request_id":"","client":"","model":""}` + "\n"
 	if got := string(appendJSON(nil, &Entry{Time: fixedTime}, nil)); got != want {
 		t.Fatalf("appendJSON of an empty entry:\n got %s\nwant %s", got, want)
 	}
@@ -241,6 +241,7 @@ type jsonLine struct {
 	Upstream  string  `json:"upstream"`
 	RequestID string  `json:"request_id"`
 	Client    string  `json:"client"`
+	Model     string  `json:"model"`
 }
 
 // checkJSONLine asserts that line is one newline-terminated JSON object
@@ -254,8 +255,8 @@ func checkJSONLine(t testing.TB, line []byte) jsonLine {
 	if err := json.Unmarshal(line, &fields); err != nil {
 		t.Fatalf("line %q does not parse: %v", line, err)
 	}
-	if len(fields) != 11 {
-		t.Fatalf("line %q has %d fields, want 11", line, len(fields))
+	if len(fields) != 12 {
+		t.Fatalf("line %q has %d fields, want 12", line, len(fields))
 	}
 	var v jsonLine
 	if err := json.Unmarshal(line, &v); err != nil {
