@@ -160,7 +160,7 @@ func (b *bench) run(ctx context.Context) error {
 func (b *bench) estimate(nScenarios int) time.Duration {
 	o := b.o
 	closed := time.Duration(nScenarios*o.repeats) * (o.warmup + o.duration + 2*time.Second)
-	logWarmup, logDuration := logRunTimes(o)
+	logWarmup, logDuration := pairRunTimes(o)
 	closed += time.Duration(2*2*logPairs) * (logWarmup + logDuration + time.Second)
 	stream := time.Duration(2*o.repeats) * (o.duration / 2)
 	nOpen := 2

@@ -7,14 +7,15 @@ import (
 	"testing"
 )
 
-// TestLogOnFirst: the pairs alternate, starting with the log on.
-func TestLogOnFirst(t *testing.T) {
+// TestAFirst: the pairs alternate, starting with A (the log on, for
+// logCost).
+func TestAFirst(t *testing.T) {
 	var got []bool
 	for i := range 4 {
-		got = append(got, logOnFirst(i))
+		got = append(got, aFirst(i))
 	}
 	if want := []bool{true, false, true, false}; !slices.Equal(got, want) {
-		t.Fatalf("log on first in pairs 0-3: %v, want %v", got, want)
+		t.Fatalf("A first in pairs 0-3: %v, want %v", got, want)
 	}
 }
 

@@ -6,6 +6,19 @@ import (
 	"github.com/authgate/authgate/bench/internal/loadgen"
 )
 
+// spread returns the median, the lowest and the highest of the values f
+// picks from runs (zeros for none).
+func spread[T any](runs []T, f func(T) float64) (med, lo, hi float64) {
+	if len(runs) == 0 {
+		return 0, 0, 0
+	}
+	lo, hi = f(runs[0]), f(runs[0])
+	for _, r := range runs[1:] {
+		lo, hi = min(lo, f(r)), max(hi, f(r))
+	}
+	return median(runs, f), lo, hi
+}
+
 // median returns the median of the values f picks from runs (the mean of
 // the two middle ones for an even count).
 func median[T any](runs []T, f func(T) float64) float64 {

@@ -245,16 +245,8 @@ func (r *Report) AddOpen(names []string, fixed [][]loadgen.OpenLoopResult, bound
 
 // AddLogCost adds the log cost's pairs on path kind (reject or proxy).
 func (r *Report) AddLogCost(kind string, pairs []LogPair) {
-	lc := LogCostSum{Kind: kind, Pairs: pairs,
-		Median:    median(pairs, LogPair.Cost),
-		CPUMedian: median(pairs, LogPair.cpuCost),
-	}
-	if len(pairs) > 0 {
-		lc.Min, lc.Max = pairs[0].Cost(), pairs[0].Cost()
-		for _, p := range pairs {
-			lc.Min, lc.Max = min(lc.Min, p.Cost()), max(lc.Max, p.Cost())
-		}
-	}
+	lc := LogCostSum{Kind: kind, Pairs: pairs, CPUMedian: median(pairs, LogPair.cpuCost)}
+	lc.Median, lc.Min, lc.Max = spread(pairs, LogPair.Cost)
 	r.LogCost = append(r.LogCost, lc)
 }
 
