@@ -81,9 +81,13 @@ func (b *bench) logf(format string, args ...any) {
 // whatever it returns.
 func (b *bench) run(ctx context.Context) error {
 	o := b.o
-	for _, path := range []string{o.bin, o.ceiling, o.nolog} {
+	bins := []string{o.bin, o.ceiling, o.nolog}
+	if o.ab != "" {
+		bins = []string{o.bin, o.ab}
+	}
+	for _, path := range bins {
 		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("%v (bench/load.sh builds it)", err)
+			return fmt.Errorf("%v (bench/load.sh or bench/scripts/ab.sh builds it)", err)
 		}
 	}
 	need := []string{o.wrk}
@@ -108,6 +112,9 @@ func (b *bench) run(ctx context.Context) error {
 	}, o.wrk)
 	if err := b.startServers(); err != nil {
 		return err
+	}
+	if o.ab != "" {
+		return b.runAB(ctx)
 	}
 	scenarios := b.scenarios()
 	if err := b.check(scenarios); err != nil {
@@ -153,7 +160,7 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 	b.rep.Finish()
-	return b.rep.Write(o.out, os.Stdout)
+	return b.rep.Write(o.out, "latest", os.Stdout)
 }
 
 // estimate is the run's expected length, for the log.

@@ -15,6 +15,11 @@
 // started, on success, on failure and on SIGINT/SIGTERM. bench/README.md
 // describes the method.
 //
+// With -ab BIN_B it runs only an A/B comparison of two gateway binaries,
+// -bin (A) and BIN_B (B), such as two revisions bench/scripts/ab.sh
+// builds: alternating pairs of runs on the reject and proxy paths,
+// reported in OUT/ab-NAME.{md,json}, NAME being BIN_B's file name.
+//
 // This package is the orchestration; the parts that stand on their own are
 // in bench/internal: the processes and their CPU time (proc), wrk (wrk),
 // the fixed-rate and streaming clients (loadgen, latency, rawhttp), the key
@@ -45,6 +50,8 @@ type options struct {
 	serverCPU, loadCPU       string
 	peers, profile, keep     bool
 	redis                    bool
+	ab                       string // -ab: B's binary; "" for the whole benchmark
+	abPairs                  int
 	streamDelay              time.Duration
 	fixedShare               float64
 	bounds                   []time.Duration
@@ -103,6 +110,8 @@ func main() {
 	flag.DurationVar(&o.streamDelay, "stream-delay", 2*time.Millisecond, "the mock upstream's pause between streamed events")
 	flag.Float64Var(&o.fixedShare, "fixed-share", 0.25, "the fixed-rate comparison's rate, as a share of the gateway's proxied throughput")
 	flag.BoolVar(&o.skipBounds, "skip-bounds", false, "skip the search for the highest rate under each p99 bound")
+	flag.StringVar(&o.ab, "ab", os.Getenv("BENCH_AB"), "run only an A/B comparison of -bin (A) and this gateway binary (B): alternating pairs on the reject and proxy paths (env BENCH_AB)")
+	flag.IntVar(&o.abPairs, "ab-pairs", 6, "pairs of runs per path with -ab (at least 2)")
 	render := flag.String("render", "", "run nothing: read this latest.json and write latest.md and latest.svg from it into -out")
 	flag.Parse()
 	if *render != "" {
@@ -114,6 +123,11 @@ func main() {
 	}
 	if o.warmup == 0 {
 		o.warmup = min(max(o.duration/5, time.Second), 2*time.Second)
+	}
+	if o.ab != "" && o.abPairs < 2 {
+		// One pair has no spread to set its gain against.
+		fmt.Fprintf(os.Stderr, "loadbench: -ab-pairs %d: want at least 2\n", o.abPairs)
+		os.Exit(2)
 	}
 	o.bounds = []time.Duration{time.Millisecond, 10 * time.Millisecond}
 

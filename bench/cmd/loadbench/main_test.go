@@ -40,3 +40,9 @@ func TestCountLines(t *testing.T) {
 		t.Errorf("countLines of a missing file = %d, %v", n, err)
 	}
 }
+
+func TestABReportName(t *testing.T) {
+	if got := abReportName("bin/authgate-ab-1a2b3c4"); got != "ab-authgate-ab-1a2b3c4" {
+		t.Errorf("abReportName = %q, want ab-authgate-ab-1a2b3c4", got)
+	}
+}

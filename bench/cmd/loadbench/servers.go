@@ -49,6 +49,31 @@ func (b *bench) startServers() error {
 		return err
 	}
 	b.upstream = up
+	// serveEnv is `authgate serve`'s environment, with extra settings.
+	serveEnv := func(accessLog, admin string, extra ...string) []string {
+		return append([]string{
+			"DATA_DIR=" + b.dir,
+			"AUTH_KEYS_FILE=" + keysFile,
+			"UPSTREAM_URL=http://" + up.addr,
+			"ACCESS_LOG=" + accessLog,
+			"ADMIN_ADDR=" + admin,
+			"SHUTDOWN_DRAIN=0s",
+			"SHUTDOWN_GRACE=5s",
+		}, extra...)
+	}
+	if o.ab != "" {
+		// -ab: the gateway built two ways, each as `authgate` is below.
+		for _, g := range []struct{ name, bin string }{{"authgate", o.bin}, {"authgate-b", o.ab}} {
+			accessLog := filepath.Join(b.dir, g.name+"-access.log")
+			t, err := launch(g.name, o.serverCPU, serveEnv(accessLog, ""),
+				func(a string) []string { return []string{g.bin, "serve", "--listen", a} })
+			if err != nil {
+				return err
+			}
+			t.proxies, t.accessLog = true, accessLog
+		}
+		return nil
+	}
 	if _, err := launch("mock", o.serverCPU, nil, func(a string) []string {
 		return []string{o.bin, "mock-upstream", "--listen", a, "--chunk-delay", o.streamDelay.String()}
 	}); err != nil {
@@ -74,18 +99,6 @@ func (b *bench) startServers() error {
 		return err
 	}
 
-	// serveEnv is `authgate serve`'s environment, with extra settings.
-	serveEnv := func(accessLog, admin string, extra ...string) []string {
-		return append([]string{
-			"DATA_DIR=" + b.dir,
-			"AUTH_KEYS_FILE=" + keysFile,
-			"UPSTREAM_URL=http://" + up.addr,
-			"ACCESS_LOG=" + accessLog,
-			"ADMIN_ADDR=" + admin,
-			"SHUTDOWN_DRAIN=0s",
-			"SHUTDOWN_GRACE=5s",
-		}, extra...)
-	}
 	accessLog := filepath.Join(b.dir, "authgate-access.log")
 	admin = adminAddr()
 	gw, err := launch("authgate", o.serverCPU, serveEnv(accessLog, admin),

@@ -34,18 +34,28 @@ func num(v float64) string {
 	}
 }
 
-// markdown renders the report as the table printed and kept in latest.md.
-func (r *Report) markdown() string {
-	var b strings.Builder
+// machineLines writes the report's first lines: when, which commit, the
+// machine and its load.
+func (r *Report) machineLines(b *strings.Builder) {
 	m := r.Machine
-	fmt.Fprintf(&b, "# authgate load benchmark\n\n")
-	fmt.Fprintf(&b, "%s, commit %s. %s, %d cores, %.0f GiB, Linux %s, %s.\n", r.Generated, m.Commit, m.CPU, m.Cores, m.MemGiB, m.Kernel, m.Go)
+	fmt.Fprintf(b, "%s, commit %s. %s, %d cores, %.0f GiB, Linux %s, %s.\n", r.Generated, m.Commit, m.CPU, m.Cores, m.MemGiB, m.Kernel, m.Go)
 	var vers []string
 	for _, k := range slices.Sorted(maps.Keys(m.Versions)) {
 		vers = append(vers, k+" "+m.Versions[k])
 	}
-	fmt.Fprintf(&b, "Load average (1, 5, 15 min) at the start %.2f %.2f %.2f, at the end %.2f %.2f %.2f. %s.\n\n",
+	fmt.Fprintf(b, "Load average (1, 5, 15 min) at the start %.2f %.2f %.2f, at the end %.2f %.2f %.2f. %s.\n\n",
 		m.LoadStart[0], m.LoadStart[1], m.LoadStart[2], m.LoadEnd[0], m.LoadEnd[1], m.LoadEnd[2], strings.Join(vers, ", "))
+}
+
+// markdown renders the report as the table printed and kept in latest.md
+// (an A/B run's: abMarkdown).
+func (r *Report) markdown() string {
+	if r.AB != nil {
+		return r.abMarkdown()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# authgate load benchmark\n\n")
+	r.machineLines(&b)
 	s := r.Settings
 	pin := "no pinning"
 	if s.ServerCPU != "" || s.LoadCPU != "" {

@@ -27,6 +27,7 @@ type Report struct {
 	Bounds    []BoundSum     `json:"latency_bounds,omitempty"`
 	LogCost   []LogCostSum   `json:"log_cost,omitempty"`
 	Ratios    []Ratio        `json:"ratios"`
+	AB        *ABRun         `json:"ab,omitempty"` // an A/B run's (StartAB), which has nothing else
 }
 
 // Scenario names a closed-loop scenario: the path (Kind), the server

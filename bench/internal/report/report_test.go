@@ -102,7 +102,7 @@ func TestWrite(t *testing.T) {
 	r := sampleReport()
 	dir := t.TempDir()
 	var stdout bytes.Buffer
-	if err := r.Write(dir, &stdout); err != nil {
+	if err := r.Write(dir, "latest", &stdout); err != nil {
 		t.Fatal(err)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "latest.md"))
@@ -128,6 +128,9 @@ func TestWrite(t *testing.T) {
 	}
 	if len(back.Closed) != len(r.Closed) || back.Closed[1].Median.RPS != 96000 {
 		t.Errorf("latest.json: %d closed-loop results, reject median %v", len(back.Closed), back.Closed[1].Median.RPS)
+	}
+	if back.AB != nil || bytes.Contains(js, []byte(`"ab"`)) {
+		t.Error("latest.json of the whole benchmark has an A/B section")
 	}
 
 	// The chart is well-formed XML with one bar per scenario and panel.

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 )
 
-// Write writes latest.md, latest.json and latest.svg into dir and the
-// markdown to stdout.
-func (r *Report) Write(dir string, stdout io.Writer) error {
+// Write writes BASE.md, BASE.json and BASE.svg (not for an A/B run) into
+// dir and the markdown to stdout. The whole benchmark's BASE is "latest".
+func (r *Report) Write(dir, base string, stdout io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -19,11 +19,11 @@ func (r *Report) Write(dir string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for name, data := range map[string][]byte{
-		"latest.md":   []byte(md),
-		"latest.json": append(js, '\n'),
-		"latest.svg":  []byte(r.svg()),
-	} {
+	files := map[string][]byte{base + ".md": []byte(md), base + ".json": append(js, '\n')}
+	if r.AB == nil {
+		files[base+".svg"] = []byte(r.svg())
+	}
+	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return err
 		}
