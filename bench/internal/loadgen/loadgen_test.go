@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"bufio"
@@ -9,6 +9,15 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/authgate/authgate/bench/internal/rawhttp"
+)
+
+// The requests the tests send: a small chat completion, and a streamed one.
+const (
+	chatPath   = "/v1/chat/completions"
+	chatBody   = `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello."}]}`
+	streamBody = `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello."}]}`
 )
 
 // serve runs h on a loopback port until the test ends and returns the
@@ -27,9 +36,9 @@ func serve(t *testing.T, h fasthttp.RequestHandler) string {
 
 func TestOpenLoop(t *testing.T) {
 	addr := serve(t, func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(401) })
-	ol := &openLoop{addr: addr, request: rawRequest(addr, chatPath, keyUnknown, chatBody), conns: 4,
-		rate: 2000, warmup: 50 * time.Millisecond, duration: 200 * time.Millisecond, status: 401}
-	res := ol.run(context.Background())
+	ol := &OpenLoop{Addr: addr, Request: rawhttp.Request(addr, chatPath, "sk-unknown-0123456789abcdef", chatBody), Conns: 4,
+		Rate: 2000, Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond, Status: 401}
+	res := ol.Run(context.Background())
 	if res.Errors != 0 || res.FirstErr != "" {
 		t.Fatalf("errors: %d, %s", res.Errors, res.FirstErr)
 	}
@@ -42,8 +51,8 @@ func TestOpenLoop(t *testing.T) {
 	}
 
 	// A wrong status is an error.
-	ol.status = 200
-	if res := ol.run(context.Background()); res.Errors == 0 {
+	ol.Status = 200
+	if res := ol.Run(context.Background()); res.Errors == 0 {
 		t.Error("status 401 where 200 is wanted: no error counted")
 	}
 }
@@ -54,9 +63,9 @@ func TestOpenLoop(t *testing.T) {
 // before; latency from the write alone would stay near 5 ms.
 func TestOpenLoopQueueing(t *testing.T) {
 	addr := serve(t, func(ctx *fasthttp.RequestCtx) { time.Sleep(5 * time.Millisecond) })
-	ol := &openLoop{addr: addr, request: rawRequest(addr, chatPath, "", chatBody), conns: 1,
-		rate: 400, duration: 200 * time.Millisecond, status: 200}
-	res := ol.run(context.Background())
+	ol := &OpenLoop{Addr: addr, Request: rawhttp.Request(addr, chatPath, "", chatBody), Conns: 1,
+		Rate: 400, Duration: 200 * time.Millisecond, Status: 200}
+	res := ol.Run(context.Background())
 	if res.Errors != 0 {
 		t.Fatalf("errors: %d, %s", res.Errors, res.FirstErr)
 	}
@@ -80,7 +89,7 @@ func TestRunStreams(t *testing.T) {
 			}
 		})
 	})
-	res, err := runStreams(context.Background(), addr, rawRequest(addr, chatPath, "", streamBody), 50*time.Millisecond)
+	res, err := RunStreams(context.Background(), addr, rawhttp.Request(addr, chatPath, "", streamBody), 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +102,7 @@ func TestRunStreams(t *testing.T) {
 
 	// A response that is not a stream is an error.
 	plain := serve(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") })
-	if _, err := runStreams(context.Background(), plain, rawRequest(plain, chatPath, "", streamBody), time.Millisecond); err == nil {
+	if _, err := RunStreams(context.Background(), plain, rawhttp.Request(plain, chatPath, "", streamBody), time.Millisecond); err == nil {
 		t.Error("a plain response: no error")
 	}
 }

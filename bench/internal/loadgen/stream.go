@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"bufio"
@@ -8,11 +8,13 @@ import (
 	"net"
 	"slices"
 	"time"
+
+	"github.com/authgate/authgate/bench/internal/rawhttp"
 )
 
-// streamResult is one streaming run against one target: streamed chat
+// StreamResult is one streaming run against one target: streamed chat
 // completions one at a time on one kept-alive connection.
-type streamResult struct {
+type StreamResult struct {
 	Streams  int     `json:"streams"`
 	TTFE50   float64 `json:"ttfe_p50_us"` // time to first event: from writing the request to reading the first "data:" event
 	TTFE99   float64 `json:"ttfe_p99_us"`
@@ -22,10 +24,11 @@ type streamResult struct {
 	FirstErr string  `json:"first_error,omitempty"`
 }
 
-// runStreams sends streamed requests to addr one after another for d and
-// measures each one's time to first event and the delays between events.
-func runStreams(ctx context.Context, addr string, req []byte, d time.Duration) (streamResult, error) {
-	var res streamResult
+// RunStreams sends req, a streamed request, to addr one after another on
+// one kept-alive connection for d, and measures each response's time to
+// first event and the delays between events.
+func RunStreams(ctx context.Context, addr string, req []byte, d time.Duration) (StreamResult, error) {
+	var res StreamResult
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return res, err
@@ -42,7 +45,7 @@ func runStreams(ctx context.Context, addr string, req []byte, d time.Duration) (
 		}
 		var last time.Time
 		events := 0
-		r, err := readResponse(br, false, func(chunk []byte) {
+		r, err := rawhttp.ReadResponse(br, false, func(chunk []byte) {
 			now := time.Now()
 			n := bytes.Count(chunk, []byte("data: "))
 			if n == 0 {
@@ -59,15 +62,15 @@ func runStreams(ctx context.Context, addr string, req []byte, d time.Duration) (
 		if err != nil {
 			return res, err
 		}
-		if r.status != 200 {
-			return res, fmt.Errorf("status %d, want 200", r.status)
+		if r.Status != 200 {
+			return res, fmt.Errorf("status %d, want 200", r.Status)
 		}
 		if events == 0 {
 			return res, fmt.Errorf("no event in the response (was it streamed, chunked?)")
 		}
 		res.Streams++
 		res.Events = events
-		if r.close {
+		if r.Close {
 			conn.Close()
 			if conn, err = net.DialTimeout("tcp", addr, 5*time.Second); err != nil {
 				return res, err

@@ -1,4 +1,8 @@
-package main
+// Package rawhttp is the benchmark's own minimal HTTP/1.1 client: the
+// bytes of a request as wrk sends them, and a reader of responses that
+// reports each chunk of a chunked body as it arrives, for the load
+// generators (bench/internal/loadgen) and the checks before each scenario.
+package rawhttp
 
 import (
 	"bufio"
@@ -11,17 +15,9 @@ import (
 	"time"
 )
 
-// The request every scenario sends: the in-process benchmarks' small chat
-// completion (bench/e2e_bench_test.go), and its streamed variant.
-const (
-	chatPath   = "/v1/chat/completions"
-	chatBody   = `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello."}]}`
-	streamBody = `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello."}]}`
-)
-
-// rawRequest returns the bytes of a POST of body to path on host with key
+// Request returns the bytes of a POST of body to path on host with key
 // as a bearer token ("" for none), as wrk sends them.
-func rawRequest(host, path, key, body string) []byte {
+func Request(host, path, key, body string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n", path, host)
 	if key != "" {
@@ -31,35 +27,36 @@ func rawRequest(host, path, key, body string) []byte {
 	return b.Bytes()
 }
 
-// response is what readResponse keeps of a response.
-type response struct {
-	status int
-	close  bool   // the server closes the connection after it
-	body   []byte // only if asked for
+// Response is what ReadResponse keeps of a response.
+type Response struct {
+	Status int
+	Close  bool   // the server closes the connection after it
+	Body   []byte // only if asked for
 }
 
-var errMalformed = errors.New("malformed HTTP response")
+// ErrMalformed is the error, wrapped, for a response that is not HTTP/1.x.
+var ErrMalformed = errors.New("malformed HTTP response")
 
-// readResponse reads one HTTP/1.x response from br. The body is discarded
+// ReadResponse reads one HTTP/1.x response from br. The body is discarded
 // unless keepBody is set. It handles Content-Length, chunked and
 // read-until-close bodies; onChunk, if set, is called with each chunk of a
 // chunked body as it arrives (the streaming client timestamps events with
 // it).
-func readResponse(br *bufio.Reader, keepBody bool, onChunk func([]byte)) (response, error) {
-	var r response
+func ReadResponse(br *bufio.Reader, keepBody bool, onChunk func([]byte)) (Response, error) {
+	var r Response
 	line, err := br.ReadSlice('\n')
 	if err != nil {
 		return r, err
 	}
 	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
-		return r, fmt.Errorf("%w: status line %q", errMalformed, line)
+		return r, fmt.Errorf("%w: status line %q", ErrMalformed, line)
 	}
-	r.status, err = strconv.Atoi(string(line[9:12]))
+	r.Status, err = strconv.Atoi(string(line[9:12]))
 	if err != nil {
-		return r, fmt.Errorf("%w: status line %q", errMalformed, line)
+		return r, fmt.Errorf("%w: status line %q", ErrMalformed, line)
 	}
 	http10 := line[7] == '0'
-	r.close = http10
+	r.Close = http10
 	length, chunked := -1, false
 	for {
 		line, err = br.ReadSlice('\n')
@@ -72,21 +69,21 @@ func readResponse(br *bufio.Reader, keepBody bool, onChunk func([]byte)) (respon
 		}
 		k, v, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
-			return r, fmt.Errorf("%w: header line %q", errMalformed, line)
+			return r, fmt.Errorf("%w: header line %q", ErrMalformed, line)
 		}
 		v = bytes.TrimSpace(v)
 		switch {
 		case bytes.EqualFold(k, []byte("Content-Length")):
 			if length, err = strconv.Atoi(string(v)); err != nil || length < 0 {
-				return r, fmt.Errorf("%w: Content-Length %q", errMalformed, v)
+				return r, fmt.Errorf("%w: Content-Length %q", ErrMalformed, v)
 			}
 		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
 			chunked = bytes.EqualFold(v, []byte("chunked"))
 		case bytes.EqualFold(k, []byte("Connection")):
 			if bytes.EqualFold(v, []byte("close")) {
-				r.close = true
+				r.Close = true
 			} else if http10 && bytes.EqualFold(v, []byte("keep-alive")) {
-				r.close = false
+				r.Close = false
 			}
 		}
 	}
@@ -100,12 +97,12 @@ func readResponse(br *bufio.Reader, keepBody bool, onChunk func([]byte)) (respon
 		err = readChunked(br, body, onChunk)
 	case length >= 0:
 		_, err = io.CopyN(body, br, int64(length))
-	case r.status == 204 || r.status == 304 || r.status/100 == 1:
+	case r.Status == 204 || r.Status == 304 || r.Status/100 == 1:
 	default:
-		r.close = true
+		r.Close = true
 		_, err = io.Copy(body, br)
 	}
-	r.body = buf.Bytes()
+	r.Body = buf.Bytes()
 	return r, err
 }
 
@@ -121,7 +118,7 @@ func readChunked(br *bufio.Reader, w io.Writer, onChunk func([]byte)) error {
 		sizeHex, _, _ := bytes.Cut(bytes.TrimRight(line, "\r\n"), []byte(";"))
 		size, err := strconv.ParseInt(string(bytes.TrimSpace(sizeHex)), 16, 32)
 		if err != nil || size < 0 {
-			return fmt.Errorf("%w: chunk size %q", errMalformed, line)
+			return fmt.Errorf("%w: chunk size %q", ErrMalformed, line)
 		}
 		if size == 0 {
 			// Trailers, then the empty line.
@@ -151,17 +148,17 @@ func readChunked(br *bufio.Reader, w io.Writer, onChunk func([]byte)) error {
 	}
 }
 
-// roundTrip sends one request on a fresh connection to addr and returns
+// RoundTrip sends one request on a fresh connection to addr and returns
 // the response with its body: the checks before each scenario use it.
-func roundTrip(addr string, req []byte) (response, error) {
+func RoundTrip(addr string, req []byte) (Response, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return response{}, err
+		return Response{}, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Write(req); err != nil {
-		return response{}, err
+		return Response{}, err
 	}
-	return readResponse(bufio.NewReader(c), true, nil)
+	return ReadResponse(bufio.NewReader(c), true, nil)
 }

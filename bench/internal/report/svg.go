@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"fmt"
@@ -48,14 +48,14 @@ func niceMax(v float64) float64 {
 
 // svg draws the closed-loop scenarios' median throughput and p99 latency
 // side by side, one bar per server, grouped by scenario.
-func (r *report) svg() string {
+func (r *Report) svg() string {
 	type row struct {
 		header string
-		c      *closedResult
+		c      *ClosedResult
 	}
 	var rows []row
 	for _, kind := range kindOrder {
-		var group []*closedResult
+		var group []*ClosedResult
 		for i := range r.Closed {
 			if r.Closed[i].Kind == kind {
 				group = append(group, &r.Closed[i])
@@ -64,7 +64,7 @@ func (r *report) svg() string {
 		if len(group) == 0 {
 			continue
 		}
-		slices.SortStableFunc(group, func(a, b *closedResult) int {
+		slices.SortStableFunc(group, func(a, b *ClosedResult) int {
 			return slices.Index(serverOrder, a.Server) - slices.Index(serverOrder, b.Server)
 		})
 		rows = append(rows, row{header: kindTitle[kind]})
@@ -102,7 +102,7 @@ func (r *report) svg() string {
 	text(10, 40, "start", `fill="#555555"`, fmt.Sprintf("%s, commit %s; %s, %d cores", r.Generated, m.Commit, m.CPU, m.Cores))
 	text(10, 56, "start", `fill="#555555"`, fmt.Sprintf("server under test on CPU %s, load (and the proxies' upstream) on CPU %s; load average %.2f at the start", r.Settings.ServerCPU, r.Settings.LoadCPU, m.LoadStart[0]))
 
-	panel := func(x0 float64, title string, maxV float64, unit string, value func(*closedResult) float64) {
+	panel := func(x0 float64, title string, maxV float64, unit string, value func(*ClosedResult) float64) {
 		text(x0, 82, "start", `font-weight="bold"`, title)
 		axisTop, axisBottom := top-8, top+float64(len(rows))*rowH
 		for i := 0; i <= 4; i++ {
@@ -131,8 +131,8 @@ func (r *report) svg() string {
 		}
 		text(labelW, y+barH-3, "end", "", serverName[rw.c.Server])
 	}
-	panel(x1, "Throughput (requests/s, higher is better)", maxRPS, "requests per second", func(c *closedResult) float64 { return c.Median.RPS })
-	panel(x2, "p99 latency (µs, lower is better)", maxP99, "microseconds", func(c *closedResult) float64 { return c.Median.P99 })
+	panel(x1, "Throughput (requests/s, higher is better)", maxRPS, "requests per second", func(c *ClosedResult) float64 { return c.Median.RPS })
+	panel(x2, "p99 latency (µs, lower is better)", maxP99, "microseconds", func(c *ClosedResult) float64 { return c.Median.P99 })
 	b.WriteString("</svg>\n")
 	return b.String()
 }

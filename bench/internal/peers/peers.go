@@ -1,4 +1,7 @@
-package main
+// Package peers configures nginx and HAProxy to do the gateway's job (a
+// key map, a per-key limit, the proxy, an access log) from the templates in
+// bench/peers/, for the benchmark's side-by-side runs.
+package peers
 
 import (
 	"fmt"
@@ -9,10 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/authgate/authgate/bench/internal/keyset"
 )
 
-// peerConfig fills bench/peers/*.tmpl.
-type peerConfig struct {
+// Config fills bench/peers/*.tmpl.
+type Config struct {
 	Dir        string // the run's temporary directory
 	Listen     string // host:port
 	Upstream   string // host:port of the mock upstream
@@ -25,11 +30,11 @@ type peerConfig struct {
 	// limit.
 	DefaultRate  string
 	DefaultBurst int
-	Classes      []limitClass
+	Classes      []LimitClass
 }
 
-// limitClass is one nginx limit_req zone: the key_ids whose rpm it is.
-type limitClass struct {
+// LimitClass is one nginx limit_req zone: the key_ids whose rpm it is.
+type LimitClass struct {
 	Name, Var, Rate string
 	Burst           int
 	KeyIDs          []string
@@ -42,26 +47,27 @@ func nginxRate(rpm int) (rate string, burst int) {
 	return strconv.Itoa(rpm) + "r/m", rpm - 1
 }
 
-// writePeerMaps writes the key set as nginx's and HAProxy's map files into
-// dir and fills in cfg's map paths and limit classes.
-func writePeerMaps(dir string, keys []benchKey, cfg *peerConfig) (nginxMap, haproxyKeys, haproxyLimits string, err error) {
+// WriteMaps writes keys as nginx's and HAProxy's map files into dir,
+// fills in cfg's limit classes and default rate, and returns the maps'
+// paths; a key with cfg.DefaultRPM has no limit class of its own.
+func WriteMaps(dir string, keys []keyset.Key, cfg *Config) (nginxMap, haproxyKeys, haproxyLimits string, err error) {
 	var nm, hk, hl strings.Builder
-	classes := map[int]*limitClass{}
+	classes := map[int]*LimitClass{}
 	for _, k := range keys {
-		fmt.Fprintf(&nm, "\"Bearer %s\" %s;\n", k.key, k.id)
-		fmt.Fprintf(&hk, "%s %s\n", k.key, k.id)
-		if k.rpm == cfg.DefaultRPM {
+		fmt.Fprintf(&nm, "\"Bearer %s\" %s;\n", k.Key, k.ID)
+		fmt.Fprintf(&hk, "%s %s\n", k.Key, k.ID)
+		if k.RPM == cfg.DefaultRPM {
 			continue
 		}
-		fmt.Fprintf(&hl, "%s %d\n", k.id, k.rpm)
-		c := classes[k.rpm]
+		fmt.Fprintf(&hl, "%s %d\n", k.ID, k.RPM)
+		c := classes[k.RPM]
 		if c == nil {
-			rate, burst := nginxRate(k.rpm)
-			name := "rpm" + strconv.Itoa(k.rpm)
-			c = &limitClass{Name: name, Var: "$lim_" + name, Rate: rate, Burst: burst}
-			classes[k.rpm] = c
+			rate, burst := nginxRate(k.RPM)
+			name := "rpm" + strconv.Itoa(k.RPM)
+			c = &LimitClass{Name: name, Var: "$lim_" + name, Rate: rate, Burst: burst}
+			classes[k.RPM] = c
 		}
-		c.KeyIDs = append(c.KeyIDs, k.id)
+		c.KeyIDs = append(c.KeyIDs, k.ID)
 	}
 	for _, rpm := range slices.Sorted(maps.Keys(classes)) {
 		cfg.Classes = append(cfg.Classes, *classes[rpm])
@@ -77,9 +83,9 @@ func writePeerMaps(dir string, keys []benchKey, cfg *peerConfig) (nginxMap, hapr
 	return
 }
 
-// renderPeerConfig renders the template at tmplPath with cfg into
-// dir/name.
-func renderPeerConfig(tmplPath, dir, name string, cfg peerConfig) (string, error) {
+// Render renders the template at tmplPath with cfg into dir/name and
+// returns the file's path.
+func Render(tmplPath, dir, name string, cfg Config) (string, error) {
 	t, err := template.New(filepath.Base(tmplPath)).Option("missingkey=error").ParseFiles(tmplPath)
 	if err != nil {
 		return "", fmt.Errorf("cannot parse %s: %w", tmplPath, err)
@@ -90,4 +96,10 @@ func renderPeerConfig(tmplPath, dir, name string, cfg peerConfig) (string, error
 	}
 	path := filepath.Join(dir, name)
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// writeFile writes content to dir/name and returns the path.
+func writeFile(dir, name, content string) (string, error) {
+	path := filepath.Join(dir, name)
+	return path, os.WriteFile(path, []byte(content), 0o644)
 }

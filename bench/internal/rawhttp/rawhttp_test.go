@@ -1,4 +1,4 @@
-package main
+package rawhttp
 
 import (
 	"bufio"
@@ -11,13 +11,13 @@ func TestReadResponse(t *testing.T) {
 		t.Helper()
 		br := bufio.NewReader(strings.NewReader(raw + "NEXT"))
 		chunks := 0
-		r, err := readResponse(br, true, func([]byte) { chunks++ })
+		r, err := ReadResponse(br, true, func([]byte) { chunks++ })
 		if err != nil {
 			t.Fatalf("%q: %v", raw, err)
 		}
-		if r.status != wantStatus || r.close != wantClose || string(r.body) != wantBody || chunks != wantChunks {
+		if r.Status != wantStatus || r.Close != wantClose || string(r.Body) != wantBody || chunks != wantChunks {
 			t.Errorf("%q: got status %d close %v body %q chunks %d; want %d %v %q %d",
-				raw, r.status, r.close, r.body, chunks, wantStatus, wantClose, wantBody, wantChunks)
+				raw, r.Status, r.Close, r.Body, chunks, wantStatus, wantClose, wantBody, wantChunks)
 		}
 		if !wantClose {
 			// The next response's bytes are left unread.
@@ -45,19 +45,19 @@ func TestReadResponse(t *testing.T) {
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
 	} {
-		if _, err := readResponse(bufio.NewReader(strings.NewReader(bad)), false, nil); err == nil {
+		if _, err := ReadResponse(bufio.NewReader(strings.NewReader(bad)), false, nil); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
 }
 
-func TestRawRequest(t *testing.T) {
-	got := string(rawRequest("127.0.0.1:1", "/v1/x", "sk-k", `{"a":1}`))
+func TestRequest(t *testing.T) {
+	got := string(Request("127.0.0.1:1", "/v1/x", "sk-k", `{"a":1}`))
 	want := "POST /v1/x HTTP/1.1\r\nHost: 127.0.0.1:1\r\nContent-Type: application/json\r\nAuthorization: Bearer sk-k\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	if strings.Contains(string(rawRequest("h", "/", "", "")), "Authorization") {
+	if strings.Contains(string(Request("h", "/", "", "")), "Authorization") {
 		t.Error("no key: Authorization sent")
 	}
 }

@@ -1,10 +1,11 @@
-package main
+// Package proc starts and stops the processes the benchmark runs (the
+// servers under test, their upstream, the peers), pinned to CPUs with
+// taskset, and samples the CPU time they use from /proc.
+package proc
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -15,20 +16,21 @@ import (
 	"time"
 )
 
-// proc is a process the benchmark started. stop ends it; every proc is
-// stopped before the benchmark exits, however it exits.
-type proc struct {
-	name string
+// Process is a process the benchmark started. Stop ends it; the caller
+// stops every Process before it exits, however it exits, and the kernel
+// kills it if the caller dies without doing so.
+type Process struct {
+	Name string
 	cmd  *exec.Cmd
 	log  string // its stdout and stderr, unless redirected
 	done chan struct{}
 }
 
-// startProc starts argv pinned to cpus (a taskset list such as "0"; empty:
+// Start starts argv pinned to cpus (a taskset list such as "0"; empty:
 // not pinned), with env added to the benchmark's own environment. Its
 // output goes to dir/name.log, or stdout to the given file if not nil;
 // stdin, if not nil, is its standard input.
-func startProc(dir, name, cpus string, env []string, stdin, stdout *os.File, argv ...string) (*proc, error) {
+func Start(dir, name, cpus string, env []string, stdin, stdout *os.File, argv ...string) (*Process, error) {
 	if cpus != "" {
 		argv = append([]string{"taskset", "-c", cpus}, argv...)
 	}
@@ -53,7 +55,7 @@ func startProc(dir, name, cpus string, env []string, stdin, stdout *os.File, arg
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start %s (%s): %w", name, strings.Join(argv, " "), err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &Process{Name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		cmd.Wait()
 		close(p.done)
@@ -61,12 +63,12 @@ func startProc(dir, name, cpus string, env []string, stdin, stdout *os.File, arg
 	return p, nil
 }
 
-// pid is the process's id (taskset execs the command, so it is the
+// Pid is the process's id (taskset execs the command, so it is the
 // command's own).
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
-// exited reports whether the process has ended.
-func (p *proc) exited() bool {
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -75,9 +77,9 @@ func (p *proc) exited() bool {
 	}
 }
 
-// stop sends SIGTERM and waits up to 10 s, then SIGKILL. It is idempotent.
-func (p *proc) stop() {
-	if p == nil || p.exited() {
+// Stop sends SIGTERM and waits up to 10 s, then SIGKILL. It is idempotent.
+func (p *Process) Stop() {
+	if p == nil || p.Exited() {
 		return
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
@@ -89,8 +91,8 @@ func (p *proc) stop() {
 	}
 }
 
-// tail returns the last lines of the process's log, for error messages.
-func (p *proc) tail() string {
+// Tail returns the last lines of the process's log, for error messages.
+func (p *Process) Tail() string {
 	b, err := os.ReadFile(p.log)
 	if err != nil {
 		return ""
@@ -99,9 +101,9 @@ func (p *proc) tail() string {
 	return strings.Join(lines[max(0, len(lines)-5):], "\n")
 }
 
-// waitListening waits until addr accepts connections, p is still running,
-// or timeout passes.
-func waitListening(p *proc, addr string, timeout time.Duration) error {
+// WaitListening waits until addr accepts connections, p exits, or timeout
+// passes; it returns an error in the last two cases.
+func WaitListening(p *Process, addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
@@ -109,18 +111,18 @@ func waitListening(p *proc, addr string, timeout time.Duration) error {
 			c.Close()
 			return nil
 		}
-		if p.exited() {
-			return fmt.Errorf("%s exited at start: %s", p.name, p.tail())
+		if p.Exited() {
+			return fmt.Errorf("%s exited at start: %s", p.Name, p.Tail())
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s does not listen on %s after %v: %s", p.name, addr, timeout, p.tail())
+			return fmt.Errorf("%s does not listen on %s after %v: %s", p.Name, addr, timeout, p.Tail())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// freeAddr returns a loopback address with a port free at the time.
-func freeAddr() (string, error) {
+// FreeAddr returns a loopback address with a port free at the time.
+func FreeAddr() (string, error) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -133,9 +135,9 @@ func freeAddr() (string, error) {
 // (sysconf(_SC_CLK_TCK), 100 on Linux).
 const clockTick = 10 * time.Millisecond
 
-// procCPU returns the CPU time (user and system, all threads) used so far
-// by pid and its child processes (nginx's workers).
-func procCPU(pid int) time.Duration {
+// CPU returns the CPU time (user and system, all threads) used so far by
+// pid and its child processes (nginx's workers); 0 for a pid that is gone.
+func CPU(pid int) time.Duration {
 	total := statCPU(pid)
 	for _, c := range children(pid) {
 		total += statCPU(c)
@@ -184,28 +186,4 @@ func children(pid int) []int {
 		}
 	}
 	return out
-}
-
-// countLines returns the number of newlines in the file at path.
-func countLines(path string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return 0, nil
-		}
-		return 0, err
-	}
-	defer f.Close()
-	var n int64
-	buf := make([]byte, 1<<20)
-	for {
-		k, err := f.Read(buf)
-		n += int64(bytes.Count(buf[:k], []byte{'\n'}))
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
 }

@@ -1,4 +1,8 @@
-package main
+// Package loadgen holds the benchmark's own load generators, beside wrk:
+// a fixed-rate (open-loop) load in the manner of wrk2, and a streaming
+// client that times the events of streamed responses. bench/README.md
+// describes how each measures.
+package loadgen
 
 import (
 	"bufio"
@@ -8,9 +12,12 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/authgate/authgate/bench/internal/latency"
+	"github.com/authgate/authgate/bench/internal/rawhttp"
 )
 
-// openLoop is a fixed-rate (open-loop) load: conns connections, each
+// OpenLoop is a fixed-rate (open-loop) load: conns connections, each
 // sending on its own schedule so that together they send rate requests per
 // second, evenly spread, whatever the server's answers take, in the manner
 // of wrk2.
@@ -22,18 +29,18 @@ import (
 // the write, so that the sender's own timer slop is not charged to the
 // server; such late writes are counted in Late instead, to show whether the
 // generator kept up.
-type openLoop struct {
-	addr     string
-	request  []byte
-	conns    int
-	rate     float64       // requests per second, all connections together
-	warmup   time.Duration // sent but not recorded
-	duration time.Duration // recorded, after warmup
-	status   int           // the status every response must have
+type OpenLoop struct {
+	Addr     string
+	Request  []byte // the request's bytes (rawhttp.Request), sent as they are
+	Conns    int
+	Rate     float64       // requests per second, all connections together
+	Warmup   time.Duration // sent but not recorded
+	Duration time.Duration // recorded, after Warmup
+	Status   int           // the status every response must have
 }
 
-// openLoopResult is one open-loop run.
-type openLoopResult struct {
+// OpenLoopResult is one open-loop run.
+type OpenLoopResult struct {
 	Rate     float64 `json:"rate"`     // requests per second asked for
 	Achieved float64 `json:"achieved"` // responses recorded per second
 	Requests int64   `json:"requests"` // responses recorded
@@ -47,17 +54,17 @@ type openLoopResult struct {
 	FirstErr string  `json:"first_error,omitempty"`
 }
 
-// run sends the load and returns what it measured. It returns early, with
+// Run sends the load and returns what it measured. It returns early, with
 // what it has, if ctx is cancelled.
-func (o *openLoop) run(ctx context.Context) openLoopResult {
-	interval := time.Duration(float64(o.conns) / o.rate * float64(time.Second))
+func (o *OpenLoop) Run(ctx context.Context) OpenLoopResult {
+	interval := time.Duration(float64(o.Conns) / o.Rate * float64(time.Second))
 	start := time.Now().Add(50 * time.Millisecond) // time to dial
-	recordFrom := start.Add(o.warmup)
-	end := recordFrom.Add(o.duration)
+	recordFrom := start.Add(o.Warmup)
+	end := recordFrom.Add(o.Duration)
 
 	var (
 		mu       sync.Mutex
-		total    hist
+		total    latency.Hist
 		requests int64
 		errs     int64
 		late     int64
@@ -65,12 +72,12 @@ func (o *openLoop) run(ctx context.Context) openLoopResult {
 	)
 	cpu0 := selfCPU()
 	var wg sync.WaitGroup
-	for j := range o.conns {
+	for j := range o.Conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var (
-				h                 hist
+				h                 latency.Hist
 				nreq, nerr, nlate int64
 				myErr             string
 				conn              net.Conn
@@ -86,10 +93,10 @@ func (o *openLoop) run(ctx context.Context) openLoopResult {
 					conn = nil
 				}
 			}
-			next := start.Add(time.Duration(j) * interval / time.Duration(o.conns))
+			next := start.Add(time.Duration(j) * interval / time.Duration(o.Conns))
 			for ; next.Before(end) && ctx.Err() == nil; next = next.Add(interval) {
 				if conn == nil {
-					c, err := net.DialTimeout("tcp", o.addr, 5*time.Second)
+					c, err := net.DialTimeout("tcp", o.Addr, 5*time.Second)
 					if err != nil {
 						nerr++
 						fail(err)
@@ -111,12 +118,12 @@ func (o *openLoop) run(ctx context.Context) openLoopResult {
 				}
 				recorded := !next.Before(recordFrom)
 				conn.SetDeadline(now.Add(30 * time.Second))
-				if _, err := conn.Write(o.request); err != nil {
+				if _, err := conn.Write(o.Request); err != nil {
 					nerr++
 					fail(err)
 					continue
 				}
-				r, err := readResponse(br, false, nil)
+				r, err := rawhttp.ReadResponse(br, false, nil)
 				done := time.Now()
 				prevDone = done
 				if err != nil {
@@ -126,28 +133,28 @@ func (o *openLoop) run(ctx context.Context) openLoopResult {
 					fail(err)
 					continue
 				}
-				if r.close {
+				if r.Close {
 					conn.Close()
 					conn = nil
 				}
 				if !recorded {
 					continue
 				}
-				if r.status != o.status {
+				if r.Status != o.Status {
 					nerr++
 					if myErr == "" {
-						myErr = fmt.Sprintf("status %d, want %d", r.status, o.status)
+						myErr = fmt.Sprintf("status %d, want %d", r.Status, o.Status)
 					}
 					continue
 				}
 				nreq++
-				h.record(done.Sub(origin))
+				h.Record(done.Sub(origin))
 			}
 			if conn != nil {
 				conn.Close()
 			}
 			mu.Lock()
-			total.merge(&h)
+			total.Merge(&h)
 			requests += nreq
 			errs += nerr
 			late += nlate
@@ -160,16 +167,16 @@ func (o *openLoop) run(ctx context.Context) openLoopResult {
 	wg.Wait()
 	elapsed := time.Since(start)
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-	return openLoopResult{
-		Rate:     o.rate,
-		Achieved: float64(requests) / o.duration.Seconds(),
+	return OpenLoopResult{
+		Rate:     o.Rate,
+		Achieved: float64(requests) / o.Duration.Seconds(),
 		Requests: requests,
 		Errors:   errs,
 		Late:     late,
-		P50:      us(total.quantile(0.50)),
-		P90:      us(total.quantile(0.90)),
-		P99:      us(total.quantile(0.99)),
-		Max:      us(total.quantile(1)),
+		P50:      us(total.Quantile(0.50)),
+		P90:      us(total.Quantile(0.90)),
+		P99:      us(total.Quantile(0.99)),
+		Max:      us(total.Quantile(1)),
 		GenCPU:   (selfCPU() - cpu0).Seconds() / elapsed.Seconds(),
 		FirstErr: firstErr,
 	}

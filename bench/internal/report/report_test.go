@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"bytes"
@@ -7,10 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/bench/internal/loadgen"
 )
 
 func TestMedian(t *testing.T) {
@@ -28,12 +29,12 @@ func TestMedian(t *testing.T) {
 }
 
 // sampleReport is a report as a run with peers fills it.
-func sampleReport() *report {
-	r := &report{started: time.Now()}
-	r.Settings = settings{Duration: "10s", Warmup: "2s", Repeats: 3, Conns: 64, ServerCPU: "0", LoadCPU: "1", StreamDelay: "2ms", Peers: true}
-	r.Machine = machineInfo{CPU: "Test CPU", Cores: 2, Commit: "abc1234", Versions: map[string]string{"wrk": "4.1.0"}}
-	run := func(rps, p50, p99 float64) []closedRun {
-		return []closedRun{{RPS: rps * 0.98, P50: p50, P99: p99, CPUPerReq: 1e6 / rps}, {RPS: rps, P50: p50, P99: p99, CPUPerReq: 1e6 / rps}, {RPS: rps * 1.01, P50: p50, P99: p99, CPUPerReq: 1e6 / rps}}
+func sampleReport() *Report {
+	r := &Report{started: time.Now()}
+	r.Settings = Settings{Duration: "10s", Warmup: "2s", Repeats: 3, Conns: 64, ServerCPU: "0", LoadCPU: "1", StreamDelay: "2ms", Peers: true}
+	r.Machine = MachineInfo{CPU: "Test CPU", Cores: 2, Commit: "abc1234", Versions: map[string]string{"wrk": "4.1.0"}}
+	run := func(rps, p50, p99 float64) []ClosedRun {
+		return []ClosedRun{{RPS: rps * 0.98, P50: p50, P99: p99, CPUPerReq: 1e6 / rps}, {RPS: rps, P50: p50, P99: p99, CPUPerReq: 1e6 / rps}, {RPS: rps * 1.01, P50: p50, P99: p99, CPUPerReq: 1e6 / rps}}
 	}
 	for _, c := range []struct {
 		kind, server  string
@@ -53,22 +54,22 @@ func sampleReport() *report {
 		{"proxy", "haproxy", 45000, 1400, 2100},
 		{"limit", "haproxy", 88000, 700, 1100},
 	} {
-		r.addClosed(&scenario{Kind: c.kind, Server: c.server, Label: c.kind, Status: 200}, 64, run(c.rps, c.p50, c.p99))
+		r.AddClosed(Scenario{Kind: c.kind, Server: c.server, Label: c.kind, Status: 200}, 64, run(c.rps, c.p50, c.p99))
 	}
-	r.addStreams([]string{"direct", "authgate"}, [][]streamResult{{{TTFE50: 100, Gap50: 2100}}, {{TTFE50: 180, Gap50: 2110}}}, 0)
+	r.AddStreams([]string{"direct", "authgate"}, [][]loadgen.StreamResult{{{TTFE50: 100, Gap50: 2100}}, {{TTFE50: 180, Gap50: 2110}}})
 	r.FixedRate = 12000
 	names := []string{"mock", "authgate", "nginx", "haproxy"}
-	fixed := [][]openLoopResult{{{P50: 90, P99: 300}}, {{P50: 130, P99: 400}}, {{P50: 120, P99: 500}}, {{P50: 140, P99: 380}}}
+	fixed := [][]loadgen.OpenLoopResult{{{P50: 90, P99: 300}}, {{P50: 130, P99: 400}}, {{P50: 120, P99: 500}}, {{P50: 140, P99: 380}}}
 	bounds := []time.Duration{time.Millisecond, 10 * time.Millisecond}
 	rates := [][][]float64{{{20000}, {70000}}, {{15000}, {45000}}, {{14000}, {36000}}, {{10000}, {40000}}}
-	r.addOpen(names, fixed, bounds, rates, false)
-	r.finish()
+	r.AddOpen(names, fixed, bounds, rates, false)
+	r.Finish()
 	return r
 }
 
 func TestRatios(t *testing.T) {
 	r := sampleReport()
-	got := map[string]ratio{}
+	got := map[string]Ratio{}
 	for _, ra := range r.Ratios {
 		got[ra.Name] = ra
 	}
@@ -101,7 +102,7 @@ func TestWrite(t *testing.T) {
 	r := sampleReport()
 	dir := t.TempDir()
 	var stdout bytes.Buffer
-	if err := r.write(dir, &stdout); err != nil {
+	if err := r.Write(dir, "latest", &stdout); err != nil {
 		t.Fatal(err)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "latest.md"))
@@ -121,12 +122,15 @@ func TestWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back report
+	var back Report
 	if err := json.Unmarshal(js, &back); err != nil {
 		t.Fatal(err)
 	}
 	if len(back.Closed) != len(r.Closed) || back.Closed[1].Median.RPS != 96000 {
 		t.Errorf("latest.json: %d closed-loop results, reject median %v", len(back.Closed), back.Closed[1].Median.RPS)
+	}
+	if back.AB != nil || bytes.Contains(js, []byte(`"ab"`)) {
+		t.Error("latest.json of the whole benchmark has an A/B section")
 	}
 
 	// The chart is well-formed XML with one bar per scenario and panel.
@@ -194,12 +198,12 @@ func TestReportLostLogLines(t *testing.T) {
 // the pairs' costs, and the closed loop's ratio stays, without a bar.
 func TestLogCost(t *testing.T) {
 	r := sampleReport()
-	pair := func(on, off float64, onFirst bool) logPair {
-		return logPair{On: closedRun{RPS: on, CPUPerReq: 1e6 / on}, Off: closedRun{RPS: off, CPUPerReq: 1e6 / off}, OnFirst: onFirst}
+	pair := func(on, off float64, onFirst bool) LogPair {
+		return LogPair{On: ClosedRun{RPS: on, CPUPerReq: 1e6 / on}, Off: ClosedRun{RPS: off, CPUPerReq: 1e6 / off}, OnFirst: onFirst}
 	}
 	// Costs 2%, 10%, 4%, -1%, 3%: median 3%.
-	r.addLogCost("reject", []logPair{pair(98, 100, true), pair(90, 100, false), pair(96, 100, true), pair(101, 100, false), pair(97, 100, true)})
-	r.finish()
+	r.AddLogCost("reject", []LogPair{pair(98, 100, true), pair(90, 100, false), pair(96, 100, true), pair(101, 100, false), pair(97, 100, true)})
+	r.Finish()
 	lc := r.logCost("reject")
 	if d := lc.Median - 3; d > 1e-9 || d < -1e-9 {
 		t.Errorf("median cost %v, want 3", lc.Median)
@@ -207,7 +211,7 @@ func TestLogCost(t *testing.T) {
 	if lc.Min < -1.0001 || lc.Min > -0.9999 || lc.Max < 9.9999 || lc.Max > 10.0001 {
 		t.Errorf("cost range %v to %v, want -1 to 10", lc.Min, lc.Max)
 	}
-	var barred, closedLoop *ratio
+	var barred, closedLoop *Ratio
 	for i, ra := range r.Ratios {
 		switch {
 		case strings.HasPrefix(ra.Name, "access log cost, reject path (throughput lost with the log on; median of 5 alternating pairs"):
@@ -224,16 +228,5 @@ func TestLogCost(t *testing.T) {
 	}
 	if md := r.markdown(); !strings.Contains(md, "## (g) Access log cost, alternating pairs") || !strings.Contains(md, "| reject | 5 | 97 | 100 | 3.0% | -1.0%–10.0% |") {
 		t.Fatalf("latest.md lacks the pairs' table:\n%s", md)
-	}
-}
-
-// TestLogOnFirst: the pairs alternate, starting with the log on.
-func TestLogOnFirst(t *testing.T) {
-	var got []bool
-	for i := range 4 {
-		got = append(got, logOnFirst(i))
-	}
-	if want := []bool{true, false, true, false}; !slices.Equal(got, want) {
-		t.Fatalf("log on first in pairs 0-3: %v, want %v", got, want)
 	}
 }
