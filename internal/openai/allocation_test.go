@@ -2,7 +2,10 @@
 
 package openai
 
-import "testing"
+import (
+	"bytes"
+	"testing"
+)
 
 // The hot paths allocate nothing (the race detector's build allocates, so
 // these run without it).
@@ -33,5 +36,39 @@ func TestAppendBodyAllocs(t *testing.T) {
 		dst = r.AppendBody(dst[:0], body, Edit{Model: "Qwen/Qwen3-8B-AWQ", IncludeUsage: true})
 	}); n != 0 {
 		t.Fatalf("AppendBody: %v allocations", n)
+	}
+}
+
+func TestParseUsageAllocs(t *testing.T) {
+	body := []byte(`{"id":"c","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}`)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, ok := ParseUsage(body); !ok {
+			t.Fatal("no usage")
+		}
+	}); n != 0 {
+		t.Fatalf("ParseUsage: %v allocations", n)
+	}
+}
+
+// TestSSEScannerAllocs: once its buffers have grown, the scanner
+// allocates nothing per event, whether events come whole or cut across
+// chunks.
+func TestSSEScannerAllocs(t *testing.T) {
+	stream := []byte(chatStream + continuousStream + completionStream + responsesStream)
+	var s SSEScanner
+	run := func() {
+		for i := 0; i < len(stream); i += 100 {
+			s.Feed(stream[i:min(i+100, len(stream))])
+			for _, ok := s.Next(); ok; _, ok = s.Next() {
+			}
+		}
+		s.Flush()
+	}
+	run()
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Fatalf("SSEScanner: %v allocations per stream", n)
+	}
+	if !bytes.Contains(stream, []byte("[DONE]")) {
+		t.Fatal("no stream")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 
@@ -265,4 +266,37 @@ func TestChatBody(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkSSEScanner measures the scanner per event of a chat stream with
+// continuous usage (a usage object in every chunk), the events read from
+// 4 KiB chunks, whose cuts fall inside events.
+func BenchmarkSSEScanner(b *testing.B) {
+	var stream []byte
+	events := 0
+	for i := range 1000 {
+		stream = fmt.Appendf(stream, `data: {"id":"chatcmpl-8d1e","object":"chat.completion.chunk","created":1700000000,"model":"Qwen/Qwen3-8B",`+
+			`"choices":[{"index":0,"delta":{"content":" token%d"},"logprobs":null,"finish_reason":null}],`+
+			`"usage":{"prompt_tokens":120,"total_tokens":%d,"completion_tokens":%d}}`+"\n\n", i, 121+i, 1+i)
+		events++
+	}
+	stream = append(stream, "data: [DONE]\n\n"...)
+	events++
+	var s SSEScanner
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		for i := 0; i < len(stream); i += 4096 {
+			s.Feed(stream[i:min(i+4096, len(stream))])
+			for _, ok := s.Next(); ok; _, ok = s.Next() {
+				n++
+			}
+		}
+		s.Flush()
+		if n != events {
+			b.Fatalf("%d events, want %d", n, events)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
 }

@@ -1,8 +1,9 @@
 // Package openai reads and edits, in place, the members of OpenAI-compatible
-// request bodies that a gateway routes and meters by: the top-level
-// "model", "stream", "stream_options", the max tokens members and "n" of a
-// request (ParseRequest), which it can rewrite or extend
-// (Request.AppendBody).
+// request and response bodies that a gateway routes and meters by: the
+// top-level "model", "stream", "stream_options", the max tokens members and
+// "n" of a request (ParseRequest), which it can rewrite or extend
+// (Request.AppendBody); and the "usage" of a response (ParseUsage) and of
+// the events of a stream (SSEScanner).
 //
 // It reads what the upstream will read, or refuses the body. A JSON body is
 // checked whole, as RFC 8259 defines JSON (no NaN, no byte order mark, no
@@ -13,10 +14,12 @@
 // behind FastAPI, keep the last one and other parsers the first; so is one
 // of an unexpected type (ErrType), since pydantic would coerce "true" or
 // 10.0 where the gateway would not. Errors name the member at fault and
-// quote nothing of the body. The bound: MaxDepth.
+// quote nothing of the body. The bounds: MaxDepth for JSON,
+// SSEScanner.MaxEvent bytes held per stream.
 //
 // The hot paths allocate nothing: ParseRequest (unless the model name has
-// escapes) and AppendBody into a large enough dst.
+// escapes), AppendBody into a large enough dst, ParseUsage, and
+// SSEScanner per event once its buffer has grown.
 //
 // The JSON scanner is the package's own, chosen by benchmark against the
 // libraries made to read as strictly (BenchmarkTopLevelModel): reading the
