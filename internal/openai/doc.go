@@ -2,8 +2,9 @@
 // request and response bodies that a gateway routes and meters by: the
 // top-level "model", "stream", "stream_options", the max tokens members and
 // "n" of a request (ParseRequest), which it can rewrite or extend
-// (Request.AppendBody); and the "usage" of a response (ParseUsage) and of
-// the events of a stream (SSEScanner).
+// (Request.AppendBody); the "model" field of a multipart/form-data request
+// (MultipartModel); the "usage" of a response (ParseUsage) and of the events
+// of a stream (SSEScanner); and an upstream's model list (ParseModelList).
 //
 // It reads what the upstream will read, or refuses the body. A JSON body is
 // checked whole, as RFC 8259 defines JSON (no NaN, no byte order mark, no
@@ -13,9 +14,11 @@
 // is refused (ErrDuplicate), because Python's json, and so vLLM and SGLang
 // behind FastAPI, keep the last one and other parsers the first; so is one
 // of an unexpected type (ErrType), since pydantic would coerce "true" or
-// 10.0 where the gateway would not. Errors name the member at fault and
-// quote nothing of the body. The bounds: MaxDepth for JSON,
-// SSEScanner.MaxEvent bytes held per stream.
+// 10.0 where the gateway would not. A multipart body is held to the form
+// clients send (see MultipartModel). Errors name the member at fault and
+// quote nothing of the body. The bounds: MaxDepth for JSON, MaxPartHeader
+// for a multipart header block, SSEScanner.MaxEvent bytes held per stream,
+// MaxModels and MaxModelListSize for a model list.
 //
 // The hot paths allocate nothing: ParseRequest (unless the model name has
 // escapes), AppendBody into a large enough dst, ParseUsage, and
