@@ -98,23 +98,16 @@ func TestServeBinaryReopensLogOnSIGUSR1(t *testing.T) {
 		p.do("GET", "/v1/models", "Bearer "+key, "")
 	}
 	// Wait until the five lines are in the file, then rotate.
-	deadline := time.Now().Add(3 * time.Second)
-	for {
+	eventually(t, "five lines in the access log", func() bool {
 		b, _ := os.ReadFile(logPath)
-		if strings.Count(string(b), "\n") == 5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("log has %q", b)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.Count(string(b), "\n") == 5
+	})
 	if err := os.Rename(logPath, logPath+".1"); err != nil {
 		t.Fatal(err)
 	}
 	p.do("GET", "/v1/models", "Bearer "+key, "") // written to the renamed file
 	p.signal(syscall.SIGUSR1)
-	if !p.stderr.waitFor("access log reopened", 1, 5*time.Second) {
+	if !p.stderr.waitFor("access log reopened", 1, waitLimit) {
 		t.Fatalf("no reopen logged:\n%s", p.stderr)
 	}
 	for i := 0; i < 3; i++ {

@@ -725,6 +725,30 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// waitLimit bounds every wait for an authgate process in these tests,
+// generously, for a loaded machine running the race detector; reaching it
+// fails the test. No test passes or fails by how long something took
+// within it: the timings the docs promise are tested in the packages that
+// keep them, on fake clocks (internal/keywatch, logsink).
+const waitLimit = 10 * time.Second
+
+// eventually polls cond every 20 ms until it holds, failing the test after
+// waitLimit.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("%s: not within %v", what, waitLimit)
+		case <-tick.C:
+		}
+	}
+}
+
 // waitFor waits until the buffer holds s at least n times; it reports
 // whether it did within timeout.
 func (b *syncBuffer) waitFor(s string, n int, timeout time.Duration) bool {
@@ -770,7 +794,7 @@ func startProc(t *testing.T, args []string, environ map[string]string) *proc {
 		stderr: newSyncBuffer(),
 		exited: make(chan struct{}),
 		hc: &http.Client{
-			Timeout:   10 * time.Second,
+			Timeout:   waitLimit,
 			Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true},
 		},
 	}
@@ -887,12 +911,12 @@ func (p *proc) waitHealthy(timeout time.Duration) error {
 	}
 }
 
-// waitReady polls GET /readyz, for at most 5 s, until it answers 200 "ok"
-// (docs/http.md#health: keys loaded and an upstream healthy, which may take a first
+// waitReady polls GET /readyz, for at most waitLimit, until it answers 200
+// "ok" (docs/http.md#health: keys loaded and an upstream healthy, which may take a first
 // health check).
 func (p *proc) waitReady() {
 	p.t.Helper()
-	deadline := time.NewTimer(5 * time.Second)
+	deadline := time.NewTimer(waitLimit)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -903,7 +927,7 @@ func (p *proc) waitReady() {
 		}
 		select {
 		case <-deadline.C:
-			p.t.Fatalf("GET /readyz: %d %q, want 200 ok within 5 s", r.status, r.body)
+			p.t.Fatalf("GET /readyz: %d %q, want 200 ok within %v", r.status, r.body, waitLimit)
 		case <-tick.C:
 		}
 	}
@@ -1284,7 +1308,10 @@ func TestServeBinaryLogsEveryRequestBySIGTERM(t *testing.T) {
 	p.checkStderrClean(key)
 }
 
-func TestServeBinaryLogLineReachesFileWithin1s(t *testing.T) {
+// TestServeBinaryLogLineReachesFileWhileServing: a request's line reaches
+// the file while the process runs, without a signal or a shutdown to flush
+// it. When (the next tick, docs/operations.md#buffering) is logsink's test.
+func TestServeBinaryLogLineReachesFileWhileServing(t *testing.T) {
 	up := startUpstream(t)
 	key := testKey(t)
 	keys := "alice:" + key + "\n"
@@ -1293,22 +1320,11 @@ func TestServeBinaryLogLineReachesFileWithin1s(t *testing.T) {
 
 	checkChatCompletion(t, p.do("POST", "/v1/chat/completions", "Bearer "+key, chatBody))
 
-	// docs/operations.md#buffering promises 1 s; allow 2 s of wall clock for a loaded CI box.
 	logPath := filepath.Join(dataDir, "logs", "api_access.log")
-	deadline := time.NewTimer(2 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if b, _ := os.ReadFile(logPath); bytes.Count(b, []byte("\n")) >= 1 {
-			break
-		}
-		select {
-		case <-deadline.C:
-			t.Fatalf("no access log line in %s 2 s after the request", logPath)
-		case <-tick.C:
-		}
-	}
+	eventually(t, "an access log line in "+logPath, func() bool {
+		b, _ := os.ReadFile(logPath)
+		return bytes.Count(b, []byte("\n")) >= 1
+	})
 	if lines := readLog(t, logPath, key); len(lines) != 1 || lines[0] != "alice | POST /v1/chat/completions | 200" {
 		t.Errorf("access log before shutdown: %q", lines)
 	}
@@ -1327,31 +1343,19 @@ func TestServeBinarySIGHUPReloadsKeys(t *testing.T) {
 		t.Fatalf("old key before reload: %d %s", r.status, r.body)
 	}
 
-	// pollStatus requests with key until it gets want, for at most 5 s.
+	// pollStatus requests with key until it gets want.
 	pollStatus := func(key string, want int) {
 		t.Helper()
-		deadline := time.NewTimer(5 * time.Second)
-		defer deadline.Stop()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			r := p.do("GET", "/v1/models", "Bearer "+key, "")
-			if r.status == want {
-				return
-			}
-			select {
-			case <-deadline.C:
-				t.Fatalf("key still gets %d, not %d, 5 s after SIGHUP", r.status, want)
-			case <-tick.C:
-			}
-		}
+		eventually(t, fmt.Sprintf("the key getting %d after SIGHUP", want), func() bool {
+			return p.do("GET", "/v1/models", "Bearer "+key, "").status == want
+		})
 	}
 
 	writeFileAtomic(t, keysPath, "alice:"+newKey+"\n")
 	p.signal(syscall.SIGHUP)
 	pollStatus(newKey, http.StatusOK)
 	// The file is also watched: make sure the signal itself reloaded.
-	if !p.stderr.waitFor("trigger=SIGHUP", 1, 5*time.Second) {
+	if !p.stderr.waitFor("trigger=SIGHUP", 1, waitLimit) {
 		t.Fatalf("no reload logged for the SIGHUP:\n%s", p.stderr)
 	}
 	if r := p.do("GET", "/v1/models", "Bearer "+oldKey, ""); r.status != http.StatusUnauthorized || r.body != body401("Invalid API key") {
@@ -1367,8 +1371,8 @@ func TestServeBinarySIGHUPReloadsKeys(t *testing.T) {
 	for i, b := range bad {
 		writeFileAtomic(t, keysPath, b.content)
 		p.signal(syscall.SIGHUP)
-		if !p.stderr.waitFor("reload failed", i+1, 5*time.Second) {
-			t.Fatalf("%s: stderr does not mention the failed reload within 5 s:\n%s", b.name, p.stderr)
+		if !p.stderr.waitFor("reload failed", i+1, waitLimit) {
+			t.Fatalf("%s: stderr does not mention the failed reload:\n%s", b.name, p.stderr)
 		}
 		if r := p.do("GET", "/v1/models", "Bearer "+newKey, ""); r.status != http.StatusOK {
 			t.Errorf("%s: last good key after a bad reload: %d %s, want 200", b.name, r.status, r.body)
@@ -1382,8 +1386,8 @@ func TestServeBinarySIGHUPReloadsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.signal(syscall.SIGHUP)
-	if !p.stderr.waitFor("reload failed", len(bad)+1, 5*time.Second) {
-		t.Fatalf("missing file: stderr does not mention the failed reload within 5 s:\n%s", p.stderr)
+	if !p.stderr.waitFor("reload failed", len(bad)+1, waitLimit) {
+		t.Fatalf("missing file: stderr does not mention the failed reload:\n%s", p.stderr)
 	}
 	if r := p.do("GET", "/v1/models", "Bearer "+newKey, ""); r.status != http.StatusOK {
 		t.Errorf("missing file: last good key after a bad reload: %d %s, want 200", r.status, r.body)
@@ -1404,18 +1408,11 @@ func TestServeBinaryKeysFileIsWatched(t *testing.T) {
 	p := startServe(t, environ)
 
 	writeFileAtomic(t, filepath.Join(dataDir, "api_keys.txt"), "alice:"+newKey+"\n")
-	// docs/keys-file.md#reloading promises 1 s; allow 3 s of wall clock for a loaded CI box.
-	deadline := time.NewTimer(3 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for p.do("GET", "/v1/models", "Bearer "+newKey, "").status != http.StatusOK {
-		select {
-		case <-deadline.C:
-			t.Fatal("a key written to the keys file (atomic rename, no SIGHUP) is not accepted 3 s later")
-		case <-tick.C:
-		}
-	}
+	// When it applies (docs/keys-file.md#reloading) is internal/keywatch's
+	// test; here, that it does, with no SIGHUP.
+	eventually(t, "a key written to the keys file (atomic rename, no SIGHUP) accepted", func() bool {
+		return p.do("GET", "/v1/models", "Bearer "+newKey, "").status == http.StatusOK
+	})
 	if r := p.do("GET", "/v1/models", "Bearer "+oldKey, ""); r.status != http.StatusUnauthorized {
 		t.Errorf("old key after the watched reload: %d, want 401", r.status)
 	}
@@ -1453,8 +1450,8 @@ func TestServeBinaryAllowNoKeys(t *testing.T) {
 	}
 	// The warning is repeated on every reload that still finds no key.
 	p.signal(syscall.SIGHUP)
-	if !p.stderr.waitFor(warning, 2, 5*time.Second) {
-		t.Errorf("no fail-open warning within 5 s of SIGHUP:\n%s", p.stderr)
+	if !p.stderr.waitFor(warning, 2, waitLimit) {
+		t.Errorf("no fail-open warning after SIGHUP:\n%s", p.stderr)
 	}
 	checkChatCompletion(t, p.do("POST", "/v1/chat/completions", "", chatBody))
 
@@ -1462,17 +1459,9 @@ func TestServeBinaryAllowNoKeys(t *testing.T) {
 	key := testKey(t)
 	writeFileAtomic(t, filepath.Join(dataDir, "api_keys.txt"), "alice:"+key+"\n")
 	p.signal(syscall.SIGHUP)
-	deadline := time.NewTimer(5 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for p.do("GET", "/v1/models", "", "").status != http.StatusUnauthorized {
-		select {
-		case <-deadline.C:
-			t.Fatalf("requests without a key still pass 5 s after a key was configured and SIGHUP sent")
-		case <-tick.C:
-		}
-	}
+	eventually(t, "requests without a key refused once a key was configured and SIGHUP sent", func() bool {
+		return p.do("GET", "/v1/models", "", "").status == http.StatusUnauthorized
+	})
 	checkChatCompletion(t, p.do("POST", "/v1/chat/completions", "Bearer "+key, chatBody))
 	p.stop(syscall.SIGTERM, 5*time.Second)
 
@@ -1495,7 +1484,7 @@ func TestDemoBinary(t *testing.T) {
 	p := startListening(t, func(addr string) ([]string, map[string]string) {
 		return []string{"demo", "--listen", addr}, map[string]string{"TMPDIR": t.TempDir()}
 	})
-	if !p.stdout.waitFor("Press Ctrl-C", 1, 10*time.Second) {
+	if !p.stdout.waitFor("Press Ctrl-C", 1, waitLimit) {
 		t.Fatalf("demo did not print its instructions:\n%s", p.stdout)
 	}
 	out := p.stdout.String()
@@ -1579,7 +1568,7 @@ func TestServeBinaryAdminListener(t *testing.T) {
 	if got, want := get("/limits"), `{"alice":{"requests_last_minute":1,"rate_limit":100000}}`+"\n"; got != want {
 		t.Errorf("/limits = %q, want %q", got, want)
 	}
-	if !p.stderr.waitFor("admin listener serving", 1, time.Second) || !strings.Contains(p.stderr.String(), "listen="+adminAddr) {
+	if !p.stderr.waitFor("admin listener serving", 1, waitLimit) || !strings.Contains(p.stderr.String(), "listen="+adminAddr) {
 		t.Errorf("stderr does not log the admin listener's address %s:\n%s", adminAddr, p.stderr)
 	}
 	if strings.Contains(p.stderr.String(), "ADMIN_TOKEN is unset") {
@@ -1654,7 +1643,7 @@ func TestServeBinaryAdminToken(t *testing.T) {
 			}
 		}
 	}
-	if !p.stderr.waitFor("admin listener serving", 1, time.Second) || !strings.Contains(p.stderr.String(), "bearing ADMIN_TOKEN") {
+	if !p.stderr.waitFor("admin listener serving", 1, waitLimit) || !strings.Contains(p.stderr.String(), "bearing ADMIN_TOKEN") {
 		t.Errorf("stderr does not say that the admin listener requires ADMIN_TOKEN:\n%s", p.stderr)
 	}
 	p.stop(syscall.SIGTERM, 5*time.Second)
@@ -1680,7 +1669,7 @@ func TestServeBinaryAdminNotLoopbackWithoutToken(t *testing.T) {
 	keys := "alice:" + key + "\n"
 	environ, _ := gatewayEnv(t, up, &keys, map[string]string{"ADMIN_ADDR": adminAddr})
 	p := startServe(t, environ)
-	if !p.stderr.waitFor("ADMIN_TOKEN is unset", 1, time.Second) {
+	if !p.stderr.waitFor("ADMIN_TOKEN is unset", 1, waitLimit) {
 		t.Errorf("no warning that the admin listener on %s is open without ADMIN_TOKEN:\n%s", adminAddr, p.stderr)
 	}
 	if code, _ := p.adminGet(adminAddr, "/metrics", "", ""); code != http.StatusOK {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -68,13 +69,7 @@ func TestServeBinaryZeroDowntimeSwap(t *testing.T) {
 	}
 	waitRequests := func(n int64) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for ok.Load()+failed.Load() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("load stalled at %d requests", ok.Load()+failed.Load())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		eventually(t, fmt.Sprintf("%d requests of the load answered", n), func() bool { return ok.Load()+failed.Load() >= n })
 	}
 	defer func() {
 		select {
@@ -87,7 +82,7 @@ func TestServeBinaryZeroDowntimeSwap(t *testing.T) {
 
 	waitRequests(200)
 	successor := startProc(t, []string{"serve"}, withEnv(environ, map[string]string{"LISTEN_ADDR": addr}))
-	if !successor.stderr.waitFor("authgate serving", 1, 10*time.Second) {
+	if !successor.stderr.waitFor("authgate serving", 1, waitLimit) {
 		t.Fatalf("the successor did not start:\n%s", successor.stderr)
 	}
 	n := ok.Load() + failed.Load()

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -392,7 +393,7 @@ func TestBackwardsClockNeverOverAdmits(t *testing.T) {
 }
 
 func TestSimultaneousRequests(t *testing.T) {
-	f := func(allow func(*Window) Result, now func() time.Time) {
+	f := func(t *testing.T, allow func(*Window) Result, now func() time.Time) *Window {
 		t.Helper()
 		const limit, requests = 5, 40
 		w := NewWindow(limit, time.Minute)
@@ -417,11 +418,24 @@ func TestSimultaneousRequests(t *testing.T) {
 		if got := w.CountAt(now()); got != limit {
 			t.Fatalf("CountAt = %d, want %d", got, limit)
 		}
+		return w
 	}
 	// One fixed instant.
-	f(func(w *Window) Result { return w.AllowAt(base) }, func() time.Time { return base })
-	// The real clock: a minute is far longer than this test.
-	f((*Window).Allow, time.Now)
+	f(t, func(w *Window) Result { return w.AllowAt(base) }, func() time.Time { return base })
+	// Allow, which reads time.Now: in a synctest bubble the clock stands
+	// still while goroutines run, so the burst is decided at one instant
+	// however long it takes, and the slots free exactly a period later.
+	synctest.Test(t, func(t *testing.T) {
+		w := f(t, (*Window).Allow, time.Now)
+		time.Sleep(time.Minute - time.Nanosecond)
+		if r := w.Allow(); r.Allowed || r.Reset != time.Nanosecond {
+			t.Fatalf("1 ns before the burst leaves the window: %+v, want refused with Reset 1ns", r)
+		}
+		time.Sleep(time.Nanosecond)
+		if r := w.Allow(); !r.Allowed || r.Remaining != 4 {
+			t.Fatalf("a period after the burst: %+v, want admitted with Remaining 4 (the whole burst left)", r)
+		}
+	})
 }
 
 // TestSetLimitConcurrent runs SetLimit against AllowAt and CountAt, for the

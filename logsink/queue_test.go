@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -89,47 +90,52 @@ func TestSinkBlocksWhenQueueFull(t *testing.T) {
 	L := len(entryLine(0, 10)) + 1
 	f := func(name string, batchBytes int, hold func(t *testing.T, s *Sink) (done func())) {
 		t.Run(name, func(t *testing.T) {
-			entered, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			s, path, _ := newHookedSink(t, Config{BufferLines: bufferLines, BatchBytes: batchBytes, FlushInterval: time.Hour}, testHooks{
-				write: func(f *os.File, b []byte) (int, error) {
-					once.Do(func() {
-						close(entered)
-						<-release
-					})
-					return f.Write(b)
-				},
+			synctest.Test(t, func(t *testing.T) {
+				entered, release := make(chan struct{}), make(chan struct{})
+				var once sync.Once
+				s, path, _ := newHookedSink(t, Config{BufferLines: bufferLines, BatchBytes: batchBytes, FlushInterval: time.Hour}, testHooks{
+					write: func(f *os.File, b []byte) (int, error) {
+						once.Do(func() {
+							close(entered)
+							<-release
+						})
+						return f.Write(b)
+					},
+				})
+				// Line 10 reaches write(2), which holds the writer.
+				mustWrite(t, s, entry(0, 10))
+				holdDone := hold(t, s)
+				<-entered
+				for i := 11; i < 11+bufferLines; i++ {
+					mustWrite(t, s, entry(0, i)) // the queue has room
+				}
+				if st := s.Stats(); st.Waited != 0 {
+					t.Fatalf("Stats before the queue is full = %+v", st)
+				}
+				blocked := make(chan error)
+				go func() { blocked <- s.Write(entry(0, 11+bufferLines)) }()
+				synctest.Wait() // the Write is blocked, or has returned
+				if st := s.Stats(); st.Waited != 1 {
+					t.Fatalf("Stats with a Write on a full queue = %+v, want it counted in Waited", st)
+				}
+				select {
+				case err := <-blocked:
+					t.Fatalf("Write on a full queue returned %v while the writer is held", err)
+				default:
+				}
+				close(release)
+				if err := <-blocked; err != nil {
+					t.Fatalf("blocked Write: %v", err)
+				}
+				holdDone()
+				if err := s.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				wantLines(t, path, readLines(t, path), 0, 10, 12+bufferLines)
+				if st := s.Stats(); st != (Stats{Written: 2 + bufferLines, Waited: 1}) {
+					t.Fatalf("Stats = %+v", st)
+				}
 			})
-			// Line 10 reaches write(2), which holds the writer.
-			mustWrite(t, s, entry(0, 10))
-			holdDone := hold(t, s)
-			<-entered
-			for i := 11; i < 11+bufferLines; i++ {
-				mustWrite(t, s, entry(0, i)) // the queue has room
-			}
-			if st := s.Stats(); st.Waited != 0 {
-				t.Fatalf("Stats before the queue is full = %+v", st)
-			}
-			blocked := make(chan error)
-			go func() { blocked <- s.Write(entry(0, 11+bufferLines)) }()
-			waitFor(t, "the Write on a full queue not counted in Waited", func() bool { return s.Stats().Waited == 1 })
-			select {
-			case err := <-blocked:
-				t.Fatalf("Write on a full queue returned %v while the writer is held", err)
-			default:
-			}
-			close(release)
-			if err := <-blocked; err != nil {
-				t.Fatalf("blocked Write: %v", err)
-			}
-			holdDone()
-			if err := s.Close(); err != nil {
-				t.Fatalf("Close: %v", err)
-			}
-			wantLines(t, path, readLines(t, path), 0, 10, 12+bufferLines)
-			if st := s.Stats(); st != (Stats{Written: 2 + bufferLines, Waited: 1}) {
-				t.Fatalf("Stats = %+v", st)
-			}
 		})
 	}
 	// A line a batch: line 10's batch is handed over at once, and the
@@ -153,38 +159,50 @@ func TestSinkReopenBetweenBatches(t *testing.T) {
 	// Lines in batches handed over and in the partial batch go to the old
 	// file; the lines after Reopen to the new one, in the same batch
 	// sizes.
-	L := len(entryLine(0, 10)) + 1
-	s, path, _ := newTestSink(t, Config{BatchBytes: 3 * L, FlushInterval: time.Hour})
-	for i := 10; i < 17; i++ {
-		mustWrite(t, s, entry(0, i))
-	}
-	rotated := path + ".1"
-	if err := os.Rename(path, rotated); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Reopen(); err != nil {
-		t.Fatalf("Reopen: %v", err)
-	}
-	for i := 17; i < 24; i++ {
-		mustWrite(t, s, entry(0, i))
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	wantLines(t, "old file", readLines(t, rotated), 0, 10, 17)
-	wantLines(t, "new file", readLines(t, path), 0, 17, 24)
+	synctest.Test(t, func(t *testing.T) {
+		L := len(entryLine(0, 10)) + 1
+		s, path, _ := newTestSink(t, Config{BatchBytes: 3 * L, FlushInterval: time.Hour})
+		for i := 10; i < 17; i++ {
+			mustWrite(t, s, entry(0, i))
+		}
+		rotated := path + ".1"
+		if err := os.Rename(path, rotated); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Reopen(); err != nil {
+			t.Fatalf("Reopen: %v", err)
+		}
+		for i := 17; i < 24; i++ {
+			mustWrite(t, s, entry(0, i))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		wantLines(t, "old file", readLines(t, rotated), 0, 10, 17)
+		wantLines(t, "new file", readLines(t, path), 0, 17, 24)
+	})
 }
 
 func TestSinkPartialBatchOnTick(t *testing.T) {
 	// A partial batch, behind a full one handed over, reaches the file on
-	// a tick, without Flush or Close.
+	// the next tick, without Flush or Close; the full one at once.
 	L := len(entryLine(0, 10)) + 1
-	s, path, _ := newTestSink(t, Config{BatchBytes: 3 * L, FlushInterval: 20 * time.Millisecond})
-	for i := 10; i < 14; i++ {
-		mustWrite(t, s, entry(0, i))
-	}
-	waitFor(t, "partial batch not written on a tick", func() bool { return s.Stats().Written == 4 })
-	wantLines(t, path, readLines(t, path), 0, 10, 14)
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 20 * time.Millisecond
+		s, path, _ := newTestSink(t, Config{BatchBytes: 3 * L, FlushInterval: interval})
+		for i := 10; i < 14; i++ {
+			mustWrite(t, s, entry(0, i))
+		}
+		advance(interval - time.Nanosecond)
+		if st := s.Stats(); st.Written != 3 {
+			t.Fatalf("1 ns before the tick: %d lines written, want the full batch's 3", st.Written)
+		}
+		advance(time.Nanosecond)
+		if st := s.Stats(); st.Written != 4 {
+			t.Fatalf("at the tick: %d lines written, want 4", st.Written)
+		}
+		wantLines(t, path, readLines(t, path), 0, 10, 14)
+	})
 }
 
 func TestSinkFlushTakesHandedOverBatches(t *testing.T) {

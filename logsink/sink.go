@@ -135,9 +135,6 @@ func New(cfg Config) (*Sink, error) {
 type testHooks struct {
 	// write replaces (*os.File).Write for every write of a batch.
 	write func(f *os.File, b []byte) (int, error)
-	// checkEvery replaces the one second between two checks that the
-	// file is still at its path.
-	checkEvery time.Duration
 }
 
 // newSink is New with test hooks.
@@ -175,9 +172,6 @@ func newSink(cfg Config, hooks testHooks) (*Sink, error) {
 	if hooks.write == nil {
 		hooks.write = writeFile
 	}
-	if hooks.checkEvery == 0 {
-		hooks.checkEvery = checkEvery
-	}
 
 	var f *os.File
 	if cfg.Path == "-" {
@@ -197,18 +191,17 @@ func newSink(cfg Config, hooks testHooks) (*Sink, error) {
 	s.q.init(cfg.BufferLines, cfg.BatchBytes)
 	s.pool.New = func() any { return &lineBuf{b: make([]byte, 0, 256)} }
 	w := &writer{
-		s:          s,
-		path:       cfg.Path,
-		f:          f,
-		stdout:     cfg.Path == "-",
-		write1:     hooks.write,
-		batch:      make([]byte, 0, cfg.BatchBytes),
-		maxBatch:   cfg.BatchBytes,
-		maxRetry:   cfg.RetryBytes,
-		interval:   cfg.FlushInterval,
-		faults:     faultReporter{log: cfg.ErrorLog, path: cfg.Path},
-		checkEvery: hooks.checkEvery,
-		checked:    time.Now(),
+		s:        s,
+		path:     cfg.Path,
+		f:        f,
+		stdout:   cfg.Path == "-",
+		write1:   hooks.write,
+		batch:    make([]byte, 0, cfg.BatchBytes),
+		maxBatch: cfg.BatchBytes,
+		maxRetry: cfg.RetryBytes,
+		interval: cfg.FlushInterval,
+		faults:   faultReporter{log: cfg.ErrorLog, path: cfg.Path},
+		checked:  time.Now(),
 	}
 	go w.run()
 	return s, nil

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -48,6 +49,24 @@ func (h *recordingHandler) Messages() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.messages...)
+}
+
+// advance lets d pass on the clock of the synctest bubble the test runs
+// in, then waits until every goroutine of the bubble (the sink's writer
+// among them) has done what that time asks of it and is blocked again.
+func advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+// readFile returns the content of the file at path.
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // newTestSink opens a Sink on cfg, filling in a Path in a temporary
@@ -262,58 +281,65 @@ func TestSinkFlush(t *testing.T) {
 }
 
 func TestSinkLineArrivesWithoutFlush(t *testing.T) {
-	// The defaults: a line reaches the file within 1 s (docs/operations.md#buffering).
-	s, path, _ := newTestSink(t, Config{})
-	mustWrite(t, s, entry(0, 0))
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
+	// The defaults: the batch being filled is written every
+	// DefaultFlushInterval, so a line reaches the file by the next tick
+	// (docs/operations.md#buffering), without Flush.
+	synctest.Test(t, func(t *testing.T) {
+		s, path, _ := newTestSink(t, Config{})
+		advance(DefaultFlushInterval / 4)
+		mustWrite(t, s, entry(0, 0))
+		advance(DefaultFlushInterval*3/4 - time.Nanosecond)
+		if b := readFile(t, path); len(b) != 0 {
+			t.Fatalf("1 ns before the tick: %q in the file, want nothing yet", b)
 		}
-		if string(b) == entryLine(0, 0)+"\n" {
-			return
+		advance(time.Nanosecond)
+		if b := readFile(t, path); string(b) != entryLine(0, 0)+"\n" {
+			t.Fatalf("at the tick: %q in the file, want the line", b)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("line not in the file after 2 s: %q", b)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	})
 }
 
+// TestSinkReopen runs in a synctest bubble, as every test here that
+// renames the file, fails writes or waits for ticks: the sink's clock
+// stands still unless the test moves it, so its automatic check of the
+// path (at most every second) cannot switch files behind Reopen's back,
+// and its failure reports (at most every 10 s) come as the test expects,
+// however slow the machine.
 func TestSinkReopen(t *testing.T) {
-	s, path, _ := newTestSink(t, Config{FlushInterval: time.Hour})
-	const n = 100
-	for i := range n {
-		mustWrite(t, s, entry(0, i))
-	}
-	rotated := path + ".1"
-	if err := os.Rename(path, rotated); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Reopen(); err != nil {
-		t.Fatalf("Reopen: %v", err)
-	}
-	for i := range n {
-		mustWrite(t, s, entry(1, i))
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	check := func(path string, g int) {
-		t.Helper()
-		lines := readLines(t, path)
-		if len(lines) != n {
-			t.Fatalf("%s: %d lines, want %d", path, len(lines), n)
+	synctest.Test(t, func(t *testing.T) {
+		s, path, _ := newTestSink(t, Config{FlushInterval: time.Hour})
+		const n = 100
+		for i := range n {
+			mustWrite(t, s, entry(0, i))
 		}
-		for i, line := range lines {
-			if line != entryLine(g, i) {
-				t.Fatalf("%s line %d = %q, want %q", path, i, line, entryLine(g, i))
+		rotated := path + ".1"
+		if err := os.Rename(path, rotated); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Reopen(); err != nil {
+			t.Fatalf("Reopen: %v", err)
+		}
+		for i := range n {
+			mustWrite(t, s, entry(1, i))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		check := func(path string, g int) {
+			t.Helper()
+			lines := readLines(t, path)
+			if len(lines) != n {
+				t.Fatalf("%s: %d lines, want %d", path, len(lines), n)
+			}
+			for i, line := range lines {
+				if line != entryLine(g, i) {
+					t.Fatalf("%s line %d = %q, want %q", path, i, line, entryLine(g, i))
+				}
 			}
 		}
-	}
-	check(rotated, 0)
-	check(path, 1)
+		check(rotated, 0)
+		check(path, 1)
+	})
 }
 
 func TestSinkReopenConcurrentWrites(t *testing.T) {

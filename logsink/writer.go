@@ -61,7 +61,6 @@ type writer struct {
 	failing bool
 	faults  faultReporter
 
-	checkEvery   time.Duration
 	checked      time.Time // when the file's identity was last checked
 	reopenFailed bool      // an automatic reopen failed and was logged
 
@@ -216,7 +215,7 @@ func (w *writer) checkFile(now time.Time) {
 	if w.stdout {
 		return
 	}
-	if d := now.Sub(w.checked); d >= 0 && d < w.checkEvery {
+	if d := now.Sub(w.checked); d >= 0 && d < checkEvery {
 		return
 	}
 	w.checked = now

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,14 +194,23 @@ func TestAllocationsWrap(t *testing.T) {
 // connection, as the gateway serves it (a watch needs a socket). The one
 // allocation is net's: the *net.OpError that net.(*rawConn).Read returns
 // when clientWatch.stop wakes the watch with a deadline in the past, the
-// only way to end a wait in the poller short of closing the socket. The upstream is a fasthttp server on an in-memory listener that
-// answers after proxy.WatchDelay and a bit; the client is a TCP connection and
-// one fixed buffer. A GET, so that fasthttp's own allocation for a request
-// body (TestAllocationsPerRequest's streamed-body cases) is not counted.
+// only way to end a wait in the poller short of closing the socket. The
+// upstream is a fasthttp server on an in-memory listener that answers each
+// request once its exchange's watch has started (however late its timer
+// runs on a loaded machine); the client is a TCP connection and one fixed
+// buffer. A GET, so that fasthttp's own allocation for a request body
+// (TestAllocationsPerRequest's streamed-body cases) is not counted.
 func TestAllocationsWatchedExchange(t *testing.T) {
 	upLn := fasthttputil.NewInmemoryListener()
+	var answered atomic.Uint64
+	before := proxy.WatchesStarted()
 	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		time.Sleep(proxy.WatchDelay + 10*time.Millisecond)
+		// The exchanges come one at a time: the n-th is watched once n
+		// watches have started. A poll, not an event: nothing else tells.
+		n := answered.Add(1)
+		for deadline := time.Now().Add(10 * time.Second); proxy.WatchesStarted()-before < n && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"object":"list","data":[]}`)
 	}}
@@ -237,7 +247,6 @@ func TestAllocationsWatchedExchange(t *testing.T) {
 	req := []byte("GET /v1/models HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer " + testKeyHigh + "\r\n\r\n")
 	body := []byte(`{"object":"list","data":[]}`)
 	buf := make([]byte, 8<<10)
-	before := proxy.WatchesStarted()
 	roundTrip := func() {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Write(req); err != nil {

@@ -35,6 +35,9 @@ func SetMaxIdleWorkerDuration(g *Gateway, d time.Duration) {
 	g.srv.MaxIdleWorkerDuration = d
 }
 
+// WatchDelay is how long an exchange lasts before its client is watched.
+const WatchDelay = proxy.WatchDelay
+
 // WatchesStarted is how many client watches the proxy has started in this
 // process (they start only for exchanges that outlast watchDelay).
 func WatchesStarted() uint64 { return proxy.WatchesStarted() }

@@ -378,16 +378,25 @@ func TestTLSPipelined(t *testing.T) {
 
 	c := dialTLS(t, g, trusting(cert))
 	br := bufio.NewReader(c)
+	before := server.WatchesStarted()
 	if _, err := io.WriteString(c, rawRequest("POST", "/v1/chat/completions", "", `{}`)); err != nil {
 		t.Fatal(err)
 	}
 	recv(t, held, "first request at the upstream")
+	early := server.WatchesStarted() == before
 	if _, err := io.WriteString(c, rawRequest("POST", "/v1/chat/completions", "", `{}`)); err != nil {
 		t.Fatal(err)
 	}
-	// Give the watch a moment to see the second request's record (the test
-	// also passes if it has not, but then proves less).
-	time.Sleep(50 * time.Millisecond)
+	// The record is at the gateway's socket, then the first exchange's
+	// watch starts (WatchDelay into it) and looks at the socket before it
+	// waits: it sees the record. If the watch had started before the
+	// record came, the record wakes it at a moment no event tells; the
+	// test passes either way, but then proves less.
+	waitDelivered(t, c)
+	eventually(t, "the first exchange's client watch started", func() bool { return server.WatchesStarted() > before })
+	if !early {
+		t.Log("the watch started before the second request was sent")
+	}
 	releaseFirst()
 	for i := range 2 {
 		resp, err := http.ReadResponse(br, nil)

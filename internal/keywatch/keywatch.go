@@ -97,18 +97,7 @@ type Watcher struct {
 // It never fails: without a usable directory watch it logs a warning to
 // log and relies on the poll.
 func Start(path string, loaded Stamp, reload func() error, log *slog.Logger) *Watcher {
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
-	}
-	w := &Watcher{
-		reload: reload,
-		log:    log,
-		path:   path,
-		dir:    filepath.Dir(path),
-		last:   loaded,
-		stopc:  make(chan struct{}),
-		done:   make(chan struct{}),
-	}
+	w := newWatcher(path, loaded, reload, log)
 	fsw, err := fsnotify.NewWatcher()
 	if err != nil {
 		log.Warn("cannot watch the keys file's directory; polling the keys file instead",
@@ -120,8 +109,32 @@ func Start(path string, loaded Stamp, reload func() error, log *slog.Logger) *Wa
 				"dir", w.dir, "interval", Poll.String(), "err", err)
 		}
 	}
-	go w.run()
+	var (
+		events <-chan fsnotify.Event
+		errs   <-chan error
+	)
+	if w.fsw != nil {
+		events, errs = w.fsw.Events, w.fsw.Errors
+	}
+	go w.run(events, errs)
 	return w
+}
+
+// newWatcher returns a Watcher of the keys file at path that is not
+// running yet and watches nothing.
+func newWatcher(path string, loaded Stamp, reload func() error, log *slog.Logger) *Watcher {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return &Watcher{
+		reload: reload,
+		log:    log,
+		path:   path,
+		dir:    filepath.Dir(path),
+		last:   loaded,
+		stopc:  make(chan struct{}),
+		done:   make(chan struct{}),
+	}
 }
 
 // Stop ends the watcher and waits until it has, including a reload in
@@ -134,16 +147,12 @@ func (w *Watcher) Stop() {
 	<-w.done
 }
 
-// run is the watcher's goroutine.
-func (w *Watcher) run() {
+// run is the watcher's goroutine: it takes the directory's events and
+// errors from events and errs (w.fsw's, or nil without one).
+func (w *Watcher) run(events <-chan fsnotify.Event, errs <-chan error) {
 	defer close(w.done)
-	var (
-		events <-chan fsnotify.Event
-		errs   <-chan error
-	)
 	if w.fsw != nil {
 		defer w.fsw.Close()
-		events, errs = w.fsw.Events, w.fsw.Errors
 	}
 	watching := w.fsw != nil && len(w.fsw.WatchList()) > 0
 	poll := time.NewTicker(Poll)

@@ -37,7 +37,9 @@ var ErrUnavailable = errors.New("redis unavailable")
 // KEYS[1] is the key_id's sorted set: one member per admission in the
 // window, scored by its time in microseconds of Redis's own clock (TIME),
 // so replicas whose clocks disagree still share one timeline.
-// ARGV: limit, window in µs, a member name unique to this request.
+// ARGV: limit, window in µs, a member name unique to this request; and,
+// from tests only (Limiter.callerClock), the now in µs to decide at
+// instead of TIME.
 //
 // The semantics are limiter.Window's: an admission at t counts while now-t < window
 // (it leaves at exactly t+window); a request is admitted iff fewer than
@@ -50,8 +52,11 @@ var ErrUnavailable = errors.New("redis unavailable")
 // Returns {admitted 0/1, admissions in the window after the decision, µs
 // until the oldest of them leaves (the window when there is none)}.
 const slidingWindowScript = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
@@ -128,6 +133,11 @@ type Limiter struct {
 	timeout time.Duration
 	log     *slog.Logger
 	host    string // for logs: host:port, no credentials
+
+	// callerClock makes the script decide at Allow's now rather than at
+	// Redis's TIME, so that tests step through fixed instants; set only
+	// by tests, before the first Allow.
+	callerClock bool
 
 	// member names are id + "-" + seq: unique across processes.
 	id  string
@@ -298,9 +308,11 @@ func (r *Limiter) Allow(keyID string, limit int, now time.Time) (limiter.Result,
 	seq := r.seq.Add(1)
 	member := r.id + "-" + strconv.FormatUint(seq, 36)
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-	vals, err := r.script.Exec(ctx, r.client,
-		[]string{r.prefix + keyID},
-		[]string{strconv.Itoa(limit), r.winArg, member}).AsIntSlice()
+	args := []string{strconv.Itoa(limit), r.winArg, member}
+	if r.callerClock {
+		args = append(args, strconv.FormatInt(now.UnixMicro(), 10))
+	}
+	vals, err := r.script.Exec(ctx, r.client, []string{r.prefix + keyID}, args).AsIntSlice()
 	cancel()
 	if err == nil && len(vals) != 3 {
 		err = fmt.Errorf("script returned %d values, want 3", len(vals))

@@ -62,6 +62,8 @@ func TestOpenLoop(t *testing.T) {
 // asked for (one every 2.5 ms), so each request waits longer than the one
 // before; latency from the write alone would stay near 5 ms.
 func TestOpenLoopQueueing(t *testing.T) {
+	// The slow server is the scenario; the check below is a lower bound,
+	// which a loaded machine only makes easier to meet.
 	addr := serve(t, func(ctx *fasthttp.RequestCtx) { time.Sleep(5 * time.Millisecond) })
 	ol := &OpenLoop{Addr: addr, Request: rawhttp.Request(addr, chatPath, "", chatBody), Conns: 1,
 		Rate: 400, Duration: 200 * time.Millisecond, Status: 200}
@@ -82,7 +84,7 @@ func TestRunStreams(t *testing.T) {
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 			for i := range 3 {
 				if i > 0 {
-					time.Sleep(gap)
+					time.Sleep(gap) // the stream's pace, the scenario; its check is a lower bound
 				}
 				fmt.Fprintf(w, "data: {\"i\":%d}\n\n", i)
 				w.Flush()
@@ -96,8 +98,13 @@ func TestRunStreams(t *testing.T) {
 	if res.Streams < 1 || res.Events != 3 {
 		t.Errorf("%d streams of %d events, want at least 1 of 3", res.Streams, res.Events)
 	}
-	if res.Gap50 < float64(gap/time.Microsecond) || res.TTFE50 <= 0 {
-		t.Errorf("first event %v µs, gap %v µs; want a first event and gaps of at least %v", res.TTFE50, res.Gap50, gap)
+	// The largest gap, not the median: a gap is measured between two
+	// reads, and a read that comes late (a loaded machine) shortens the
+	// gap after it; the largest is the server's pace or more unless every
+	// read of every stream came later than the one before.
+	if res.Gap99 < float64(gap/time.Microsecond) || res.Gap50 <= 0 || res.TTFE50 <= 0 {
+		t.Errorf("first event %v µs, gaps %v µs (median) and %v µs (p99); want a first event and gaps up to at least %v",
+			res.TTFE50, res.Gap50, res.Gap99, gap)
 	}
 
 	// A response that is not a stream is an error.
