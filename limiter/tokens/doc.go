@@ -60,15 +60,23 @@
 // refusal is ConcurrencyExceeded, with no retry time: a slot frees when a
 // request ends, which no clock predicts.
 //
+// # One key_id: Limiter
+//
+// A Limiter combines the three for one key_id, each off when its limit is
+// 0. Limiter.Admit takes a slot, a TPM reservation and a TPD reservation
+// all at once or none of them, under the Limiter's one lock, and
+// Admission.Finish(actual) commits and releases them all. After the
+// Limiter's first request, Admit and Finish do not allocate.
+//
 // # Ending every request exactly once
 //
-// Reservation and Slot are small values: the caller keeps the one it got
-// in a variable and must end it exactly once, by Commit or Cancel
-// (Reservation) or Release (Slot), typically in a defer: a reservation
-// never ended counts against the limit until its bucket (or day) has
-// passed, and a slot never released is held for good. Ending methods are
-// idempotent on that variable (a second call is a no-op), so an explicit
-// Commit(actual) and a deferred Cancel on an error path may both run. A
-// copy ended as well would end the request twice: do not copy one after
-// using it.
+// Reservation, Slot and Admission are small values: the caller keeps the
+// one it got in a variable and must end it exactly once, by Commit or
+// Cancel (Reservation), Release (Slot) or Finish (Admission), typically in
+// a defer: a reservation never ended counts against the limit until its
+// bucket (or day) has passed, and a slot never released is held for good.
+// Ending methods are idempotent on that variable (a second call is a
+// no-op), so an explicit Finish(actual) and a deferred Finish on an error
+// path may both run. A copy ended as well would end the request twice: do
+// not copy one after using it.
 package tokens
