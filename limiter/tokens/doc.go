@@ -53,6 +53,15 @@
 // count starts again from zero. A request that spans midnight counts on the
 // day it was admitted: its commit after midnight changes nothing.
 //
+// The day's counts survive a restart through a State: each key_id's date
+// and total (committed plus reserved) written to a file in a directory
+// (State.WriteFile: a temporary file, fsync, rename, fsync of the
+// directory, so the file is always whole), and read back by LoadState,
+// which keeps only today's entries. A Saver writes the registry's State
+// every second (or its interval) and on Close, so a crash loses at most
+// the tokens admitted or committed in the last interval; requests in
+// flight at the last save count with their reservation.
+//
 // # Requests in flight
 //
 // Concurrency limits the requests of a key_id in flight: Acquire admits
@@ -60,13 +69,16 @@
 // refusal is ConcurrencyExceeded, with no retry time: a slot frees when a
 // request ends, which no clock predicts.
 //
-// # One key_id: Limiter
+// # One key_id: Limiter and Registry
 //
 // A Limiter combines the three for one key_id, each off when its limit is
 // 0. Limiter.Admit takes a slot, a TPM reservation and a TPD reservation
 // all at once or none of them, under the Limiter's one lock, and
-// Admission.Finish(actual) commits and releases them all. After the
-// Limiter's first request, Admit and Finish do not allocate.
+// Admission.Finish(actual) commits and releases them all. A Registry holds
+// one Limiter per key_id, created on the key_id's first request; a reload
+// changes limits in place (Registry.Sync, Limiter.SetLimits), keeping the
+// tokens counted. After a key_id's first request, Admit and Finish do not
+// allocate.
 //
 // # Ending every request exactly once
 //

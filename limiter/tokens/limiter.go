@@ -180,3 +180,19 @@ func (l *Limiter) UsageAt(now time.Time) Usage {
 	u.DayUsed, u.DayReserved = l.day.usageAt(dt)
 	return u
 }
+
+// dayTotal returns the UTC day counted and its committed and reserved
+// tokens, for a State.
+func (l *Limiter) dayTotal() (day, tokens int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.day.day, l.day.used + l.day.reserved
+}
+
+// restoreDay adds tokens an earlier process counted on day (see
+// daily.restore).
+func (l *Limiter) restoreDay(day, tokens int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.day.restore(day, tokens)
+}
