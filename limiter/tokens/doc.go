@@ -91,4 +91,11 @@
 // no-op), so an explicit Finish(actual) and a deferred Finish on an error
 // path may both run. A copy ended as well would end the request twice: do
 // not copy one after using it.
+//
+// # Messages
+//
+// Message and AppendMessage write the text of a 429 body in OpenAI's
+// words, for example "Rate limit reached for KEY_ID on tokens per min
+// (TPM): Limit 1000, Used 900, Requested 200. Please try again in 1.2s.",
+// and return its code.
 package tokens
