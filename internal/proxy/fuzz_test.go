@@ -9,8 +9,8 @@ import (
 )
 
 // FuzzParseUpstreams: ParseUpstreams never panics; what it accepts is a
-// list of http(s) URLs with a host and no user info, query or fragment;
-// and its errors never repeat a password.
+// list of http(s) URLs with a host and no user info, query or fragment,
+// each followed by its options; and its errors never repeat a password.
 func FuzzParseUpstreams(f *testing.F) {
 	for _, s := range []string{
 		"http://127.0.0.1:8000",
@@ -20,6 +20,12 @@ func FuzzParseUpstreams(f *testing.F) {
 		"http://a,,http://b",
 		"ftp://x",
 		"http://a:99999",
+		"http://a models=m1|m2, http://b models=m3",
+		"http://a models=m1|m1",
+		"http://a models=",
+		"http://a models=x models=y",
+		"http://a weight=2",
+		"http://a sk-secret-0123456789",
 		"http://%zz",
 		" ",
 	} {
@@ -28,8 +34,9 @@ func FuzzParseUpstreams(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		ups, err := ParseUpstreams(s)
 		if err != nil {
-			if i := strings.Index(s, "@"); i > 0 {
-				if u, perr := url.Parse(strings.TrimSpace(strings.Split(s, ",")[0])); perr == nil && u.User != nil {
+			first := strings.Fields(strings.Split(s, ",")[0]) // its URL, then its options
+			if i := strings.Index(s, "@"); i > 0 && len(first) > 0 {
+				if u, perr := url.Parse(first[0]); perr == nil && u.User != nil {
 					// The password may also stand elsewhere in the URL (the
 					// fuzzer's "//:000000@000000"): look for it as user info.
 					// An empty one ("//:@#:@") cannot be shown.
@@ -44,15 +51,20 @@ func FuzzParseUpstreams(f *testing.F) {
 			t.Fatal("no upstream and no error")
 		}
 		for _, raw := range ups {
-			u, err := url.Parse(raw)
+			fields := strings.Fields(raw)
+			u, err := url.Parse(fields[0])
 			if err != nil {
 				t.Fatalf("accepted %q that does not parse: %v", raw, err)
 			}
 			if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 				t.Fatalf("accepted %q", raw)
 			}
-			if _, err := newUpstream(raw, nil); err != nil {
+			up, err := newUpstream(raw, nil)
+			if err != nil {
 				t.Fatalf("accepted %q that newUpstream refuses: %v", raw, err)
+			}
+			if up.name != fields[0] {
+				t.Fatalf("accepted %q as upstream %q", raw, up.name)
 			}
 		}
 	})

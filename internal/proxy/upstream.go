@@ -25,11 +25,13 @@ type upstream struct {
 	_        [64]byte
 }
 
+// newUpstream builds the upstream of one Config.Upstreams item.
 func newUpstream(raw string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*upstream, error) {
-	u, err := parseUpstream(raw)
+	it, err := parseUpstreamItem(raw)
 	if err != nil {
 		return nil, err
 	}
+	u := it.url
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -38,7 +40,7 @@ func newUpstream(raw string, dial func(ctx context.Context, network, addr string
 		}
 	}
 	up := &upstream{
-		name: raw,
+		name: it.raw,
 		host: []byte(u.Host),
 		pool: &connPool{
 			addr:        net.JoinHostPort(u.Hostname(), port),
