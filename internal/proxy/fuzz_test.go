@@ -10,7 +10,8 @@ import (
 
 // FuzzParseUpstreams: ParseUpstreams never panics; what it accepts is a
 // list of http(s) URLs with a host and no user info, query or fragment,
-// each followed by its options; and its errors never repeat a password.
+// each with valid model ids if it declares models; and its errors never
+// repeat a password.
 func FuzzParseUpstreams(f *testing.F) {
 	for _, s := range []string{
 		"http://127.0.0.1:8000",
@@ -59,12 +60,19 @@ func FuzzParseUpstreams(f *testing.F) {
 			if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 				t.Fatalf("accepted %q", raw)
 			}
-			up, err := newUpstream(raw, nil)
+			up, err := newUpstream(raw, nil, 0)
 			if err != nil {
 				t.Fatalf("accepted %q that newUpstream refuses: %v", raw, err)
 			}
 			if up.name != fields[0] {
 				t.Fatalf("accepted %q as upstream %q", raw, up.name)
+			}
+			if set := up.models.Load(); set != nil {
+				for _, m := range set.models {
+					if checkModelID(m.ID) != nil || strings.ContainsAny(m.ID, " \t") {
+						t.Fatalf("accepted %q declaring model %q", raw, m.ID)
+					}
+				}
 			}
 		}
 	})

@@ -17,7 +17,8 @@ var ErrNoUpstream = errors.New("proxy: no upstream configured")
 // items and checks each one: a base URL (scheme http or https, a host, no
 // query, fragment or user info), optionally followed by options separated
 // by whitespace, name=value as in the keys file. The one option is
-// models=ID|ID…, the models the upstream serves.
+// models=ID|ID…, the models the upstream serves
+// (docs/configuration.md#models-and-routing).
 // Blank items are an error, not skipped. The items are returned trimmed,
 // options included, as Config.Upstreams takes them.
 func ParseUpstreams(s string) ([]string, error) {
@@ -124,8 +125,8 @@ func checkModelID(id string) error {
 }
 
 // ParseAliases parses a MODEL_ALIASES value for Config.Aliases:
-// comma-separated alias=model pairs, whitespace around each part trimmed.
-// An empty or blank s is no
+// comma-separated alias=model pairs, whitespace around each part trimmed
+// (docs/configuration.md#models-and-routing). An empty or blank s is no
 // alias. The error names the item at fault: one blank or without =, a
 // name that is not a model id (checkModelID), an alias given twice, or
 // one whose model is itself an alias.
