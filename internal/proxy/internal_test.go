@@ -176,3 +176,18 @@ func TestHeaderNamesCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestNewChecksConfig: New refuses what ParseUpstreams and ParseAliases
+// would, for a Config built without them.
+func TestNewChecksConfig(t *testing.T) {
+	f := func(cfg Config, want string) {
+		t.Helper()
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New(%+v) = %v, want an error with %q", cfg, err, want)
+		}
+	}
+	f(Config{Upstreams: []string{"http://a", "http://b models=x|x"}}, "upstream 2 of 2")
+	f(Config{Aliases: map[string]string{"a": "b", "b": "c"}}, "itself an alias")
+	f(Config{Aliases: map[string]string{"a": "a"}}, "names itself")
+	f(Config{Aliases: map[string]string{"": "a"}}, "empty model id")
+}
