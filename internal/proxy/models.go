@@ -106,6 +106,11 @@ func (e *errListStatus) ErrClass() string { return e.Error() }
 // (the first entry of an id is kept) and each entry's JSON as the upstream
 // wrote it, whitespace aside. An id is 1 to maxModelID bytes of UTF-8.
 func parseModelList(body []byte) ([]Model, error) {
+	// The parser lets invalid escapes through, and MarshalTo would pass
+	// them on: the validator does not.
+	if fastjson.ValidateBytes(body) != nil {
+		return nil, errListNotJSON
+	}
 	var p fastjson.Parser
 	v, err := p.ParseBytes(body)
 	if err != nil {
