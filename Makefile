@@ -10,7 +10,7 @@ all: build
 build:
 	$(GO) build -trimpath -o $(BIN) .
 
-# The demo: gateway on 127.0.0.1:8080 in front of the built-in mock upstream.
+# The demo: gateway on 127.0.0.1:8080 in front of two built-in mock upstreams.
 run: build
 	./$(BIN) demo
 

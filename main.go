@@ -2,7 +2,7 @@
 // servers. See README.md and docs/.
 //
 //	authgate serve                      the gateway (configured by environment and flags)
-//	authgate demo                       gateway + mock upstream + a generated key
+//	authgate demo                       gateway + two mock upstreams + a generated key
 //	authgate mock-upstream --listen A   a fake OpenAI-compatible server
 //	authgate keys gen --id ID           print a new keys-file line
 //	authgate keys hash                  print the sha256: form of a key read on stdin
@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/limiter/redis"
 	"github.com/authgate/authgate/logsink"
 	"github.com/authgate/authgate/server"
@@ -51,7 +52,7 @@ const usage = `usage: authgate COMMAND [flags]
 
 commands:
   serve                       run the gateway (see 'authgate serve --help')
-  demo                        gateway on 127.0.0.1:8080 + mock upstream + a generated key
+  demo                        gateway on 127.0.0.1:8080 + two mock upstreams + a generated key
   mock-upstream --listen ADDR a fake OpenAI-compatible server
   keys gen --id ID            print a new "ID:sk-..." keys-file line
   keys hash                   read a key on stdin, print its sha256: form
@@ -133,9 +134,14 @@ var settings = []setting{
 		c.listen = v
 		return checkListenAddr(v)
 	}},
-	{"UPSTREAM_URL", "upstream", "", "upstream base URL(s), comma-separated (required)", func(c *serveConfig, v string) error {
+	{"UPSTREAM_URL", "upstream", "", "upstream base URL(s), comma-separated, each optionally followed by models=ID|ID... (required)", func(c *serveConfig, v string) error {
 		ups, err := server.ParseUpstreams(v)
 		c.gw.Upstreams = ups
+		return err
+	}},
+	{"MODEL_ALIASES", "model-aliases", "", "model names clients may use for models upstreams serve: alias=model, comma-separated", func(c *serveConfig, v string) error {
+		aliases, err := proxy.ParseAliases(v)
+		c.gw.ModelAliases = aliases
 		return err
 	}},
 	{"UPSTREAM_API_KEY", "upstream-api-key", "", "sent upstream as 'Authorization: Bearer ...' when set", func(c *serveConfig, v string) error {

@@ -128,6 +128,10 @@ func TestRunUsageAndConfigErrorsExit2(t *testing.T) {
 	f(serve, map[string]string{"UPSTREAM_URL": "ftp://x"}, "UPSTREAM_URL")
 	f(serve, map[string]string{"UPSTREAM_URL": "http://127.0.0.1:1,"}, "UPSTREAM_URL")
 	f(serve, map[string]string{"UPSTREAM_URL": "http://127.0.0.1:1/?q=1"}, "UPSTREAM_URL")
+	f(serve, map[string]string{"UPSTREAM_URL": "http://127.0.0.1:1 models=a||b"}, "UPSTREAM_URL")
+	f(serve, map[string]string{"UPSTREAM_URL": "http://127.0.0.1:1 weight=2"}, "UPSTREAM_URL")
+	f(serve, map[string]string{"MODEL_ALIASES": "a=b,b=c"}, "MODEL_ALIASES")
+	f(serve, map[string]string{"MODEL_ALIASES": "a"}, "MODEL_ALIASES")
 	f(serve, map[string]string{"MAX_REQUEST_BODY": "12XB"}, "MAX_REQUEST_BODY")
 	f(serve, map[string]string{"MAX_REQUEST_BODY": "0"}, "MAX_REQUEST_BODY")
 	f(serve, map[string]string{"MAX_REQUEST_BODY": "3GiB"}, "MAX_REQUEST_BODY")
@@ -426,6 +430,8 @@ func TestLoadServeConfigEnvAndFlagWins(t *testing.T) {
 	f("AUTH_ENABLED", "false", "auth-enabled", "true", "maybe", func(c *serveConfig) any { return c.gw.DisableAuth }, true, false)
 	f("AUTH_ALLOW_NO_KEYS", "true", "allow-no-keys", "false", "perhaps", func(c *serveConfig) any { return c.gw.AllowNoKeys }, true, false)
 	f("UPSTREAM_URL", "http://a:1", "upstream", "http://b:2,https://c", "ftp://x", func(c *serveConfig) any { return strings.Join(c.gw.Upstreams, ",") }, "http://a:1", "http://b:2,https://c")
+	f("UPSTREAM_URL", "http://a:1 models=m1|m2, http://b:2", "upstream", "http://c:3 models=m3", "http://a models=", func(c *serveConfig) any { return strings.Join(c.gw.Upstreams, ",") }, "http://a:1 models=m1|m2,http://b:2", "http://c:3 models=m3")
+	f("MODEL_ALIASES", "gpt-4o=llama, mini = qwen", "model-aliases", "x=y", "a=a", func(c *serveConfig) any { return fmt.Sprint(c.gw.ModelAliases) }, "map[gpt-4o:llama mini:qwen]", "map[x:y]")
 	f("UPSTREAM_TIMEOUT", "90s", "upstream-timeout", "2m", "-1s", func(c *serveConfig) any { return c.gw.UpstreamTimeout }, 90*time.Second, 2*time.Minute)
 	f("MAX_REQUEST_BODY", "1KB", "max-request-body", "2KiB", "12XB", func(c *serveConfig) any { return c.gw.MaxRequestBody }, 1000, 2048)
 	f("MAX_REQUEST_BODY", "5", "max-request-body", "1MB", "0", func(c *serveConfig) any { return c.gw.MaxRequestBody }, 5, 1000000)
@@ -1503,7 +1509,21 @@ func TestDemoBinary(t *testing.T) {
 
 	base := p.base
 	p.base = m[1]
-	checkChatCompletion(t, p.do("POST", "/v1/chat/completions", "Bearer "+key, chatBody))
+	// Each of the demo's models, named as its curl commands do.
+	for _, c := range []struct{ path, model string }{
+		{"/v1/chat/completions", "mock-chat"},
+		{"/v1/embeddings", "mock-embed"},
+	} {
+		body := `{"model":"` + c.model + `","messages":[{"role":"user","content":"Hello"}],"input":"Hello"}`
+		if !strings.Contains(out, `"model":"`+c.model+`"`) {
+			t.Errorf("no curl command names %s:\n%s", c.model, out)
+		}
+		r := p.do("POST", c.path, "Bearer "+key, body)
+		var got struct{ Model string }
+		if err := json.Unmarshal([]byte(r.body), &got); r.status != http.StatusOK || err != nil || got.Model != c.model {
+			t.Errorf("demo %s with %s: %d %s", c.path, c.model, r.status, r.body)
+		}
+	}
 	if r := p.do("POST", "/v1/chat/completions", "", chatBody); r.status != http.StatusUnauthorized {
 		t.Errorf("demo without a key: %d, want 401", r.status)
 	}

@@ -43,3 +43,24 @@ func TestAllocationChat(t *testing.T) {
 		t.Fatalf("POST /v1/chat/completions: %v allocations per request, want 0", n)
 	}
 }
+
+// TestAllocationChatModels: checking the model named against the models
+// served (Config.Models) allocates nothing either.
+func TestAllocationChatModels(t *testing.T) {
+	m := New(Config{Models: []string{"a", "gpt-4o-mini"}})
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("/v1/chat/completions")
+	ctx.Request.SetBodyString(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}`)
+	run := func() {
+		ctx.Response.Reset()
+		m.Handler(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			t.Fatalf("status %d, body %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+	run()
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Fatalf("POST /v1/chat/completions: %v allocations per request, want 0", n)
+	}
+}

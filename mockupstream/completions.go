@@ -13,7 +13,7 @@ func (m *Mock) completions(ctx *fasthttp.RequestCtx) {
 	p := parsers.Get()
 	defer parsers.Put(p)
 	var req completionRequest
-	if !parseCompletion(ctx, p, &req) {
+	if !m.parseCompletion(ctx, p, &req) {
 		return
 	}
 	prompt := estimateTokens(len(ctx.PostBody()))

@@ -27,6 +27,10 @@ func (m *Mock) embeddings(ctx *fasthttp.RequestCtx) {
 	if !parseBody(ctx, &req) {
 		return
 	}
+	if !m.cat.Load().serves([]byte(req.Model)) {
+		modelNotFound(ctx, []byte(req.Model))
+		return
+	}
 	useBase64 := false
 	switch req.EncodingFormat {
 	case "", "float":

@@ -11,6 +11,8 @@ const (
 	pathCompletions     = "/v1/completions"
 	pathEmbeddings      = "/v1/embeddings"
 	pathModels          = "/v1/models"
+	pathLoadAdapter     = "/v1/load_lora_adapter"
+	pathUnloadAdapter   = "/v1/unload_lora_adapter"
 )
 
 var (
@@ -52,7 +54,19 @@ func (m *Mock) Handler(ctx *fasthttp.RequestCtx) {
 			methodNotAllowed(ctx, strGetHead)
 			return
 		}
-		writeJSON(ctx, m.modelsBody)
+		writeJSON(ctx, m.cat.Load().list)
+	case pathLoadAdapter:
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, strPost)
+			return
+		}
+		m.loadAdapter(ctx)
+	case pathUnloadAdapter:
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, strPost)
+			return
+		}
+		m.unloadAdapter(ctx)
 	default:
 		if id, ok := bytes.CutPrefix(path, prefixModelsSlash); ok && len(id) > 0 {
 			if !ctx.IsGet() && !ctx.IsHead() {
@@ -68,27 +82,18 @@ func (m *Mock) Handler(ctx *fasthttp.RequestCtx) {
 
 // model1 answers GET /v1/models/{id}.
 func (m *Mock) model1(ctx *fasthttp.RequestCtx, id []byte) {
-	if string(id) != m.model {
+	obj, ok := m.cat.Load().byID[string(id)]
+	if !ok {
 		msg := append([]byte("The model '"), id...)
 		msg = append(msg, "' does not exist"...)
 		writeError(ctx, fasthttp.StatusNotFound, msg, "model", "model_not_found")
 		return
 	}
-	writeJSON(ctx, m.modelBody)
+	writeJSON(ctx, obj)
 }
 
 // writeJSON answers 200 with body, which must stay unchanged afterwards.
 func writeJSON(ctx *fasthttp.RequestCtx, body []byte) {
 	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
 	ctx.Response.SetBodyRaw(body)
-}
-
-// appendModelObject appends an OpenAI model object for the model whose
-// JSON string literal is modelJSON.
-func appendModelObject(dst, modelJSON []byte, created int64) []byte {
-	dst = append(dst, `{"id":`...)
-	dst = append(dst, modelJSON...)
-	dst = append(dst, `,"object":"model","created":`...)
-	dst = appendInt(dst, created)
-	return append(dst, `,"owned_by":"authgate-mock"}`...)
 }

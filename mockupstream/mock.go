@@ -8,9 +8,11 @@
 package mockupstream
 
 import (
+	"cmp"
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -34,7 +36,18 @@ var ErrServerClosed = errors.New("mockupstream: server closed")
 type Config struct {
 	// Model is the model id listed by GET /v1/models and reported in
 	// responses to requests that name no model. Empty means DefaultModel.
+	// Ignored when Models is set.
 	Model string
+
+	// Models, if set, are the models served, as vLLM serves a model under
+	// several names (--served-model-name): GET /v1/models lists them all,
+	// a request that names no model is answered as the first, and a chat,
+	// completion or embeddings request that names a model not served is
+	// answered 404 model_not_found, as vLLM does. Empty means Model alone
+	// is listed, and a request naming any model is answered as if served.
+	// Either way models can be added and removed at run time (AddModel,
+	// POST /v1/load_lora_adapter).
+	Models []string
 
 	// StreamChunks is the number of content chunks in a streamed response.
 	// Zero or negative means DefaultStreamChunks.
@@ -65,7 +78,12 @@ type Config struct {
 //     embedding per input (a string, an array of strings, or token arrays),
 //     as floats or, with "encoding_format": "base64", as base64
 //     little-endian float32s.
-//   - GET /v1/models and GET /v1/models/{model}: the one configured model.
+//   - GET /v1/models and GET /v1/models/{model}: the models served, in
+//     vLLM's shape (with root, parent and max_model_len).
+//   - POST /v1/load_lora_adapter {"lora_name":…,"lora_path":…} and POST
+//     /v1/unload_lora_adapter {"lora_name":…}: add or remove a model at
+//     run time, as vLLM does with LoRA adapters (AddModel and RemoveModel
+//     do the same from Go).
 //
 // Request fields other than model, stream, stream_options, input and
 // encoding_format (n, max_tokens, temperature, tools, …) are accepted and
@@ -78,13 +96,12 @@ type Config struct {
 //
 // A Mock is safe for concurrent use.
 type Mock struct {
-	model     string
-	modelJSON []byte // model as a JSON string literal
-	chunks    int
-	delay     time.Duration
+	base   string // the first model: a request naming none is answered as it
+	chunks int
+	delay  time.Duration
 
-	modelsBody []byte // GET /v1/models
-	modelBody  []byte // GET /v1/models/{model}
+	cat   atomic.Pointer[catalog] // the models served
+	catMu sync.Mutex              // serializes changes of cat
 
 	server *fasthttp.Server
 
@@ -104,26 +121,31 @@ type Mock struct {
 // New returns a Mock configured by cfg.
 func New(cfg Config) *Mock {
 	m := &Mock{
-		model:  cfg.Model,
 		chunks: cfg.StreamChunks,
 		delay:  cfg.ChunkDelay,
 		done:   make(chan struct{}),
 	}
-	if m.model == "" {
-		m.model = DefaultModel
+	ids := cfg.Models
+	if len(ids) == 0 {
+		ids = []string{cmp.Or(cfg.Model, DefaultModel)}
 	}
+	m.base = ids[0]
+	created := time.Now().Unix()
+	entries := make([]entry, 0, len(ids))
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			entries = append(entries, entry{id: id, root: id, created: created})
+		}
+	}
+	m.cat.Store(newCatalog(len(cfg.Models) > 0, entries, m.base))
 	if m.chunks <= 0 {
 		m.chunks = DefaultStreamChunks
 	}
 	if m.delay < 0 {
 		m.delay = 0
 	}
-	m.modelJSON = appendJSONString(nil, m.model)
-	created := time.Now().Unix()
-	m.modelBody = appendModelObject(nil, m.modelJSON, created)
-	m.modelsBody = append(m.modelsBody, `{"object":"list","data":[`...)
-	m.modelsBody = append(m.modelsBody, m.modelBody...)
-	m.modelsBody = append(m.modelsBody, "]}"...)
 	m.server = &fasthttp.Server{
 		Handler:            m.Handler,
 		Name:               "authgate-mock",

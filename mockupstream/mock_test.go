@@ -284,19 +284,30 @@ func equalFloats(a, b []float32) bool {
 	return true
 }
 
+// model is an entry of GET /v1/models, in vLLM's shape.
+type model struct {
+	ID          string  `json:"id"`
+	Object      string  `json:"object"`
+	Created     int64   `json:"created"`
+	OwnedBy     string  `json:"owned_by"`
+	Root        string  `json:"root"`
+	Parent      *string `json:"parent"`
+	MaxModelLen *int    `json:"max_model_len"`
+}
+
+type modelList struct {
+	Object string  `json:"object"`
+	Data   []model `json:"data"`
+}
+
 func TestModels(t *testing.T) {
 	base := startMock(t, New(Config{Model: "org/llama-3"}))
 	c := &fasthttp.Client{}
 
-	type model struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		Created int64  `json:"created"`
-		OwnedBy string `json:"owned_by"`
-	}
 	checkModel := func(m model) {
 		t.Helper()
-		if m.ID != "org/llama-3" || m.Object != "model" || m.Created <= 0 || m.OwnedBy != "authgate-mock" {
+		if m.ID != "org/llama-3" || m.Object != "model" || m.Created <= 0 || m.OwnedBy != "authgate-mock" ||
+			m.Root != "org/llama-3" || m.Parent != nil || m.MaxModelLen == nil || *m.MaxModelLen != DefaultMaxModelLen {
 			t.Fatalf("bad model %+v", m)
 		}
 	}
@@ -305,10 +316,7 @@ func TestModels(t *testing.T) {
 	if status != 200 || ct != "application/json" {
 		t.Fatalf("GET /v1/models: got %d %q %s", status, ct, body)
 	}
-	var list struct {
-		Object string  `json:"object"`
-		Data   []model `json:"data"`
-	}
+	var list modelList
 	decodeStrict(t, body, &list)
 	if list.Object != "list" || len(list.Data) != 1 {
 		t.Fatalf("bad model list %s", body)

@@ -32,8 +32,8 @@ var parsers fastjson.ParserPool
 // parseCompletion parses ctx's body with p into req: a JSON object whose
 // "model" is a string, "stream" a boolean and "stream_options" an object
 // with a boolean "include_usage", each optional or null. On failure it
-// answers 400 and reports false.
-func parseCompletion(ctx *fasthttp.RequestCtx, p *fastjson.Parser, req *completionRequest) bool {
+// answers 400, or 404 for a model not served, and reports false.
+func (m *Mock) parseCompletion(ctx *fasthttp.RequestCtx, p *fastjson.Parser, req *completionRequest) bool {
 	*req = completionRequest{}
 	v, err := p.ParseBytes(ctx.PostBody())
 	if err != nil {
@@ -69,6 +69,10 @@ func parseCompletion(ctx *fasthttp.RequestCtx, p *fastjson.Parser, req *completi
 				return false
 			}
 		}
+	}
+	if !m.cat.Load().serves(req.model) {
+		modelNotFound(ctx, req.model)
+		return false
 	}
 	return true
 }
@@ -110,10 +114,11 @@ func estimateTokens(n int) int {
 }
 
 // appendModel appends the JSON string literal of the model a response
-// reports: the requested one, or the configured one when none was named.
+// reports: the requested one, or the first configured one when none was
+// named.
 func (m *Mock) appendModel(dst []byte, requested string) []byte {
 	if requested == "" {
-		return append(dst, m.modelJSON...)
+		return append(dst, m.cat.Load().defaultJSON...)
 	}
 	return appendJSONString(dst, requested)
 }

@@ -114,6 +114,9 @@ type Config struct {
 	// ("upstream_unavailable"), and Ready does not wait for an upstream.
 	Upstreams []string
 
+	// ModelAliases maps alias to model (docs/configuration.md#models-and-routing).
+	ModelAliases map[string]string
+
 	// UpstreamAPIKey, when set, is sent upstream as "Authorization: Bearer …".
 	// The client's own Authorization header never reaches the upstream.
 	UpstreamAPIKey string

@@ -85,6 +85,7 @@ func New(cfg Config) (*Gateway, error) {
 
 	p, err := proxy.New(proxy.Config{
 		Upstreams:      cfg.Upstreams,
+		Aliases:        cfg.ModelAliases,
 		APIKey:         cfg.UpstreamAPIKey,
 		Timeout:        cfg.UpstreamTimeout,
 		WriteTimeout:   cfg.WriteTimeout,

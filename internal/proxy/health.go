@@ -26,13 +26,16 @@ const (
 
 // healthCheck is the per-upstream state of the active checker.
 type healthCheck struct {
-	client *fasthttp.HostClient // nil for TCP checks
+	client  *fasthttp.HostClient // nil for TCP checks
+	listErr string               // the class of the model list's last failure, once logged
 }
 
 // healthChecker probes every upstream at an interval and keeps
 // upstream.healthy current: an upstream failing its check gets no traffic
 // until a check passes again. An HTTP check passes on any status below 500
 // (a 401 from an upstream that wants its own key still shows it serving).
+// An upstream that discovers its models has the list in a 200 answer read
+// (discovered).
 type healthChecker struct {
 	ups      []*upstream
 	path     string
@@ -40,6 +43,11 @@ type healthChecker struct {
 	interval time.Duration
 	timeout  time.Duration
 	log      *slog.Logger
+
+	// afterRound, if set, runs after each round of checks, on the
+	// checker's goroutine: Proxy.refreshTable (tests wrap it to wait for
+	// rounds).
+	afterRound func()
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
@@ -67,6 +75,7 @@ func newHealthChecker(ups []*upstream, cfg *Config, authz []byte) *healthChecker
 				WriteTimeout:             h.timeout,
 				MaxConns:                 1,
 				NoDefaultUserAgentHeader: true,
+				MaxResponseBodySize:      maxModelListBody,
 			}
 			if d := cfg.Dial; d != nil {
 				up.health.client.Dial = dialFunc(d)
@@ -115,6 +124,9 @@ func (h *healthChecker) checkAll() {
 		}()
 	}
 	wg.Wait()
+	if h.afterRound != nil {
+		h.afterRound()
+	}
 }
 
 // check probes up once.
@@ -137,11 +149,26 @@ func (h *healthChecker) check(up *upstream) error {
 	if h.authz != nil {
 		req.Header.SetBytesKV(strAuthorization, h.authz)
 	}
-	if err := up.health.client.DoTimeout(req, resp, h.timeout); err != nil {
+	err := up.health.client.DoTimeout(req, resp, h.timeout)
+	code := resp.StatusCode()
+	switch {
+	case err != nil && isBodyTooLarge(err) && code < 500:
+		// The upstream answered; its body is over the bound of a model
+		// list, which a passing check need not read.
+		if up.discover {
+			h.discovered(up, nil, errListTooLarge)
+		}
+		return nil
+	case err != nil:
 		return err
-	}
-	if resp.StatusCode() >= 500 {
-		return &errStatus{resp.StatusCode()}
+	case code >= 500:
+		return &errStatus{code}
+	case !up.discover:
+	case code != fasthttp.StatusOK:
+		h.discovered(up, nil, &errListStatus{code})
+	default:
+		models, err := parseModelList(resp.Body())
+		h.discovered(up, models, err)
 	}
 	return nil
 }

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -21,9 +25,13 @@ import (
 
 // Config is a Proxy's configuration. Zero fields mean what each says.
 type Config struct {
-	// Upstreams are the base URLs of the upstream servers (see
-	// ParseUpstreams). Empty: every request is answered 502.
+	// Upstreams are the base URLs of the upstream servers, each
+	// optionally followed by its options (see ParseUpstreams). Empty:
+	// every request is answered 502.
 	Upstreams []string
+	// Aliases maps model names clients may use to the models upstreams
+	// serve (see ParseAliases); nil: none. New copies it.
+	Aliases map[string]string
 	// APIKey, if set, is sent upstream as "Authorization: Bearer APIKey".
 	APIKey string
 	// Timeout bounds the wait for a response's head, and then for each
@@ -35,7 +43,8 @@ type Config struct {
 	WriteTimeout time.Duration
 	// HealthPath is what the active health check GETs (after each
 	// upstream's base path); HealthCheckTCP checks a TCP connection only.
-	// Empty means DefaultHealthCheckPath.
+	// Empty means DefaultHealthCheckPath, whose answer is also read as the
+	// upstream's model list unless it declares its models.
 	HealthPath string
 	// HealthInterval is the time between two checks of an upstream; zero
 	// or negative turns checks off, and passive ejection with them.
@@ -57,8 +66,10 @@ type Config struct {
 // client's Authorization and hop-by-hop headers do not. Responses with a
 // body of unknown or large size (server-sent events, chunked) are streamed
 // to the client as the upstream sends them; others are read whole and
-// passed on. Build it with New; it starts no goroutine until Start, and
-// Close stops them. Its methods are safe for concurrent use.
+// passed on. Requests may be routed by the model they name: Resolve, then
+// ServeModel (docs/http.md#models-and-routing). Build it with New; it
+// starts no goroutine until Start, and Close stops them. Its methods are
+// safe for concurrent use.
 type Proxy struct {
 	ups          []*upstream
 	authHeader   []byte // "Bearer <APIKey>", or nil
@@ -74,6 +85,12 @@ type Proxy struct {
 	maxBody int64    // Config.MaxBody, for a chunked request body
 
 	trusted forwarded.Trusted // Config.Trusted, for the forwarding headers
+
+	// Routing by model (route.go).
+	table    atomic.Pointer[routeTable]
+	aliases  map[string]string // Config.Aliases; read-only
+	aliasIDs []string          // its keys, sorted
+	created  int64             // Unix time of New: "created" of made-up model entries
 }
 
 // maxBuffered is the largest response body read whole before it is passed
@@ -120,20 +137,33 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{log: cfg.Logger, timeout: cfg.Timeout, writeTimeout: cfg.WriteTimeout}
 	p.maxBody = cfg.MaxBody
 	p.trusted = cfg.Trusted
+	p.created = time.Now().Unix()
 	if cfg.APIKey != "" {
 		p.authHeader = []byte("Bearer " + cfg.APIKey)
 	}
-	for _, raw := range cfg.Upstreams {
-		up, err := newUpstream(raw, cfg.Dial)
+	if err := checkAliases(cfg.Aliases); err != nil {
+		return nil, err
+	}
+	if len(cfg.Aliases) > 0 {
+		p.aliases = maps.Clone(cfg.Aliases)
+		p.aliasIDs = slices.Sorted(maps.Keys(p.aliases))
+	}
+	for i, raw := range cfg.Upstreams {
+		up, err := newUpstream(raw, cfg.Dial, p.created)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("upstream %d of %d: %w", i+1, len(cfg.Upstreams), err)
 		}
 		p.anyPrefix = p.anyPrefix || up.prefix != nil
+		// Only the default path is an OpenAI model list
+		// (docs/configuration.md#models-and-routing).
+		up.discover = up.models.Load() == nil && cfg.HealthPath == DefaultHealthCheckPath && cfg.HealthInterval > 0
 		p.ups = append(p.ups, up)
 	}
+	p.table.Store(p.buildTable())
 	if cfg.HealthInterval > 0 && len(p.ups) > 0 {
 		p.passive = true
 		p.health = newHealthChecker(p.ups, &cfg, p.authHeader)
+		p.health.afterRound = p.refreshTable
 	}
 	return p, nil
 }
@@ -194,7 +224,14 @@ func (p *Proxy) Close() {
 // upstream that cannot be connected to is retried once on another, which
 // is safe since none of the body has been read yet; a request once sent
 // never is.
+//
+// Serve uses every upstream: it is ServeModel(ctx, "").
 func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) (name string, bodyLeft bool) {
+	return p.serve(ctx, p.table.Load().all)
+}
+
+// serve is Serve with the upstreams ups.
+func (p *Proxy) serve(ctx *fasthttp.RequestCtx, ups []*upstream) (name string, bodyLeft bool) {
 	req := &ctx.Request
 	if !allowedMethod(req.Header.Method()) {
 		writeJSON(ctx, fasthttp.StatusMethodNotAllowed, body405)
@@ -230,7 +267,7 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) (name string, bodyLeft bool) {
 
 	var skip *upstream
 	for attempt := 0; ; attempt++ {
-		up := pick(p.ups, skip)
+		up := pick(ups, skip)
 		if up == nil {
 			p.fail(ctx, name, errNoHealthyUpstream)
 			break
@@ -248,7 +285,7 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) (name string, bodyLeft bool) {
 			if p.passive {
 				setHealth(up, false, err, p.log)
 			}
-			if attempt == 0 && len(p.ups) > 1 {
+			if attempt == 0 && len(ups) > 1 {
 				skip = up // nothing was sent: try another upstream once
 				continue
 			}

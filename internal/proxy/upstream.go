@@ -19,17 +19,26 @@ type upstream struct {
 	pool   *connPool
 	health healthCheck
 
+	// models is what the upstream serves (docs/configuration.md#models-and-routing):
+	// its declared models (stored by New), or the list its health check
+	// last read, or nil for any model.
+	models   atomic.Pointer[modelSet]
+	discover bool // the health check reads the model list
+
 	_        [64]byte
 	inflight atomic.Int64 // requests sent and not yet finished
 	healthy  atomic.Bool
 	_        [64]byte
 }
 
-func newUpstream(raw string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*upstream, error) {
-	u, err := parseUpstream(raw)
+// newUpstream builds the upstream of one Config.Upstreams item; created
+// is the "created" time of its declared models' entries.
+func newUpstream(raw string, dial func(ctx context.Context, network, addr string) (net.Conn, error), created int64) (*upstream, error) {
+	it, err := parseUpstreamItem(raw)
 	if err != nil {
 		return nil, err
 	}
+	u := it.url
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -38,7 +47,7 @@ func newUpstream(raw string, dial func(ctx context.Context, network, addr string
 		}
 	}
 	up := &upstream{
-		name: raw,
+		name: it.raw,
 		host: []byte(u.Host),
 		pool: &connPool{
 			addr:        net.JoinHostPort(u.Hostname(), port),
@@ -53,6 +62,9 @@ func newUpstream(raw string, dial func(ctx context.Context, network, addr string
 	}
 	if prefix := strings.TrimSuffix(u.EscapedPath(), "/"); prefix != "" {
 		up.prefix = []byte(prefix)
+	}
+	if it.declared {
+		up.models.Store(declaredSet(it.models, created))
 	}
 	up.healthy.Store(true) // until a check says otherwise
 	return up, nil

@@ -6,14 +6,21 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ErrNoUpstream is returned by ParseUpstreams for an empty value.
 var ErrNoUpstream = errors.New("proxy: no upstream configured")
 
-// ParseUpstreams splits a comma-separated UPSTREAM_URL value into base URLs
-// and checks each one: scheme http or https, a host, no query, fragment or
-// user info. Blank items are an error, not skipped.
+// ParseUpstreams splits a comma-separated UPSTREAM_URL value into its
+// items and checks each one: a base URL (scheme http or https, a host, no
+// query, fragment or user info), optionally followed by options separated
+// by whitespace, name=value as in the keys file. The one option is
+// models=ID|ID…, the models the upstream serves
+// (docs/configuration.md#models-and-routing).
+// Blank items are an error, not skipped. The items are returned trimmed,
+// options included, as Config.Upstreams takes them.
 func ParseUpstreams(s string) ([]string, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, ErrNoUpstream
@@ -22,12 +29,158 @@ func ParseUpstreams(s string) ([]string, error) {
 	out := make([]string, 0, len(parts))
 	for i, p := range parts {
 		p = strings.TrimSpace(p)
-		if _, err := parseUpstream(p); err != nil {
+		if _, err := parseUpstreamItem(p); err != nil {
 			return nil, fmt.Errorf("upstream %d of %d: %w", i+1, len(parts), err)
 		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// upstreamItem is one parsed item of Config.Upstreams.
+type upstreamItem struct {
+	url      *url.URL
+	raw      string   // the URL as written: the upstream's name
+	models   []string // declared models, in the order written
+	declared bool     // models= was given
+}
+
+// maxModelID is the longest model id accepted, declared, aliased or
+// discovered.
+const maxModelID = 256
+
+// parseUpstreamItem parses one item of Config.Upstreams: a base URL, then
+// options. Its errors never show a password, nor an option's value other
+// than a model id.
+func parseUpstreamItem(s string) (upstreamItem, error) {
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return upstreamItem{}, errors.New("empty upstream URL")
+	}
+	u, err := parseUpstream(fields[0])
+	if err != nil {
+		return upstreamItem{}, err
+	}
+	it := upstreamItem{url: u, raw: fields[0]}
+	for _, opt := range fields[1:] {
+		name, value, ok := strings.Cut(opt, "=")
+		switch {
+		case !ok:
+			return it, fmt.Errorf("upstream URL %q: an option is not name=value", u.Redacted())
+		case name != "models":
+			if isOptionName(name) {
+				return it, fmt.Errorf("upstream URL %q: unknown option %q (the one option is models=)", u.Redacted(), name)
+			}
+			return it, fmt.Errorf("upstream URL %q: unknown option (the one option is models=)", u.Redacted())
+		case it.declared:
+			return it, fmt.Errorf("upstream URL %q: option models given twice", u.Redacted())
+		}
+		it.declared = true
+		seen := map[string]bool{}
+		for id := range strings.SplitSeq(value, "|") {
+			if err := checkModelID(id); err != nil {
+				return it, fmt.Errorf("upstream URL %q: models=: %w", u.Redacted(), err)
+			}
+			if seen[id] {
+				return it, fmt.Errorf("upstream URL %q: models=: model %q listed twice", u.Redacted(), id)
+			}
+			seen[id] = true
+			it.models = append(it.models, id)
+		}
+	}
+	return it, nil
+}
+
+// isOptionName reports whether s looks like an option's name, and may be
+// quoted in an error: a secret pasted in the wrong place may not.
+func isOptionName(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkModelID checks a declared model id or an alias: 1 to maxModelID
+// bytes of UTF-8, no whitespace or control character, and none of the
+// separators , | =.
+func checkModelID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("empty model id")
+	case len(id) > maxModelID:
+		return fmt.Errorf("model id over %d bytes", maxModelID)
+	case !utf8.ValidString(id):
+		return errors.New("model id is not valid UTF-8")
+	case strings.ContainsAny(id, ",|="):
+		return fmt.Errorf("model id %q holds one of , | =", id)
+	case strings.ContainsFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return fmt.Errorf("model id %q holds a space or a control character", id)
+	}
+	return nil
+}
+
+// ParseAliases parses a MODEL_ALIASES value for Config.Aliases:
+// comma-separated alias=model pairs, whitespace around each part trimmed
+// (docs/configuration.md#models-and-routing). An empty or blank s is no
+// alias. The error names the item at fault: one blank or without =, a
+// name that is not a model id (checkModelID), an alias given twice, or
+// one whose model is itself an alias.
+func ParseAliases(s string) (map[string]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	m := make(map[string]string, len(parts))
+	for i, p := range parts {
+		alias, target, ok := strings.Cut(p, "=")
+		alias, target = strings.TrimSpace(alias), strings.TrimSpace(target)
+		if !ok {
+			return nil, fmt.Errorf("alias %d of %d: want alias=model", i+1, len(parts))
+		}
+		if _, dup := m[alias]; dup {
+			return nil, fmt.Errorf("alias %d of %d: %q given twice", i+1, len(parts), alias)
+		}
+		m[alias] = target
+		if err := checkAlias(alias, target); err != nil {
+			return nil, fmt.Errorf("alias %d of %d: %w", i+1, len(parts), err)
+		}
+	}
+	if err := checkAliases(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// checkAlias checks one alias and its target.
+func checkAlias(alias, target string) error {
+	if err := checkModelID(alias); err != nil {
+		return fmt.Errorf("alias: %w", err)
+	}
+	if err := checkModelID(target); err != nil {
+		return fmt.Errorf("alias %q: %w", alias, err)
+	}
+	if alias == target {
+		return fmt.Errorf("alias %q names itself", alias)
+	}
+	return nil
+}
+
+// checkAliases checks every alias of m, and that none names another.
+func checkAliases(m map[string]string) error {
+	for alias, target := range m {
+		if err := checkAlias(alias, target); err != nil {
+			return err
+		}
+		if _, ok := m[target]; ok {
+			return fmt.Errorf("alias %q names %q, itself an alias", alias, target)
+		}
+	}
+	return nil
 }
 
 // parseUpstream validates one upstream base URL. Its errors show the URL
