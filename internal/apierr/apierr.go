@@ -4,7 +4,10 @@
 package apierr
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/valyala/fasthttp"
@@ -40,4 +43,26 @@ func ForReadError(err error) (int, []byte) {
 	default:
 		return fasthttp.StatusBadRequest, BadRequest
 	}
+}
+
+// MaxShownModel is the most bytes of a model name an error body shows.
+const MaxShownModel = 256
+
+// ModelNotFound is the 404 body for a model that is unknown or that the
+// key_id may not use: the same body either way, so that a key cannot
+// probe what exists (docs/http.md#model-routing). The name is cut to
+// MaxShownModel bytes, made valid UTF-8 and JSON-escaped.
+func ModelNotFound(model []byte) []byte {
+	if len(model) > MaxShownModel {
+		cut := MaxShownModel
+		for cut > 0 && !utf8.RuneStart(model[cut]) {
+			cut--
+		}
+		model = model[:cut]
+	}
+	name, _ := json.Marshal(strings.ToValidUTF8(string(model), "\uFFFD"))
+	body := make([]byte, 0, len(name)+160)
+	body = append(body, "{\"error\":{\"message\":\"The model `"...)
+	body = append(body, name[1:len(name)-1]...)
+	return append(body, "` does not exist or you do not have access to it.\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"model_not_found\"}}"...)
 }

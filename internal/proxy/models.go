@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
@@ -199,3 +200,31 @@ func logIDs(models []Model) []string {
 // isBodyTooLarge reports whether err is fasthttp's for a response body
 // over the client's limit.
 func isBodyTooLarge(err error) bool { return errors.Is(err, fasthttp.ErrBodyTooLarge) }
+
+// ModelListJSON is the gateway's GET /v1/models answer: Models in
+// OpenAI's list shape, only those allow accepts.
+func (p *Proxy) ModelListJSON(allow func(id string) bool) []byte {
+	out := append([]byte(nil), `{"object":"list","data":[`...)
+	n := 0
+	for _, m := range p.Models() {
+		if !allow(m.ID) {
+			continue
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, m.JSON...)
+		n++
+	}
+	return append(out, "]}"...)
+}
+
+// ModelJSON is the entry of Models with this id, if there is one.
+func (p *Proxy) ModelJSON(id string) ([]byte, bool) {
+	models := p.Models()
+	i, ok := slices.BinarySearchFunc(models, id, func(m Model, id string) int { return strings.Compare(m.ID, id) })
+	if !ok {
+		return nil, false
+	}
+	return models[i].JSON, true
+}

@@ -27,7 +27,11 @@ package stats
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -284,4 +288,59 @@ func EscapeLabel(s string) string {
 		return s
 	}
 	return string(b)
+}
+
+// MaxNames bounds the names a ByName counts separately; requests under
+// names past it are counted under "other".
+const MaxNames = 1024
+
+// ByName counts requests and their statuses by a name (a model, say),
+// for a bounded set of names: the caller counts only names it trusts.
+type ByName struct {
+	m sync.Map // name → *Requests
+	n atomic.Int32
+}
+
+// Count counts one request under name, answered status.
+func (b *ByName) Count(name string, status int, key uint32) {
+	v, ok := b.m.Load(name)
+	if !ok {
+		if b.n.Load() >= MaxNames {
+			name = "other"
+		}
+		var loaded bool
+		v, loaded = b.m.LoadOrStore(name, &Requests{Shared: true})
+		if !loaded {
+			b.n.Add(1)
+		}
+	}
+	v.(*Requests).Request(status, key)
+}
+
+// Write appends the counter metric, labelled label and code, in the
+// Prometheus text format, sorted; nothing if nothing was counted.
+func (b *ByName) Write(bb *bytes.Buffer, metric, label string) {
+	type row struct {
+		name string
+		code int
+		n    uint64
+	}
+	var rows []row
+	b.m.Range(func(k, v any) bool {
+		v.(*Requests).EachCode(func(code int, n uint64) { rows = append(rows, row{k.(string), code, n}) })
+		return true
+	})
+	if len(rows) == 0 {
+		return
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		return a.code - b.code
+	})
+	metrics.WriteMetadataIfNeeded(bb, metric, "counter")
+	for _, r := range rows {
+		fmt.Fprintf(bb, "%s{%s=\"%s\",code=\"%d\"} %d\n", metric, label, EscapeLabel(r.name), r.code, r.n)
+	}
 }
