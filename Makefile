@@ -50,7 +50,7 @@ bench-redis:
 # Hot-path micro-benchmarks and the in-process end-to-end benchmarks
 # (BENCH_COUNT runs of each, default 1).
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -count $${BENCH_COUNT:-1} ./auth/ ./limiter/ ./logsink/ ./server/ ./bench/
+	$(GO) test -run '^$$' -bench . -benchmem -count $${BENCH_COUNT:-1} ./auth/ ./limiter/ ./logsink/ ./server/ ./internal/openai/ ./bench/
 
 # Mixed traffic against the binary for SOAK_DURATION (default 10m): RSS,
 # goroutines and fds flat, one log line per request, no 5xx.

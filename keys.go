@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/authgate/authgate/auth"
 )
@@ -76,6 +77,9 @@ func newKey() (string, error) {
 	return "sk-" + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
+// expiryWarning is how far ahead `keys check` warns of a key_id's expiry.
+const expiryWarning = 7 * 24 * time.Hour
+
 // checkKeysFile parses path as serve would and prints every problem with
 // its line number. It returns 1 if the file cannot be read, has an invalid
 // line, or holds no valid key.
@@ -87,6 +91,23 @@ func checkKeysFile(path string, stdout, stderr io.Writer) int {
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "%s: %v\n", path, w)
+	}
+	expiring := 0
+	now := time.Now()
+	for _, id := range keys.Identities() {
+		e := id.Settings.Expires
+		switch {
+		case e.IsZero():
+		case !now.Before(e):
+			fmt.Fprintf(stdout, "%s: warning: key_id %q expired at %s\n", path, id.KeyID, e.Format(time.RFC3339))
+			expiring++
+		case e.Sub(now) <= expiryWarning:
+			fmt.Fprintf(stdout, "%s: warning: key_id %q expires at %s, within %d days\n", path, id.KeyID, e.Format(time.RFC3339), expiryWarning/(24*time.Hour))
+			expiring++
+		}
+	}
+	if expiring > 0 {
+		fmt.Fprintf(stdout, "%s: %d key_id(s) expired or expiring soon (a warning: the file is valid)\n", path, expiring)
 	}
 	fmt.Fprintf(stdout, "%s: %d valid key(s) for %d key_id(s), %d problem(s)\n", path, keys.Len(), len(keys.Identities()), len(warnings))
 	if len(warnings) > 0 || keys.Len() == 0 {

@@ -153,6 +153,7 @@ func TestServeBinaryJSONAccessLog(t *testing.T) {
 		Upstream  *string  `json:"upstream"`
 		RequestID string   `json:"request_id"`
 		Client    string   `json:"client"`
+		Model     *string  `json:"model"`
 	}
 	var got []line
 	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
@@ -165,7 +166,7 @@ func TestServeBinaryJSONAccessLog(t *testing.T) {
 		if _, err := time.Parse(time.RFC3339Nano, v.Time); err != nil || !strings.HasSuffix(v.Time, "Z") {
 			t.Errorf("time %q", v.Time)
 		}
-		if v.LatencyMs == nil || v.BytesIn == nil || v.BytesOut == nil || v.Upstream == nil || v.RequestID == "" || v.Client != "127.0.0.1" {
+		if v.LatencyMs == nil || v.BytesIn == nil || v.BytesOut == nil || v.Upstream == nil || v.RequestID == "" || v.Client != "127.0.0.1" || v.Model == nil {
 			t.Errorf("line %q lacks a field", l)
 		}
 		got = append(got, v)

@@ -186,6 +186,16 @@ var settings = []setting{
 		c.gw.MaxRequestBody = n
 		return err
 	}},
+	{"INSPECT_MAX_BODY", "inspect-max-body", "", "largest body read to find its model, when routing needs it (default: MAX_REQUEST_BODY); larger ones are answered 413", func(c *serveConfig, v string) error {
+		n, err := parseSize(v)
+		c.gw.InspectMaxBody = n
+		return err
+	}},
+	{"INSPECT_MEMORY", "inspect-memory", "256MiB", "most memory held at once by bodies read for their model; past it, 503", func(c *serveConfig, v string) error {
+		n, err := parseSize(v)
+		c.gw.InspectMemory = int64(n)
+		return err
+	}},
 	{"SHUTDOWN_GRACE", "shutdown-grace", "30s", "how long a stop waits for requests in flight", func(c *serveConfig, v string) error {
 		d, err := parsePositiveDuration(v)
 		c.shutdownGrace = d

@@ -632,6 +632,19 @@ func TestKeysCheck(t *testing.T) {
 	f("", exitFailure)
 	f("# only a comment\n", exitFailure)
 
+	// Expiry: a warning, not a failure, for a key_id expired or expiring
+	// within 7 days; nothing for one further off.
+	day := func(d int) string {
+		return time.Now().UTC().Add(time.Duration(d) * 24 * time.Hour).Format(time.RFC3339)
+	}
+	f("alice:"+keyA+" expires="+day(3)+"\nbob:"+keyB+" expires="+day(30)+"\n", exitOK, "alice", "expires at", "within 7 days", "1 key_id")
+	f("alice:"+keyA+" expires="+day(-1)+"\n", exitOK, "alice", "expired at")
+	p := filepath.Join(t.TempDir(), "keys.txt")
+	os.WriteFile(p, []byte("bob:"+keyB+" expires="+day(30)+"\n"), 0o600)
+	if r := runCLI(t, []string{"keys", "check", p}, nil, ""); strings.Contains(r.stdout, "expire") {
+		t.Errorf("keys check warns of a key_id expiring in 30 days:\n%s", r.stdout)
+	}
+
 	missing := filepath.Join(t.TempDir(), "missing.txt")
 	r := runCLI(t, []string{"keys", "check", missing}, nil, "")
 	if r.code != exitFailure {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,46 @@ type account struct {
 	window  *limiter.Window // nil: not rate-limited (auth disabled, fail-open)
 	body429 []byte
 	stats   stats.Requests // its metrics
+	acc     atomic.Pointer[keyAccess]
+}
+
+// keyAccess is what a key_id's settings allow: its models and expiry
+// (docs/keys-file.md#settings). It is replaced whole when a reload
+// changes them.
+type keyAccess struct {
+	models  []string  // patterns; nil: every model
+	expires time.Time // zero: never
+	body401 []byte    // the 401 once expired
+}
+
+// noLimits is the access of an account without settings.
+var noLimits = &keyAccess{}
+
+// access returns a's current access.
+func (a *account) access() *keyAccess {
+	if k := a.acc.Load(); k != nil {
+		return k
+	}
+	return noLimits
+}
+
+// expired reports whether the key_id's keys have stopped working at now.
+func (k *keyAccess) expired(now time.Time) bool {
+	return !k.expires.IsZero() && !now.Before(k.expires)
+}
+
+// setAccess makes a's access that of settings s, unless it already is.
+func (a *account) setAccess(s auth.Settings) {
+	old := a.access()
+	if slices.Equal(old.models, s.ModelPatterns()) && old.expires.Equal(s.Expires) {
+		return
+	}
+	k := &keyAccess{models: s.ModelPatterns(), expires: s.Expires}
+	if !k.expires.IsZero() {
+		k.body401 = []byte(`{"error":{"message":"The API key of key_id ` + a.keyID + ` expired at ` +
+			k.expires.Format(time.RFC3339) + `.","type":"invalid_request_error","param":"authorization","code":"expired_api_key"}}`)
+	}
+	a.acc.Store(k)
 }
 
 // accounts holds every key_id's account, created on the key_id's first
@@ -28,34 +69,40 @@ type accounts struct {
 	period time.Duration // the windows' length: Config.RateWindow
 }
 
-// get returns keyID's account, creating it with limit rpm if it has none.
-func (as *accounts) get(keyID string, rpm int) *account {
+// get returns keyID's account, creating it with limit rpm and access s if
+// it has none.
+func (as *accounts) get(keyID string, rpm int, s auth.Settings) *account {
 	if a, ok := as.m.Load(keyID); ok {
 		return a.(*account)
 	}
-	a, _ := as.m.LoadOrStore(keyID, &account{
+	a := &account{
 		keyID:   keyID,
 		window:  limiter.NewWindow(rpm, as.period),
 		body429: rateLimitBody(keyID),
-	})
-	return a.(*account)
+	}
+	a.setAccess(s)
+	got, _ := as.m.LoadOrStore(keyID, a)
+	return got.(*account)
 }
 
 // sync applies a newly loaded key set: key_ids it keeps keep their state,
 // with their limit updated; key_ids it drops are freed.
 func (as *accounts) sync(keys *auth.KeySet, defaultRPM int) {
-	keep := make(map[string]int, len(keys.Identities()))
+	keep := make(map[string]*auth.Identity, len(keys.Identities()))
 	for _, id := range keys.Identities() {
-		keep[id.KeyID] = limitOf(id, defaultRPM)
+		keep[id.KeyID] = id
 	}
 	as.m.Range(func(k, v any) bool {
-		rpm, ok := keep[k.(string)]
-		switch {
-		case !ok:
+		id, ok := keep[k.(string)]
+		if !ok {
 			as.m.Delete(k)
-		case v.(*account).window.Limit() != rpm:
-			v.(*account).window.SetLimit(rpm)
+			return true
 		}
+		a := v.(*account)
+		if rpm := limitOf(id, defaultRPM); a.window.Limit() != rpm {
+			a.window.SetLimit(rpm)
+		}
+		a.setAccess(id.Settings)
 		return true
 	})
 }
@@ -100,7 +147,7 @@ func (s *keySnapshot) account(as *accounts, id *auth.Identity) *account {
 	if a := slot.Load(); a != nil {
 		return a
 	}
-	a := as.get(id.KeyID, limitOf(id, s.defaultRPM))
+	a := as.get(id.KeyID, limitOf(id, s.defaultRPM), id.Settings)
 	slot.Store(a)
 	return a
 }

@@ -162,6 +162,7 @@ func TestAdminMetrics(t *testing.T) {
 		`authgate_unauthorized_total{reason="empty"}`:      "1",
 		`authgate_unauthorized_total{reason="bad_format"}`: "1",
 		`authgate_unauthorized_total{reason="unknown"}`:    "2",
+		`authgate_unauthorized_total{reason="expired"}`:    "0",
 	})
 	checkFamily(t, m1, "authgate_upstream_healthy", map[string]string{`authgate_upstream_healthy{upstream="` + upURL + `"}`: "1"})
 	checkFamily(t, m1, "authgate_upstream_in_flight", map[string]string{`authgate_upstream_in_flight{upstream="` + upURL + `"}`: "0"})

@@ -22,6 +22,7 @@ const (
 	DefaultRPM             = 100
 	DefaultUpstreamTimeout = 10 * time.Minute
 	DefaultMaxRequestBody  = 32 << 20
+	DefaultInspectMemory   = 256 << 20
 	DefaultShutdownGrace   = 30 * time.Second
 	DefaultReadTimeout     = 60 * time.Second
 	DefaultIdleTimeout     = 120 * time.Second
@@ -139,17 +140,23 @@ type Config struct {
 	HealthCheckInterval time.Duration
 
 	// UpstreamDial, if set, opens connections to upstreams instead of a
-	// net.Dialer (tests and benchmarks use in-memory pipes). A connection
-	// of another type than the net package's own TCP and Unix sockets is
-	// read and written through its own methods only; on those two, the
-	// proxy writes a request's last bytes and reads its response through
-	// the socket's RawConn (one system call less per request).
+	// net.Dialer (tests and benchmarks use in-memory pipes).
 	UpstreamDial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// MaxRequestBody is the largest request body accepted, in bytes; larger
 	// ones are answered 413 without reaching the upstream.
 	// Zero means DefaultMaxRequestBody (32 MiB).
 	MaxRequestBody int
+
+	// InspectMaxBody is the largest body the gateway reads to find the
+	// model it names, when it must (docs/http.md#model-routing); a larger
+	// one is answered 413 then. Zero means MaxRequestBody.
+	InspectMaxBody int
+
+	// InspectMemory bounds the bytes held at once by all the bodies being
+	// read for their model; a request that would pass it is answered 503
+	// with Retry-After: 1. Zero means DefaultInspectMemory (256 MiB).
+	InspectMemory int64
 
 	// AccessLog is the access log path, "-" for standard output. Empty means
 	// no access log (the CLI always sets one).
@@ -338,6 +345,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxRequestBody == 0 {
 		c.MaxRequestBody = DefaultMaxRequestBody
 	}
+	if c.InspectMaxBody == 0 {
+		c.InspectMaxBody = c.MaxRequestBody
+	}
+	if c.InspectMemory == 0 {
+		c.InspectMemory = DefaultInspectMemory
+	}
 	if c.HealthCheckPath == "" {
 		c.HealthCheckPath = DefaultHealthCheckPath
 	}
@@ -381,6 +394,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("upstream timeout %v: must not be negative", c.UpstreamTimeout)
 	case c.MaxRequestBody < 0:
 		return fmt.Errorf("max request body %d: must not be negative", c.MaxRequestBody)
+	case c.InspectMaxBody < 0 || c.InspectMemory < 0:
+		return fmt.Errorf("inspection bounds must not be negative (max body %d, memory %d)", c.InspectMaxBody, c.InspectMemory)
+	case c.InspectMemory < int64(min(c.InspectMaxBody, c.MaxRequestBody)):
+		return fmt.Errorf("inspect memory %d: must hold at least one body of the inspection bound (%d)", c.InspectMemory, min(c.InspectMaxBody, c.MaxRequestBody))
 	case c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0:
 		return fmt.Errorf("timeouts must not be negative (read %v, write %v, idle %v)", c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
 	case c.MaxConns < 0 || c.MaxConnsPerIP < 0:

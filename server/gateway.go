@@ -15,10 +15,12 @@ import (
 
 	"github.com/authgate/authgate/auth"
 	"github.com/authgate/authgate/internal/adminguard"
+	"github.com/authgate/authgate/internal/inspect"
 	"github.com/authgate/authgate/internal/keywatch"
 	"github.com/authgate/authgate/internal/listen"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/internal/safelog"
+	"github.com/authgate/authgate/internal/stats"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -39,6 +41,8 @@ type Gateway struct {
 	metrics   *gatewayMetrics
 	admin     adminServer
 	proxy     *proxy.Proxy
+	inspect   *inspect.Budget // bodies read for their model
+	models    stats.ByName
 	sink      *logsink.Sink // the file sink; nil without one
 	accessLog AccessLogger  // sink or Config.AccessLogger; nil: no access log
 	srv       *fasthttp.Server
@@ -100,6 +104,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g.proxy = p
+	g.inspect = inspect.NewBudget(min(cfg.InspectMaxBody, cfg.MaxRequestBody), cfg.InspectMemory)
 
 	var keysStamp keywatch.Stamp // taken before loading, so that a change during the load is seen
 	if cfg.watchesKeysFile() {

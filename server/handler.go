@@ -101,17 +101,6 @@ func (a *account) settings() auth.Settings {
 	return auth.Settings{RPM: a.window.Limit()}
 }
 
-// proxyStep is Handler's step: it forwards the admitted request to an
-// upstream (watching the client's connection meanwhile) and returns the
-// upstream's name for the log.
-func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) string {
-	up, bodyLeft := g.proxy.Serve(ctx)
-	if bodyLeft {
-		listen.CloseGently(ctx, g.cfg.WriteTimeout)
-	}
-	return up
-}
-
 // handle is the request path of Handler and Wrap: probes, authenticate →
 // limit → step → rate headers → log. step serves an admitted request and
 // returns the upstream's name for the log ("" if none).
@@ -225,8 +214,9 @@ const (
 type decision struct {
 	verdict verdict
 	reason  auth.Reason
-	acct    *account
+	acct    *account // nil for a 401 but an expired key's
 	res     limiter.Result
+	body401 []byte // a 401's body
 }
 
 // decideKey authenticates a request whose Authorization header value is
@@ -238,7 +228,11 @@ func (g *Gateway) decideKey(authz []byte, now time.Time, shard uint32) decision 
 	acct, reason := g.authorize(authz)
 	if acct == nil {
 		g.metrics.unauthorized[reason].Inc(shard)
-		return decision{verdict: unauthorized, reason: reason}
+		return decision{verdict: unauthorized, reason: reason, body401: body401[reason]}
+	}
+	if k := acct.access(); k.expired(now) {
+		g.metrics.expired.Inc(shard)
+		return decision{verdict: unauthorized, acct: acct, body401: k.body401}
 	}
 	d := decision{acct: acct}
 	if acct.window == nil {
@@ -265,8 +259,10 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, start time.Time, requestID []b
 	case admitted:
 		return d.acct, d.res
 	case unauthorized:
-		writeJSON(ctx, fasthttp.StatusUnauthorized, body401[d.reason])
-		d.acct = g.none
+		writeJSON(ctx, fasthttp.StatusUnauthorized, d.body401)
+		if d.acct == nil {
+			d.acct = g.none
+		}
 	case limiterDown:
 		writeJSON(ctx, fasthttp.StatusServiceUnavailable, body503Limiter)
 	case limited:
@@ -368,6 +364,7 @@ func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *account, start ti
 		}
 		e.Upstream = upstream
 		e.Client = forwarded.ClientAddr(ctx, g.cfg.TrustedProxies)
+		e.Model = netconn.S2B(requestModelName(ctx)) // an immutable string's bytes
 	}
 	g.writeLog(e, requestID)
 }

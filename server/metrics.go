@@ -40,6 +40,7 @@ func shardOf(ctx *fasthttp.RequestCtx) uint32 {
 type gatewayMetrics struct {
 	set          *metrics.Set
 	unauthorized [auth.ReasonUnknown + 1]*stats.Counter // by reason; ReasonOK unused
+	expired      *stats.Counter                         // 401s of expired keys
 	latency      *stats.Histogram
 	reloadsOK    *metrics.Counter
 	reloadsError *metrics.Counter
@@ -59,6 +60,7 @@ func (g *Gateway) initMetrics() {
 		m.unauthorized[r] = stats.NewCounter(true)
 	}
 	m.limiterFallback = stats.NewCounter(true)
+	m.expired = stats.NewCounter(true)
 	if g.cfg.Limiter != nil {
 		m.set.NewGauge("authgate_limiter_up", func() float64 {
 			if g.limiterErr() != nil {
@@ -197,6 +199,24 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 		bb.WriteString(strconv.FormatUint(m.unauthorized[r].Load(), 10))
 		bb.WriteByte('\n')
 	}
+	bb.WriteString(`authgate_unauthorized_total{reason="expired"} `)
+	bb.WriteString(strconv.FormatUint(m.expired.Load(), 10))
+	bb.WriteByte('\n')
+
+	metrics.WriteMetadataIfNeeded(&bb, "authgate_key_expiry_timestamp_seconds", "gauge")
+	if snap := g.keys.Load(); snap != nil {
+		for _, id := range snap.keys.Identities() { // in the keys file's order
+			if e := id.Settings.Expires; !e.IsZero() {
+				bb.WriteString(`authgate_key_expiry_timestamp_seconds{key_id="`)
+				bb.WriteString(stats.EscapeLabel(id.KeyID))
+				bb.WriteString(`"} `)
+				bb.WriteString(strconv.FormatInt(e.Unix(), 10))
+				bb.WriteByte('\n')
+			}
+		}
+	}
+
+	g.models.Write(&bb, "authgate_model_requests_total", "model")
 
 	metrics.WriteCounterUint64(&bb, "authgate_connections_rejected_total", g.conns.Refused()+uint64(g.srv.GetRejectedConnectionsCount()))
 

@@ -139,8 +139,11 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case unauthorized:
 		h["Content-Type"] = hdrContentTypeJSON
 		w.WriteHeader(http.StatusUnauthorized)
-		n, _ := w.Write(body401[d.reason])
-		g.logHTTP(r, g.none, shard, start, http.StatusUnauthorized, int64(n), requestID)
+		n, _ := w.Write(d.body401)
+		if acct == nil {
+			acct = g.none
+		}
+		g.logHTTP(r, acct, shard, start, http.StatusUnauthorized, int64(n), requestID)
 		return
 	case limiterDown:
 		h["Content-Type"] = hdrContentTypeJSON
