@@ -40,18 +40,7 @@ const (
 // It is skipped without Node.js. With Node.js but no installed SDK it runs
 // "npm ci" first, and fails if that fails.
 func TestOpenAISDK(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("node not found, but CI must run the OpenAI SDK end-to-end test: .ci/run installs Node.js")
-		}
-		t.Skip("node not found: the OpenAI SDK end-to-end test needs Node.js (CI installs it)")
-	}
-	dir, err := filepath.Abs(sdkDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	installSDK(t, dir)
+	node, dir := sdkSetup(t)
 
 	mockLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -69,28 +58,13 @@ func TestOpenAISDK(t *testing.T) {
 		Upstreams: []string{"http://" + mockLn.Addr().String()},
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test", "sdk.test.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(sdkEnv(),
+	runSDK(t, node, dir, "sdk.test.mjs",
 		"OPENAI_BASE_URL="+g.url+"/v1",
 		"AUTHGATE_KEY="+keySDK,
 		"AUTHGATE_LIMITED_KEY="+keySDKLimited,
 		"AUTHGATE_LIMITED_ID=sdk-limited",
 		"AUTHGATE_MODEL="+mockupstream.DefaultModel,
 	)
-	// node --test runs the file in a child process, which may hold the
-	// output pipe after its parent was killed on timeout.
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("node --test sdk.test.mjs did not finish within a minute:\n%s", out)
-	}
-	if err != nil {
-		t.Fatalf("node --test sdk.test.mjs: %v\n%s", err, out)
-	}
-	t.Logf("node --test sdk.test.mjs:\n%s", out)
 
 	// Every request sdk.test.mjs makes, each as often as it makes it:
 	// KEY_ID | METHOD PATH | STATUS, after the timestamp.
@@ -116,6 +90,47 @@ func TestOpenAISDK(t *testing.T) {
 		t.Errorf("access log:\n%s\nwant these lines (after the timestamp), each as many times as shown:\n%s",
 			strings.Join(lines, "\n"), formatCounts(want))
 	}
+}
+
+// sdkSetup finds node and installs the SDK: it returns node's path and the
+// Node project's directory. Without node it skips the test, outside CI.
+func sdkSetup(t *testing.T) (node, dir string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("node not found, but CI must run the OpenAI SDK end-to-end test: .ci/run installs Node.js")
+		}
+		t.Skip("node not found: the OpenAI SDK end-to-end test needs Node.js (CI installs it)")
+	}
+	dir, err = filepath.Abs(sdkDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installSDK(t, dir)
+	return node, dir
+}
+
+// runSDK runs "node --test script" in dir with env added, within a minute,
+// and fails t if it fails.
+func runSDK(t *testing.T, node, dir, script string, env ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "--test", script)
+	cmd.Dir = dir
+	cmd.Env = append(sdkEnv(), env...)
+	// node --test runs the file in a child process, which may hold the
+	// output pipe after its parent was killed on timeout.
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("node --test %s did not finish within a minute:\n%s", script, out)
+	}
+	if err != nil {
+		t.Fatalf("node --test %s: %v\n%s", script, err, out)
+	}
+	t.Logf("node --test %s:\n%s", script, out)
 }
 
 // installSDK runs "npm ci" in dir unless node_modules already holds the
