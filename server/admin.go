@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/authgate/authgate/internal/accounts"
 	"github.com/authgate/authgate/internal/adminguard"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/internal/safelog"
@@ -124,9 +125,9 @@ type KeyLimit struct {
 // caller's.
 func (g *Gateway) Limits(now time.Time) map[string]KeyLimit {
 	out := make(map[string]KeyLimit)
-	g.accounts.each(func(a *account) {
-		if a.window != nil {
-			out[a.keyID] = KeyLimit{RequestsLastMinute: a.window.CountAt(now), RateLimit: a.window.Limit()}
+	g.accounts.Each(func(a *accounts.Account) {
+		if a.Window != nil {
+			out[a.KeyID] = KeyLimit{RequestsLastMinute: a.Window.CountAt(now), RateLimit: a.Window.Limit()}
 		}
 	})
 	return out

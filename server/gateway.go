@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/accounts"
 	"github.com/authgate/authgate/internal/adminguard"
 	"github.com/authgate/authgate/internal/inspect"
 	"github.com/authgate/authgate/internal/keywatch"
@@ -33,11 +34,11 @@ import (
 type Gateway struct {
 	cfg       Config
 	log       *slog.Logger
-	keys      atomic.Pointer[keySnapshot]
-	accounts  accounts
-	open      *account // the account of every request when no key is checked
-	none      *account // key_id "-": requests refused before a key is known
-	failOpen  *account // key_id "no-keys-configured" (AllowNoKeys)
+	keys      atomic.Pointer[accounts.Snapshot]
+	accounts  accounts.Registry
+	open      *accounts.Account // the account of every request when no key is checked
+	none      *accounts.Account // key_id "-": requests refused before a key is known
+	failOpen  *accounts.Account // key_id "no-keys-configured" (AllowNoKeys)
 	metrics   *gatewayMetrics
 	admin     adminServer
 	proxy     *proxy.Proxy
@@ -74,7 +75,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger}
 	g.admin.guard = adminguard.New(cfg.AdminToken)
-	g.accounts.period = cfg.RateWindow
+	g.accounts.Period = cfg.RateWindow
 
 	cert, err := listen.NewCertificate(cfg.TLSCertFile, cfg.TLSKeyFile, g.log)
 	if err != nil {
@@ -113,7 +114,7 @@ func New(cfg Config) (*Gateway, error) {
 	switch {
 	case cfg.DisableAuth:
 		g.log.Warn("authentication is DISABLED: every request is accepted without a key (AUTH_ENABLED=false)")
-		g.open = newSharedAccount(KeyIDAuthDisabled)
+		g.open = accounts.NewShared(KeyIDAuthDisabled)
 	default:
 		keys, err := g.loadKeys()
 		if err != nil && !cfg.AllowNoKeys {
@@ -180,62 +181,47 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// loadKeys reads the configured key source. It returns ErrNoKeys (wrapped,
-// naming the file) when the source has no valid key, and logs every skipped
-// line by number and reason, never its key.
+// loadKeys reads the configured key source (Config.KeySource, Keys or
+// KeysFile). It returns ErrNoKeys (wrapped, naming the source) when the
+// source has no valid key, and logs every skipped line by number and
+// reason, never its key.
 func (g *Gateway) loadKeys() (*auth.KeySet, error) {
-	if src := g.cfg.KeySource; src != nil {
-		return g.loadKeysFrom(src)
-	}
-	if g.cfg.Keys != nil {
+	src, what, attr := g.cfg.KeySource, "key source", "source"
+	if src == nil && g.cfg.Keys != nil {
 		if g.cfg.Keys.Len() == 0 {
 			return nil, fmt.Errorf("in-memory key set is empty: %w", ErrNoKeys)
 		}
 		return g.cfg.Keys, nil
 	}
-	if g.cfg.KeysFile == "" {
-		return nil, fmt.Errorf("no keys file configured: %w", ErrNoKeys)
+	if src == nil {
+		if g.cfg.KeysFile == "" {
+			return nil, fmt.Errorf("no keys file configured: %w", ErrNoKeys)
+		}
+		src, what, attr = FileKeys(g.cfg.KeysFile), "keys file", "file"
 	}
-	keys, warnings, err := auth.Load(g.cfg.KeysFile)
+	keys, warnings, err := src.LoadKeys()
 	for _, w := range warnings {
-		g.log.Warn("keys file: line skipped", "file", g.cfg.KeysFile, "line", w.Line, "reason", w.Error())
+		g.log.Warn(what+": line skipped", attr, src.String(), "line", w.Line, "reason", w.Error())
+	}
+	if err != nil && g.cfg.KeySource != nil {
+		err = fmt.Errorf("cannot load keys from %s: %w", src, err)
+	} else if err == nil && (keys == nil || keys.Len() == 0) {
+		err = fmt.Errorf("%s %q holds no valid key", what, src.String())
 	}
 	if err != nil {
 		if g.cfg.AllowNoKeys {
-			g.log.Warn("keys file unusable and AUTH_ALLOW_NO_KEYS=true: accepting ALL requests without a key", "file", g.cfg.KeysFile, "err", err)
+			g.log.Warn(what+" unusable and AUTH_ALLOW_NO_KEYS=true: accepting ALL requests without a key", attr, src.String(), "err", err)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrNoKeys, err)
 	}
-	if keys.Len() == 0 {
-		if g.cfg.AllowNoKeys {
-			g.log.Warn("keys file holds no valid key and AUTH_ALLOW_NO_KEYS=true: accepting ALL requests without a key", "file", g.cfg.KeysFile)
-		}
-		return nil, fmt.Errorf("keys file %q holds no valid key: %w", g.cfg.KeysFile, ErrNoKeys)
-	}
-	g.log.Info("keys loaded", "file", g.cfg.KeysFile, "keys", keys.Len(), "key_ids", len(keys.Identities()))
-	return keys, nil
-}
-
-// loadKeysFrom reads a Config.KeySource, as loadKeys reads a keys file.
-func (g *Gateway) loadKeysFrom(src KeySource) (*auth.KeySet, error) {
-	keys, warnings, err := src.LoadKeys()
-	for _, w := range warnings {
-		g.log.Warn("key source: entry skipped", "source", src.String(), "line", w.Line, "reason", w.Error())
-	}
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("%w: cannot load keys from %s: %w", ErrNoKeys, src, err)
-	case keys == nil || keys.Len() == 0:
-		return nil, fmt.Errorf("key source %s holds no valid key: %w", src, ErrNoKeys)
-	}
-	g.log.Info("keys loaded", "source", src.String(), "keys", keys.Len(), "key_ids", len(keys.Identities()))
+	g.log.Info("keys loaded", attr, src.String(), "keys", keys.Len(), "key_ids", len(keys.Identities()))
 	return keys, nil
 }
 
 // publish makes keys the key set of every request from now on.
 func (g *Gateway) publish(keys *auth.KeySet) {
-	g.accounts.sync(keys, g.cfg.DefaultRPM)
-	g.keys.Store(newKeySnapshot(keys, g.cfg.DefaultRPM))
+	g.accounts.Sync(keys, g.cfg.DefaultRPM)
+	g.keys.Store(accounts.NewSnapshot(keys, g.cfg.DefaultRPM))
 }
 
 // Reload reads the key source again and, if it yields at least one valid key,
@@ -252,7 +238,7 @@ func (g *Gateway) Reload() error {
 	keys, err := g.loadKeys()
 	g.metrics.countReload(err)
 	if err != nil {
-		if g.cfg.AllowNoKeys && g.keys.Load().keys.Len() == 0 {
+		if g.cfg.AllowNoKeys && g.keys.Load().Keys.Len() == 0 {
 			return err // still fail-open, as before
 		}
 		return fmt.Errorf("reload failed, keeping the previous keys: %w", err)
@@ -298,7 +284,7 @@ func (g *Gateway) Ready() bool {
 // since it would answer every rate-limited request 503.
 func (g *Gateway) readiness() (bool, []byte) {
 	if g.draining.Load() || (len(g.cfg.Upstreams) > 0 && !g.proxy.Healthy()) ||
-		!(g.cfg.DisableAuth || g.cfg.AllowNoKeys || g.keys.Load().keys.Len() > 0) {
+		!(g.cfg.DisableAuth || g.cfg.AllowNoKeys || g.keys.Load().Keys.Len() > 0) {
 		return false, strNotReady
 	}
 	if g.cfg.Limiter == nil || g.open != nil || g.limiterErr() == nil {

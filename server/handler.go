@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/accounts"
 	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/listen"
@@ -65,7 +66,7 @@ func (g *Gateway) Wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) { g.handle(ctx, step) }
 }
 
-// accountKey is the user-value key of the request's *account.
+// accountKey is the user-value key of the request's *accounts.Account.
 type accountKey struct{}
 
 // KeyID returns the key_id of the request that a handler wrapped by
@@ -75,8 +76,8 @@ type accountKey struct{}
 // gateway. The string is the gateway's own; it stays valid after the
 // request.
 func KeyID(ctx *fasthttp.RequestCtx) string {
-	if a, ok := ctx.UserValue(accountKey{}).(*account); ok {
-		return a.keyID
+	if a, ok := ctx.UserValue(accountKey{}).(*accounts.Account); ok {
+		return a.KeyID
 	}
 	return ""
 }
@@ -87,18 +88,10 @@ func KeyID(ctx *fasthttp.RequestCtx) string {
 // the zero Settings when the request is not rate-limited (authentication
 // disabled, fail-open) or did not pass through a gateway.
 func KeySettings(ctx *fasthttp.RequestCtx) auth.Settings {
-	if a, ok := ctx.UserValue(accountKey{}).(*account); ok {
-		return a.settings()
+	if a, ok := ctx.UserValue(accountKey{}).(*accounts.Account); ok {
+		return a.Settings()
 	}
 	return auth.Settings{}
-}
-
-// settings returns a's settings in force.
-func (a *account) settings() auth.Settings {
-	if a.window == nil {
-		return auth.Settings{}
-	}
-	return auth.Settings{RPM: a.window.Limit()}
 }
 
 // handle is the request path of Handler and Wrap: probes, authenticate →
@@ -140,7 +133,7 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	requestID := forwarded.RequestID(&ctx.Request.Header, &rid)
 
 	var (
-		acct *account
+		acct *accounts.Account
 		res  limiter.Result
 	)
 	if x := takeExpected(ctx, false); x != nil {
@@ -163,7 +156,7 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	// capacity across the requests of a pooled RequestCtx.
 	ctx.SetUserValue(accountKey{}, acct)
 	up := step(ctx)
-	if acct.window != nil {
+	if acct.Window != nil {
 		setRateHeaders(ctx, res)
 	}
 	ctx.Response.Header.SetCanonical(strXRequestID, requestID)
@@ -172,7 +165,7 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 
 // admission is a request's account and limiter result.
 type admission struct {
-	acct *account
+	acct *accounts.Account
 	res  limiter.Result
 }
 
@@ -214,7 +207,7 @@ const (
 type decision struct {
 	verdict verdict
 	reason  auth.Reason
-	acct    *account // nil for a 401 but an expired key's
+	acct    *accounts.Account // nil for a 401 but an expired key's
 	res     limiter.Result
 	body401 []byte // a 401's body
 }
@@ -230,12 +223,12 @@ func (g *Gateway) decideKey(authz []byte, now time.Time, shard uint32) decision 
 		g.metrics.unauthorized[reason].Inc(shard)
 		return decision{verdict: unauthorized, reason: reason, body401: body401[reason]}
 	}
-	if k := acct.access(); k.expired(now) {
+	if k := acct.Access(); k.Expired(now) {
 		g.metrics.expired.Inc(shard)
-		return decision{verdict: unauthorized, acct: acct, body401: k.body401}
+		return decision{verdict: unauthorized, acct: acct, body401: k.Body401}
 	}
 	d := decision{acct: acct}
-	if acct.window == nil {
+	if acct.Window == nil {
 		return d // not rate-limited
 	}
 	var ok bool
@@ -244,7 +237,7 @@ func (g *Gateway) decideKey(authz []byte, now time.Time, shard uint32) decision 
 	case !ok:
 		d.verdict = limiterDown
 	case !d.res.Allowed:
-		acct.stats.RateLimited(shard)
+		acct.Stats.RateLimited(shard)
 		d.verdict = limited
 	}
 	return d
@@ -253,7 +246,7 @@ func (g *Gateway) decideKey(authz []byte, now time.Time, shard uint32) decision 
 // admit is decideKey for ctx's request: it returns the account and the
 // limiter's result of an admitted request; any other it answers (401, 429,
 // or the limiter's 503), logs, and returns a nil account.
-func (g *Gateway) admit(ctx *fasthttp.RequestCtx, start time.Time, requestID []byte) (*account, limiter.Result) {
+func (g *Gateway) admit(ctx *fasthttp.RequestCtx, start time.Time, requestID []byte) (*accounts.Account, limiter.Result) {
 	d := g.decideKey(ctx.Request.Header.PeekBytes(strAuthorization), start, shardOf(ctx))
 	switch d.verdict {
 	case admitted:
@@ -276,18 +269,18 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, start time.Time, requestID []b
 
 // authorize returns the account of a request with Authorization header
 // value authz, or nil and the reason it is refused.
-func (g *Gateway) authorize(authz []byte) (*account, auth.Reason) {
+func (g *Gateway) authorize(authz []byte) (*accounts.Account, auth.Reason) {
 	if g.open != nil {
 		return g.open, auth.ReasonOK
 	}
 	snap := g.keys.Load()
-	if snap.keys.Len() == 0 && g.cfg.AllowNoKeys {
+	if snap.Keys.Len() == 0 && g.cfg.AllowNoKeys {
 		return g.failOpen, auth.ReasonOK
 	}
 	key, reason := auth.ParseAuthorization(authz)
 	if reason == auth.ReasonOK {
-		if id := snap.keys.Lookup(key); id != nil {
-			return snap.account(&g.accounts, id), auth.ReasonOK
+		if id := snap.Keys.Lookup(key); id != nil {
+			return snap.Account(&g.accounts, id), auth.ReasonOK
 		}
 		reason = auth.ReasonUnknown
 	}
@@ -295,10 +288,10 @@ func (g *Gateway) authorize(authz []byte) (*account, auth.Reason) {
 }
 
 // writeRateLimited writes acct's precomputed 429 and its retry headers.
-func writeRateLimited(ctx *fasthttp.RequestCtx, acct *account, res limiter.Result) {
+func writeRateLimited(ctx *fasthttp.RequestCtx, acct *accounts.Account, res limiter.Result) {
 	ctx.Response.SetStatusCode(fasthttp.StatusTooManyRequests)
 	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
-	ctx.Response.SetBodyRaw(acct.body429)
+	ctx.Response.SetBodyRaw(acct.Body429)
 	var buf [24]byte
 	ms := int64((res.Reset + time.Millisecond - 1) / time.Millisecond)
 	ctx.Response.Header.SetCanonical(strRetryAfterMs, strconv.AppendInt(buf[:0], ms, 10))
@@ -330,23 +323,23 @@ func writeText(ctx *fasthttp.RequestCtx, status int, body []byte) {
 // logRequest counts the request in acct's metrics and the latency
 // histogram, and writes its access-log line. upstream names the upstream
 // that served it ("" if none did).
-func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *account, start time.Time, requestID []byte, upstream string) {
+func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *accounts.Account, start time.Time, requestID []byte, upstream string) {
 	g.logRequestAs(ctx, acct, start, requestID, upstream, true)
 }
 
 // logRequestAs is logRequest, logging the method and path as unknown ("-")
 // unless known is set.
-func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *account, start time.Time, requestID []byte, upstream string, known bool) {
+func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *accounts.Account, start time.Time, requestID []byte, upstream string, known bool) {
 	latency := time.Since(start)
 	shard := shardOf(ctx)
-	acct.stats.Request(ctx.Response.StatusCode(), shard)
+	acct.Stats.Request(ctx.Response.StatusCode(), shard)
 	g.metrics.latency.Observe(latency, shard)
 	if g.accessLog == nil {
 		return
 	}
 	e := logsink.Entry{
 		Time:   start,
-		KeyID:  acct.keyID,
+		KeyID:  acct.KeyID,
 		Status: ctx.Response.StatusCode(),
 	}
 	if known {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authgate/authgate/internal/accounts"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/valyala/fasthttp"
 )
@@ -49,7 +50,7 @@ func TestUnknownKeysAllocateNoState(t *testing.T) {
 	g := newTestGateway(t, false)
 	count := func() int {
 		n := 0
-		g.accounts.each(func(*account) { n++ })
+		g.accounts.Each(func(*accounts.Account) { n++ })
 		return n
 	}
 	for i := 0; i < 1000; i++ {

@@ -12,23 +12,17 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"io"
-	"slices"
-	"strconv"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/accounts"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/internal/stats"
 )
-
-// newSharedAccount returns the account of a pseudo key_id, shared by many
-// clients' requests: not rate-limited, with sharded counters.
-func newSharedAccount(keyID string) *account {
-	return &account{keyID: keyID, stats: stats.Requests{Shared: true}}
-}
 
 // shardOf returns the shard key of ctx's request: its connection's id.
 func shardOf(ctx *fasthttp.RequestCtx) uint32 {
@@ -53,8 +47,8 @@ type gatewayMetrics struct {
 // accounts of the pseudo key_ids "-" and "no-keys-configured". It is called
 // by New once g's proxy, keys and access log are set.
 func (g *Gateway) initMetrics() {
-	g.none = newSharedAccount(KeyIDNone)
-	g.failOpen = newSharedAccount(KeyIDNoKeysConfigured)
+	g.none = accounts.NewShared(KeyIDNone)
+	g.failOpen = accounts.NewShared(KeyIDNoKeysConfigured)
 	m := &gatewayMetrics{set: metrics.NewSet(), latency: new(stats.Histogram)}
 	for r := auth.ReasonMissing; r <= auth.ReasonUnknown; r++ {
 		m.unauthorized[r] = stats.NewCounter(true)
@@ -102,13 +96,13 @@ func (g *Gateway) initMetrics() {
 	}
 	m.set.NewGauge("authgate_keys_loaded", func() float64 {
 		if s := g.keys.Load(); s != nil {
-			return float64(s.keys.Len())
+			return float64(s.Keys.Len())
 		}
 		return 0
 	})
 	m.set.NewGauge("authgate_key_ids_loaded", func() float64 {
 		if s := g.keys.Load(); s != nil {
-			return float64(len(s.keys.Identities()))
+			return float64(len(s.Keys.Identities()))
 		}
 		return 0
 	})
@@ -141,77 +135,27 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 	var bb bytes.Buffer
 	m := g.metrics
 
-	accts := []*account{g.none}
+	accts := []*accounts.Account{g.none}
 	if g.open != nil {
 		accts = append(accts, g.open)
 	}
 	if g.failOpen != nil {
 		accts = append(accts, g.failOpen)
 	}
-	g.accounts.each(func(a *account) { accts = append(accts, a) })
-	slices.SortFunc(accts, func(a, b *account) int {
-		switch {
-		case a.keyID < b.keyID:
-			return -1
-		case a.keyID > b.keyID:
-			return 1
-		}
-		return 0
-	})
-
-	type codeN struct {
-		code int
-		n    uint64
-	}
-	var codes []codeN
-	metrics.WriteMetadataIfNeeded(&bb, "authgate_requests_total", "counter")
-	for _, a := range accts {
-		codes = codes[:0]
-		a.stats.EachCode(func(code int, n uint64) { codes = append(codes, codeN{code, n}) })
-		slices.SortFunc(codes, func(x, y codeN) int { return x.code - y.code })
-		for _, c := range codes {
-			bb.WriteString(`authgate_requests_total{key_id="`)
-			bb.WriteString(stats.EscapeLabel(a.keyID))
-			bb.WriteString(`",code="`)
-			bb.WriteString(strconv.Itoa(c.code))
-			bb.WriteString(`"} `)
-			bb.WriteString(strconv.FormatUint(c.n, 10))
-			bb.WriteByte('\n')
-		}
-	}
-
-	metrics.WriteMetadataIfNeeded(&bb, "authgate_rate_limited_total", "counter")
-	for _, a := range accts {
-		if n, ok := a.stats.RateLimitedCount(); ok {
-			bb.WriteString(`authgate_rate_limited_total{key_id="`)
-			bb.WriteString(stats.EscapeLabel(a.keyID))
-			bb.WriteString(`"} `)
-			bb.WriteString(strconv.FormatUint(n, 10))
-			bb.WriteByte('\n')
-		}
-	}
+	g.accounts.Each(func(a *accounts.Account) { accts = append(accts, a) })
+	accounts.WriteMetrics(&bb, accts)
 
 	metrics.WriteMetadataIfNeeded(&bb, "authgate_unauthorized_total", "counter")
 	for r := auth.ReasonMissing; r <= auth.ReasonUnknown; r++ {
-		bb.WriteString(`authgate_unauthorized_total{reason="`)
-		bb.WriteString(r.String())
-		bb.WriteString(`"} `)
-		bb.WriteString(strconv.FormatUint(m.unauthorized[r].Load(), 10))
-		bb.WriteByte('\n')
+		fmt.Fprintf(&bb, "authgate_unauthorized_total{reason=\"%s\"} %d\n", r, m.unauthorized[r].Load())
 	}
-	bb.WriteString(`authgate_unauthorized_total{reason="expired"} `)
-	bb.WriteString(strconv.FormatUint(m.expired.Load(), 10))
-	bb.WriteByte('\n')
+	fmt.Fprintf(&bb, "authgate_unauthorized_total{reason=\"expired\"} %d\n", m.expired.Load())
 
 	metrics.WriteMetadataIfNeeded(&bb, "authgate_key_expiry_timestamp_seconds", "gauge")
 	if snap := g.keys.Load(); snap != nil {
-		for _, id := range snap.keys.Identities() { // in the keys file's order
+		for _, id := range snap.Keys.Identities() { // in the keys file's order
 			if e := id.Settings.Expires; !e.IsZero() {
-				bb.WriteString(`authgate_key_expiry_timestamp_seconds{key_id="`)
-				bb.WriteString(stats.EscapeLabel(id.KeyID))
-				bb.WriteString(`"} `)
-				bb.WriteString(strconv.FormatInt(e.Unix(), 10))
-				bb.WriteByte('\n')
+				fmt.Fprintf(&bb, "authgate_key_expiry_timestamp_seconds{key_id=\"%s\"} %d\n", stats.EscapeLabel(id.KeyID), e.Unix())
 			}
 		}
 	}
@@ -224,11 +168,7 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 
 	if g.cfg.Limiter != nil {
 		metrics.WriteMetadataIfNeeded(&bb, "authgate_limiter_fallback_total", "counter")
-		bb.WriteString(`authgate_limiter_fallback_total{mode="`)
-		bb.WriteString(string(g.cfg.LimiterFailureMode))
-		bb.WriteString(`"} `)
-		bb.WriteString(strconv.FormatUint(m.limiterFallback.Load(), 10))
-		bb.WriteByte('\n')
+		fmt.Fprintf(&bb, "authgate_limiter_fallback_total{mode=\"%s\"} %d\n", g.cfg.LimiterFailureMode, m.limiterFallback.Load())
 		if w, ok := g.cfg.Limiter.(interface{ WriteMetrics(io.Writer) }); ok {
 			w.WriteMetrics(&bb)
 		}

@@ -6,6 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/accounts"
 	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/inspect"
 	"github.com/authgate/authgate/internal/listen"
@@ -31,8 +32,8 @@ var (
 // upstream (watching the client's connection meanwhile) and returns the
 // upstream's name for the log.
 func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) string {
-	acct, _ := ctx.UserValue(accountKey{}).(*account)
-	if !g.proxy.Routing() && acct.access().models == nil {
+	acct, _ := ctx.UserValue(accountKey{}).(*accounts.Account)
+	if !g.proxy.Routing() && acct.Access().Models == nil {
 		// One pool and no model list: the upstream's own /v1/models is
 		// the answer, and bodies stream through unread.
 		return g.serve(ctx, "")
@@ -60,7 +61,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, model string) string {
 
 // routeModel reads the model the request names and forwards it to the
 // upstreams serving that model, if the key_id may use it.
-func (g *Gateway) routeModel(ctx *fasthttp.RequestCtx, acct *account) string {
+func (g *Gateway) routeModel(ctx *fasthttp.RequestCtx, acct *accounts.Account) string {
 	f := g.inspect.Model(&ctx.Request)
 	if f.Body != nil {
 		defer g.inspect.Release(f.Body)
@@ -75,7 +76,7 @@ func (g *Gateway) routeModel(ctx *fasthttp.RequestCtx, acct *account) string {
 		}
 		return ""
 	}
-	patterns := acct.access().models
+	patterns := acct.Access().Models
 	if !f.HasModel {
 		// A key_id limited to some models may not leave the choice to the
 		// upstream's default: a body that names none is refused.
@@ -110,8 +111,8 @@ func (g *Gateway) routeModel(ctx *fasthttp.RequestCtx, acct *account) string {
 
 // serveModels answers GET /v1/models and /v1/models/{id} from the
 // upstreams' model lists, filtered by the key_id's access.
-func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, acct *account, path []byte) {
-	patterns := acct.access().models
+func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, acct *accounts.Account, path []byte) {
+	patterns := acct.Access().Models
 	if bytes.Equal(path, strModelsPath) {
 		writeJSON(ctx, fasthttp.StatusOK, g.proxy.ModelListJSON(func(id string) bool { return auth.MatchAnyModel(patterns, id) }))
 		return

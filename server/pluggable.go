@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/accounts"
 	"github.com/authgate/authgate/limiter"
 )
 
@@ -64,16 +65,16 @@ type Limiter interface {
 // limiter, or acct's own window. ok is false when the configured limiter
 // failed and the failure mode is closed: the request must then be answered
 // 503.
-func (g *Gateway) allow(acct *account, now time.Time, shard uint32) (res limiter.Result, ok bool) {
+func (g *Gateway) allow(acct *accounts.Account, now time.Time, shard uint32) (res limiter.Result, ok bool) {
 	l := g.cfg.Limiter
 	if l == nil {
-		return acct.window.AllowAt(now), true
+		return acct.Window.AllowAt(now), true
 	}
-	res, err := l.Allow(acct.keyID, acct.window.Limit(), now)
+	res, err := l.Allow(acct.KeyID, acct.Window.Limit(), now)
 	if err == nil {
 		if res.Allowed {
 			// This process's own admissions, for a local fallback.
-			acct.window.AllowAt(now)
+			acct.Window.AllowAt(now)
 		}
 		if g.limiterFailing.Load() && g.limiterFailing.CompareAndSwap(true, false) {
 			g.log.Info("rate limiter recovered: limits are shared again")
@@ -88,13 +89,13 @@ func (g *Gateway) allow(acct *account, now time.Time, shard uint32) (res limiter
 	g.metrics.limiterFallback.Inc(shard)
 	switch mode {
 	case FailureOpen:
-		res = acct.window.AllowAt(now)
+		res = acct.Window.AllowAt(now)
 		res.Allowed = true
 		return res, true
 	case FailureClosed:
 		return limiter.Result{}, false
 	default:
-		return acct.window.AllowAt(now), true
+		return acct.Window.AllowAt(now), true
 	}
 }
 

@@ -49,11 +49,3 @@ var (
 	// decide and REDIS_FAILURE_MODE is closed.
 	body503Limiter = apierr.Body("The rate limiter is unavailable", "api_error", "rate_limiter_unavailable")
 )
-
-// rateLimitBody returns the 429 body for keyID. key_ids are [A-Za-z0-9_-]+
-// (auth.ValidKeyID), so they need no escaping; the gateway's own pseudo
-// key_ids are of the same alphabet.
-func rateLimitBody(keyID string) []byte {
-	return []byte(`{"error":{"message":"Rate limit exceeded for ` + keyID +
-		`","type":"rate_limit_error","code":"rate_limit_exceeded"}}`)
-}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/authgate/authgate/internal/accounts"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
@@ -30,8 +31,8 @@ func (r *refiller) check(status int) bool {
 		return true
 	case 429:
 		r.mu.Lock()
-		r.g.accounts.each(func(a *account) { r.g.accounts.m.Delete(a.keyID) })
-		r.g.keys.Store(newKeySnapshot(r.g.keys.Load().keys, r.g.cfg.DefaultRPM))
+		r.g.accounts.Each(func(a *accounts.Account) { r.g.accounts.Delete(a.KeyID) })
+		r.g.keys.Store(accounts.NewSnapshot(r.g.keys.Load().Keys, r.g.cfg.DefaultRPM))
 		r.mu.Unlock()
 		return true
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/accounts"
 	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/netconn"
@@ -77,15 +78,15 @@ const (
 	hdrRateLimitReset     = "X-Ratelimit-Reset-Requests"
 )
 
-// accountContextKey is the context key of the request's *account.
+// accountContextKey is the context key of the request's *accounts.Account.
 type accountContextKey struct{}
 
 // KeyIDFromContext returns the key_id of the request whose context is ctx,
 // for a handler wrapped by Gateway.WrapHTTP (see KeyID for its values). It
 // returns "" when ctx does not come from such a request.
 func KeyIDFromContext(ctx context.Context) string {
-	if a, ok := ctx.Value(accountContextKey{}).(*account); ok {
-		return a.keyID
+	if a, ok := ctx.Value(accountContextKey{}).(*accounts.Account); ok {
+		return a.KeyID
 	}
 	return ""
 }
@@ -95,8 +96,8 @@ func KeyIDFromContext(ctx context.Context) string {
 // zero Settings when ctx does not come from a request admitted by
 // Gateway.WrapHTTP.
 func KeySettingsFromContext(ctx context.Context) auth.Settings {
-	if a, ok := ctx.Value(accountContextKey{}).(*account); ok {
-		return a.settings()
+	if a, ok := ctx.Value(accountContextKey{}).(*accounts.Account); ok {
+		return a.Settings()
 	}
 	return auth.Settings{}
 }
@@ -152,7 +153,7 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.logHTTP(r, acct, shard, start, http.StatusServiceUnavailable, int64(n), requestID)
 		return
 	}
-	if acct.window != nil {
+	if acct.Window != nil {
 		setRateHeadersHTTP(h, d.res)
 	}
 	if d.verdict == limited {
@@ -161,7 +162,7 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h[hdrRetryAfterMs] = []string{strconv.FormatInt(ms, 10)}
 		h[hdrRetryAfter] = []string{strconv.FormatInt(apierr.RetryAfterSeconds(d.res.Reset), 10)}
 		w.WriteHeader(http.StatusTooManyRequests)
-		n, _ := w.Write(acct.body429)
+		n, _ := w.Write(acct.Body429)
 		g.logHTTP(r, acct, shard, start, http.StatusTooManyRequests, int64(n), requestID)
 		return
 	}
@@ -182,16 +183,16 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // logHTTP is logRequest for the net/http path.
-func (g *Gateway) logHTTP(r *http.Request, acct *account, shard uint32, start time.Time, status int, bytesOut int64, requestID []byte) {
+func (g *Gateway) logHTTP(r *http.Request, acct *accounts.Account, shard uint32, start time.Time, status int, bytesOut int64, requestID []byte) {
 	latency := time.Since(start)
-	acct.stats.Request(status, shard)
+	acct.Stats.Request(status, shard)
 	g.metrics.latency.Observe(latency, shard)
 	if g.accessLog == nil {
 		return
 	}
 	e := logsink.Entry{
 		Time:     start,
-		KeyID:    acct.keyID,
+		KeyID:    acct.KeyID,
 		Method:   netconn.S2B(r.Method),
 		Path:     netconn.S2B(r.RequestURI),
 		Status:   status,

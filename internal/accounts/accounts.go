@@ -1,0 +1,215 @@
+// Package accounts holds what the request path needs for each key_id: its
+// request window, its precomputed 429 body, its counters and its access
+// (models, expiry). An Account is shared by every key of its key_id and
+// outlives reloads that keep the key_id; a Snapshot is one published key
+// set, caching each key_id's Account on first use.
+package accounts
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/stats"
+	"github.com/authgate/authgate/limiter"
+)
+
+// account is what the request path needs for one key_id: its limiter window
+// and its precomputed 429 body. It is shared by every key of the key_id and
+// outlives reloads that keep the key_id.
+type Account struct {
+	KeyID   string
+	Window  *limiter.Window // nil: not rate-limited (auth disabled, fail-open)
+	Body429 []byte
+	Stats   stats.Requests // its metrics
+	acc     atomic.Pointer[Access]
+}
+
+// Access is what a key_id's settings allow: its models and expiry
+// (docs/keys-file.md#settings). It is replaced whole when a reload
+// changes them.
+type Access struct {
+	Models  []string  // patterns; nil: every model
+	Expires time.Time // zero: never
+	Body401 []byte    // the 401 once expired
+}
+
+// noLimits is the access of an account without settings.
+var noLimits = &Access{}
+
+// access returns a's current access.
+func (a *Account) Access() *Access {
+	if k := a.acc.Load(); k != nil {
+		return k
+	}
+	return noLimits
+}
+
+// expired reports whether the key_id's keys have stopped working at now.
+func (k *Access) Expired(now time.Time) bool {
+	return !k.Expires.IsZero() && !now.Before(k.Expires)
+}
+
+// setAccess makes a's access that of settings s, unless it already is.
+func (a *Account) SetAccess(s auth.Settings) {
+	old := a.Access()
+	if slices.Equal(old.Models, s.ModelPatterns()) && old.Expires.Equal(s.Expires) {
+		return
+	}
+	k := &Access{Models: s.ModelPatterns(), Expires: s.Expires}
+	if !k.Expires.IsZero() {
+		k.Body401 = []byte(`{"error":{"message":"The API key of key_id ` + a.KeyID + ` expired at ` +
+			k.Expires.Format(time.RFC3339) + `.","type":"invalid_request_error","param":"authorization","code":"expired_api_key"}}`)
+	}
+	a.acc.Store(k)
+}
+
+// accounts holds every key_id's account, created on the key_id's first
+// request, so that key_ids never used cost nothing and unknown keys never
+// reach it. Keyed by key_id, it carries limiter state across reloads.
+type Registry struct {
+	m      sync.Map      // key_id → *Account
+	Period time.Duration // the windows' length: Config.RateWindow
+}
+
+// get returns keyID's account, creating it with limit rpm and access s if
+// it has none.
+func (as *Registry) Get(keyID string, rpm int, s auth.Settings) *Account {
+	if a, ok := as.m.Load(keyID); ok {
+		return a.(*Account)
+	}
+	a := &Account{
+		KeyID:   keyID,
+		Window:  limiter.NewWindow(rpm, as.Period),
+		Body429: RateLimitBody(keyID),
+	}
+	a.SetAccess(s)
+	got, _ := as.m.LoadOrStore(keyID, a)
+	return got.(*Account)
+}
+
+// sync applies a newly loaded key set: key_ids it keeps keep their state,
+// with their limit updated; key_ids it drops are freed.
+func (as *Registry) Sync(keys *auth.KeySet, defaultRPM int) {
+	keep := make(map[string]*auth.Identity, len(keys.Identities()))
+	for _, id := range keys.Identities() {
+		keep[id.KeyID] = id
+	}
+	as.m.Range(func(k, v any) bool {
+		id, ok := keep[k.(string)]
+		if !ok {
+			as.m.Delete(k)
+			return true
+		}
+		a := v.(*Account)
+		if rpm := LimitOf(id, defaultRPM); a.Window.Limit() != rpm {
+			a.Window.SetLimit(rpm)
+		}
+		a.SetAccess(id.Settings)
+		return true
+	})
+}
+
+// each calls f for every account in use.
+func (as *Registry) Each(f func(*Account)) {
+	as.m.Range(func(_, v any) bool {
+		f(v.(*Account))
+		return true
+	})
+}
+
+// limitOf is id's limit: its rpm= setting, else the default.
+func LimitOf(id *auth.Identity, defaultRPM int) int {
+	if id.Settings.RPM > 0 {
+		return id.Settings.RPM
+	}
+	return defaultRPM
+}
+
+// Snapshot is one published key set. It is immutable but for its account
+// slots: each caches its key_id's account the first time the key_id is used
+// under this snapshot, so the request path looks the account up once per
+// snapshot rather than once per request.
+type Snapshot struct {
+	Keys       *auth.KeySet
+	slots      []atomic.Pointer[Account] // by auth.Identity.Index
+	defaultRPM int
+}
+
+func NewSnapshot(keys *auth.KeySet, defaultRPM int) *Snapshot {
+	return &Snapshot{
+		Keys:       keys,
+		slots:      make([]atomic.Pointer[Account], len(keys.Identities())),
+		defaultRPM: defaultRPM,
+	}
+}
+
+// account returns id's account.
+func (s *Snapshot) Account(as *Registry, id *auth.Identity) *Account {
+	slot := &s.slots[id.Index]
+	if a := slot.Load(); a != nil {
+		return a
+	}
+	a := as.Get(id.KeyID, LimitOf(id, s.defaultRPM), id.Settings)
+	slot.Store(a)
+	return a
+}
+
+// NewShared returns the account of a pseudo key_id, shared by many
+// clients' requests: not rate-limited, with sharded counters.
+func NewShared(keyID string) *Account {
+	return &Account{KeyID: keyID, Stats: stats.Requests{Shared: true}}
+}
+
+// RateLimitBody returns the 429 body for keyID. key_ids are [A-Za-z0-9_-]+
+// (auth.ValidKeyID), so they need no escaping; the gateway's own pseudo
+// key_ids are of the same alphabet.
+func RateLimitBody(keyID string) []byte {
+	return []byte(`{"error":{"message":"Rate limit exceeded for ` + keyID +
+		`","type":"rate_limit_error","code":"rate_limit_exceeded"}}`)
+}
+
+// WriteMetrics appends authgate_requests_total and
+// authgate_rate_limited_total of accts, sorted by key_id, in the
+// Prometheus text format (docs/operations.md#metrics).
+func WriteMetrics(bb *bytes.Buffer, accts []*Account) {
+	slices.SortFunc(accts, func(a, b *Account) int { return strings.Compare(a.KeyID, b.KeyID) })
+	type codeN struct {
+		code int
+		n    uint64
+	}
+	var codes []codeN
+	metrics.WriteMetadataIfNeeded(bb, "authgate_requests_total", "counter")
+	for _, a := range accts {
+		codes = codes[:0]
+		a.Stats.EachCode(func(code int, n uint64) { codes = append(codes, codeN{code, n}) })
+		slices.SortFunc(codes, func(x, y codeN) int { return x.code - y.code })
+		for _, c := range codes {
+			fmt.Fprintf(bb, "authgate_requests_total{key_id=\"%s\",code=\"%d\"} %d\n", stats.EscapeLabel(a.KeyID), c.code, c.n)
+		}
+	}
+	metrics.WriteMetadataIfNeeded(bb, "authgate_rate_limited_total", "counter")
+	for _, a := range accts {
+		if n, ok := a.Stats.RateLimitedCount(); ok {
+			fmt.Fprintf(bb, "authgate_rate_limited_total{key_id=\"%s\"} %d\n", stats.EscapeLabel(a.KeyID), n)
+		}
+	}
+}
+
+// Delete forgets keyID's account: its next request starts a new one, with
+// an empty window.
+func (as *Registry) Delete(keyID string) { as.m.Delete(keyID) }
+
+// Settings returns the settings in force for a's requests: its limit.
+func (a *Account) Settings() auth.Settings {
+	if a.Window == nil {
+		return auth.Settings{}
+	}
+	return auth.Settings{RPM: a.Window.Limit()}
+}
