@@ -21,6 +21,7 @@ import (
 // The request every scenario sends: the in-process benchmarks' small chat
 // completion (bench/e2e_bench_test.go), and its streamed variant.
 const (
+	benchModel = "gpt-4o-mini"
 	chatPath   = "/v1/chat/completions"
 	chatBody   = `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello."}]}`
 	streamBody = `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello."}]}`
@@ -56,6 +57,7 @@ func (b *bench) scenarios() []*scenario {
 		{Kind: "direct", Server: "mock", Label: "(c) mock upstream directly", Status: 200, target: t["mock"], key: keyset.Valid},
 		{Kind: "proxy", Server: "authgate", Label: "(d) proxy chat completion, 200", Status: 200, target: t["authgate"], key: keyset.Valid},
 		{Kind: "proxy", Server: "authgate-nolog", Label: "(g) proxy, access log off", Status: 200, target: t["authgate-nolog"], key: keyset.Valid},
+		{Kind: "proxy", Server: "authgate-routed", Label: "(i) proxy, routed by model between two pools", Status: 200, target: t["authgate-routed"], key: keyset.Valid},
 		{Kind: "limit", Server: "authgate", Label: "(e) key over its limit, 429", Status: 429, target: t["authgate"], key: keyset.Limited},
 	}
 	if b.o.redis {

@@ -108,6 +108,25 @@ func (b *bench) startServers() error {
 	}
 	gw.proxies, gw.accessLog, gw.admin = true, accessLog, admin
 
+	// authgate-routed: the same upstream, declared as serving the
+	// benchmark's model, beside a second pool serving another: every
+	// request's body is read for its model and routed.
+	up2, err := launch("upstream-2", o.loadCPU, nil, func(a string) []string {
+		return []string{o.bin, "mock-upstream", "--listen", a, "--models", "other-model"}
+	})
+	if err != nil {
+		return err
+	}
+	routedLog := filepath.Join(b.dir, "authgate-routed-access.log")
+	admin = adminAddr()
+	rt, err := launch("authgate-routed", o.serverCPU,
+		append(serveEnv(routedLog, admin), "UPSTREAM_URL=http://"+up.addr+" models="+benchModel+",http://"+up2.addr+" models=other-model"),
+		func(a string) []string { return []string{o.bin, "serve", "--listen", a} })
+	if err != nil {
+		return err
+	}
+	rt.proxies, rt.accessLog, rt.admin = true, routedLog, admin
+
 	admin = adminAddr()
 	argv := []string{o.nolog, "-upstream", "http://" + up.addr, "-keys", keysFile, "-admin-listen", admin}
 	nl, err := launch("authgate-nolog", o.serverCPU, nil, func(a string) []string { return append(argv, "-listen", a) })

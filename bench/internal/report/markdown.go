@@ -10,15 +10,16 @@ import (
 
 // serverName is how the tables name a server.
 var serverName = map[string]string{
-	"ceiling":        "bare fasthttp",
-	"ceiling-gw":     "fasthttp, gateway's settings",
-	"authgate":       "authgate",
-	"authgate-nolog": "authgate, log off",
-	"authgate-redis": "authgate, Redis",
-	"mock":           "mock upstream",
-	"direct":         "mock upstream",
-	"nginx":          "nginx",
-	"haproxy":        "HAProxy",
+	"ceiling":         "bare fasthttp",
+	"ceiling-gw":      "fasthttp, gateway's settings",
+	"authgate":        "authgate",
+	"authgate-nolog":  "authgate, log off",
+	"authgate-redis":  "authgate, Redis",
+	"authgate-routed": "authgate, routed by model",
+	"mock":            "mock upstream",
+	"direct":          "mock upstream",
+	"nginx":           "nginx",
+	"haproxy":         "HAProxy",
 }
 
 // num formats a CPU figure with two significant decimals below 10, one

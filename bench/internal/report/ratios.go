@@ -41,6 +41,10 @@ func (r *Report) ratios() []Ratio {
 		add("proxied with limits in Redis / in-process limiter, throughput", v, "x", "≥ 0.5", bar(v >= 0.5))
 		add("p99 added by the Redis round trip", h.Median.P99-d.Median.P99, "µs", "", nil)
 	}
+	if rt := r.closed("proxy/authgate-routed"); d != nil && rt != nil {
+		v := 100 * (1 - rt.Median.RPS/d.Median.RPS)
+		add("routing by model between two pools, throughput lost against one pool", v, "%", "≤ 5%", bar(v <= 5))
+	}
 	if c != nil && d != nil {
 		add("proxied / direct, throughput", d.Median.RPS/c.Median.RPS, "x", "", nil)
 		v := d.Median.P50 - c.Median.P50

@@ -11,13 +11,14 @@ import (
 // Chart colours by server: authgate blue, peers green and orange,
 // baselines grey.
 var serverColor = map[string]string{
-	"authgate":       "#1f77b4",
-	"authgate-nolog": "#9ecae1",
-	"nginx":          "#2ca02c",
-	"haproxy":        "#ff7f0e",
-	"ceiling":        "#8c8c8c",
-	"ceiling-gw":     "#bdbdbd",
-	"mock":           "#8c8c8c",
+	"authgate":        "#1f77b4",
+	"authgate-nolog":  "#9ecae1",
+	"authgate-routed": "#6baed6",
+	"nginx":           "#2ca02c",
+	"haproxy":         "#ff7f0e",
+	"ceiling":         "#8c8c8c",
+	"ceiling-gw":      "#bdbdbd",
+	"mock":            "#8c8c8c",
 }
 
 var kindOrder = []string{"ceiling", "reject", "limit", "direct", "proxy"}
@@ -28,7 +29,7 @@ var kindTitle = map[string]string{
 	"direct":  "(c) upstream directly: 200",
 	"proxy":   "(d) proxied chat completion: 200",
 }
-var serverOrder = []string{"ceiling", "ceiling-gw", "mock", "authgate", "authgate-nolog", "nginx", "haproxy"}
+var serverOrder = []string{"ceiling", "ceiling-gw", "mock", "authgate", "authgate-nolog", "authgate-routed", "nginx", "haproxy"}
 
 // niceMax returns a round axis maximum at or above v, four times a step of
 // 1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten.
