@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/authgate/authgate/internal/jsonenc"
 	"github.com/authgate/authgate/internal/netconn"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -205,7 +206,7 @@ func BenchmarkRewriteModel(b *testing.B) {
 		{"gjson-unchecked-splice", func(dst, body []byte) ([]byte, error) {
 			r := gjson.Get(netconn.B2S(body), "model")
 			dst = append(dst, body[:r.Index]...)
-			dst = appendString(dst, model)
+			dst = jsonenc.AppendString(dst, model)
 			return append(dst, body[r.Index+len(r.Raw):]...), nil
 		}},
 		{"sjson-unchecked", func(dst, body []byte) ([]byte, error) {

@@ -1,6 +1,10 @@
 package openai
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+
+	"github.com/authgate/authgate/internal/jsonenc"
+)
 
 // Request is what ParseRequest reads from the JSON body of a chat
 // completions, completions, embeddings or Responses API request. A member
@@ -295,7 +299,7 @@ func (r *Request) AppendBody(dst, body []byte, e Edit) []byte {
 		pos = r.open + 1
 		dst = append(dst, body[:pos]...)
 		if addModel {
-			dst = appendString(append(dst, `"model":`...), e.Model)
+			dst = jsonenc.AppendString(append(dst, `"model":`...), e.Model)
 		}
 		if addModel && addOptions {
 			dst = append(dst, ',')
@@ -340,7 +344,7 @@ func (r *Request) AppendBody(dst, body []byte, e Edit) []byte {
 	for _, c := range changes[:n] {
 		dst = append(dst, body[pos:c.at.start]...)
 		if c.model {
-			dst = appendString(dst, e.Model)
+			dst = jsonenc.AppendString(dst, e.Model)
 		} else {
 			dst = append(dst, c.text...)
 		}
@@ -370,34 +374,4 @@ func InjectIncludeUsage(dst, body []byte) ([]byte, error) {
 		return dst, err
 	}
 	return r.AppendBody(dst, body, Edit{IncludeUsage: true}), nil
-}
-
-// appendString appends s to dst as a JSON string: '"', '\\' and control
-// characters escaped, everything else as it is.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
