@@ -285,3 +285,40 @@ func TestAllocationsWatchedExchange(t *testing.T) {
 		t.Errorf("%v allocations per watched request, want at most 1 (net's)", n)
 	}
 }
+
+// TestAllocationsRouted asserts that a request routed by model between two
+// pools allocates nothing, JSON access log (with the model) included: its
+// body read for its model under the inspection budget, the model resolved
+// (an alias too, its body rewritten into a buffer of the request's) and
+// counted, and the request proxied to the model's pool.
+func TestAllocationsRouted(t *testing.T) {
+	g := newTestGatewayWith(t, true, func(c *Config) {
+		c.Upstreams = []string{"http://upstream.test models=gpt-4o-mini", "http://other.test models=other-model"}
+		c.ModelAliases = map[string]string{"mini": "gpt-4o-mini"}
+		c.AccessLogFormat = logsink.FormatJSON
+	})
+	for _, model := range []string{"gpt-4o-mini", "mini"} {
+		body := []byte(`{"model":"` + model + `","messages":[{"role":"user","content":"Say hello."}]}`)
+		ctx := newCtx("Bearer " + testKeyHigh)
+		a := []byte("Bearer " + testKeyHigh)
+		var r bytes.Reader
+		run := func() int {
+			r.Reset(body)
+			ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+			ctx.Request.Header.SetContentTypeBytes(strContentTypeJSON)
+			ctx.Request.SetBodyStream(&r, len(body))
+			return serveOnce(g, ctx, a)
+		}
+		run()
+		run()
+		n := testing.AllocsPerRun(200, func() {
+			if s := run(); s != 200 {
+				t.Fatalf("%s: status %d, want 200", model, s)
+			}
+			runtime.Gosched()
+		})
+		if n != 0 {
+			t.Errorf("%s: %v allocations per request, want 0", model, n)
+		}
+	}
+}

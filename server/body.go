@@ -94,7 +94,7 @@ func (g *Gateway) expectContinue(ctx *fasthttp.RequestCtx) int {
 	if ctx.Request.Header.ContentLength() > g.cfg.MaxRequestBody {
 		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, apierr.TooLarge)
 		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-		g.logRequest(ctx, g.none, start, requestID, "")
+		g.logRequest(ctx, g.none, start, requestID, served{})
 	} else if acct, res := g.admit(ctx, start, requestID); acct != nil {
 		if dc := netconn.Of(ctx.Conn()); dc != nil {
 			dc.Slot = &expected{

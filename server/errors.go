@@ -42,7 +42,7 @@ func (g *Gateway) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Request.Header.SetMethodBytes(x.method)
 		ctx.Request.Header.SetRequestURIBytes(x.path)
 	}
-	g.logRequestAs(ctx, acct, time.Now(), id, "", x != nil || headParsed(&ctx.Request.Header))
+	g.logRequestAs(ctx, acct, time.Now(), id, served{}, x != nil || headParsed(&ctx.Request.Header))
 }
 
 // headParsed reports whether h holds a request head fasthttp parsed,

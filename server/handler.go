@@ -59,9 +59,9 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 // metrics and access log. Call Gateway.Close once the server running them
 // has stopped, to flush the log.
 func (g *Gateway) Wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
-	step := func(ctx *fasthttp.RequestCtx) string {
+	step := func(ctx *fasthttp.RequestCtx) served {
 		next(ctx)
-		return ""
+		return served{}
 	}
 	return func(ctx *fasthttp.RequestCtx) { g.handle(ctx, step) }
 }
@@ -96,8 +96,8 @@ func KeySettings(ctx *fasthttp.RequestCtx) auth.Settings {
 
 // handle is the request path of Handler and Wrap: probes, authenticate →
 // limit → step → rate headers → log. step serves an admitted request and
-// returns the upstream's name for the log ("" if none).
-func (g *Gateway) handle(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCtx) string) {
+// returns what the log says of it.
+func (g *Gateway) handle(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCtx) served) {
 	g.decide(ctx, step)
 	if g.draining.Load() {
 		ctx.SetConnectionClose()
@@ -111,7 +111,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 
 // decide is handle but for the drain: it answers the request itself or
 // through step.
-func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCtx) string) {
+func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCtx) served) {
 	if ctx.IsGet() || ctx.IsHead() {
 		path := ctx.Request.Header.RequestURI()
 		if bytes.Equal(path, strHealthz) {
@@ -143,7 +143,7 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 			writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, apierr.TooLarge)
 			ctx.SetConnectionClose()
 			ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-			g.logRequest(ctx, g.none, start, requestID, "")
+			g.logRequest(ctx, g.none, start, requestID, served{})
 			return
 		}
 		if acct, res = g.admit(ctx, start, requestID); acct == nil {
@@ -155,12 +155,12 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	// held in their interfaces directly, and the user values keep their
 	// capacity across the requests of a pooled RequestCtx.
 	ctx.SetUserValue(accountKey{}, acct)
-	up := step(ctx)
+	sv := step(ctx)
 	if acct.Window != nil {
 		setRateHeaders(ctx, res)
 	}
 	ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-	g.logRequest(ctx, acct, start, requestID, up)
+	g.logRequest(ctx, acct, start, requestID, sv)
 }
 
 // admission is a request's account and limiter result.
@@ -263,7 +263,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, start time.Time, requestID []b
 		setRateHeaders(ctx, d.res)
 	}
 	ctx.Response.Header.SetCanonical(strXRequestID, requestID)
-	g.logRequest(ctx, d.acct, start, requestID, "")
+	g.logRequest(ctx, d.acct, start, requestID, served{})
 	return nil, d.res
 }
 
@@ -320,16 +320,19 @@ func writeText(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.Response.SetBodyRaw(body)
 }
 
+// served is what the access log says of how a request was served: the
+// upstream that served it and the model it named ("" for none).
+type served struct{ upstream, model string }
+
 // logRequest counts the request in acct's metrics and the latency
-// histogram, and writes its access-log line. upstream names the upstream
-// that served it ("" if none did).
-func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *accounts.Account, start time.Time, requestID []byte, upstream string) {
-	g.logRequestAs(ctx, acct, start, requestID, upstream, true)
+// histogram, and writes its access-log line.
+func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *accounts.Account, start time.Time, requestID []byte, sv served) {
+	g.logRequestAs(ctx, acct, start, requestID, sv, true)
 }
 
 // logRequestAs is logRequest, logging the method and path as unknown ("-")
 // unless known is set.
-func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *accounts.Account, start time.Time, requestID []byte, upstream string, known bool) {
+func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *accounts.Account, start time.Time, requestID []byte, sv served, known bool) {
 	latency := time.Since(start)
 	shard := shardOf(ctx)
 	acct.Stats.Request(ctx.Response.StatusCode(), shard)
@@ -355,9 +358,9 @@ func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *accounts.Account,
 		} else {
 			e.BytesOut = int64(len(ctx.Response.Body()))
 		}
-		e.Upstream = upstream
+		e.Upstream = sv.upstream
 		e.Client = forwarded.ClientAddr(ctx, g.cfg.TrustedProxies)
-		e.Model = netconn.S2B(requestModelName(ctx)) // an immutable string's bytes
+		e.Model = netconn.S2B(sv.model) // an immutable string's bytes
 	}
 	g.writeLog(e, requestID)
 }

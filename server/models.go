@@ -26,23 +26,23 @@ var (
 	strModelsPath   = []byte("/v1/models")
 	strModelsPrefix = []byte("/v1/models/")
 	strMultipart    = []byte("multipart/")
+	strOne          = []byte("1")
 )
 
 // proxyStep is Handler's step: it routes the admitted request to an
 // upstream (watching the client's connection meanwhile) and returns the
-// upstream's name for the log.
-func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) string {
+// upstream's name and the model for the log.
+func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) served {
 	acct, _ := ctx.UserValue(accountKey{}).(*accounts.Account)
 	if !g.proxy.Routing() && acct.Access().Models == nil {
 		// One pool and no model list: the upstream's own /v1/models is
 		// the answer, and bodies stream through unread.
-		return g.serve(ctx, "")
+		return served{upstream: g.serve(ctx, "")}
 	}
 	if (ctx.IsGet() || ctx.IsHead()) && g.proxy.ModelsKnown() {
 		path := ctx.Path()
 		if bytes.Equal(path, strModelsPath) || bytes.HasPrefix(path, strModelsPrefix) {
-			g.serveModels(ctx, acct, path)
-			return ""
+			return served{model: g.serveModels(ctx, acct, path)}
 		}
 	}
 	return g.routeModel(ctx, acct)
@@ -61,7 +61,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, model string) string {
 
 // routeModel reads the model the request names and forwards it to the
 // upstreams serving that model, if the key_id may use it.
-func (g *Gateway) routeModel(ctx *fasthttp.RequestCtx, acct *accounts.Account) string {
+func (g *Gateway) routeModel(ctx *fasthttp.RequestCtx, acct *accounts.Account) served {
 	f := g.inspect.Model(&ctx.Request)
 	if f.Body != nil {
 		defer g.inspect.Release(f.Body)
@@ -72,9 +72,9 @@ func (g *Gateway) routeModel(ctx *fasthttp.RequestCtx, acct *accounts.Account) s
 			writeJSON(ctx, f.Status, f.ErrBody)
 		}
 		if f.Status == fasthttp.StatusServiceUnavailable {
-			ctx.Response.Header.SetCanonical(strRetryAfter, []byte("1"))
+			ctx.Response.Header.SetCanonical(strRetryAfter, strOne)
 		}
-		return ""
+		return served{}
 	}
 	patterns := acct.Access().Models
 	if !f.HasModel {
@@ -82,66 +82,57 @@ func (g *Gateway) routeModel(ctx *fasthttp.RequestCtx, acct *accounts.Account) s
 		// upstream's default: a body that names none is refused.
 		if (patterns != nil && f.Body != nil) || !g.proxy.DefaultPool() {
 			writeJSON(ctx, fasthttp.StatusBadRequest, inspect.BodyNoModel)
-			return ""
+			return served{}
 		}
-		return g.serve(ctx, "")
+		return served{upstream: g.serve(ctx, "")}
 	}
-	setRequestModel(ctx, f.Model)
-	served, known := g.proxy.Resolve(f.Model)
-	if !known || !auth.MatchAnyModel(patterns, string(f.Model)) {
+	name, model, known := g.proxy.Resolve(f.Model)
+	if !known || !auth.MatchAnyModel(patterns, name) {
 		writeJSON(ctx, fasthttp.StatusNotFound, apierr.ModelNotFound(f.Model))
-		return ""
+		if name == "" {
+			name = string(f.Model[:min(len(f.Model), apierr.MaxShownModel)])
+		}
+		return served{model: shownModel(name)}
 	}
-	if served != string(f.Model) && f.Body != nil {
+	if model != name && f.Body != nil {
 		// An alias: the upstream gets the model it serves. (A multipart
 		// body keeps the alias: see docs/http.md#model-routing.)
 		if !bytes.HasPrefix(ctx.Request.Header.ContentType(), strMultipart) {
-			rewritten, err := openai.RewriteModel(nil, f.Body.Bytes(), served)
+			err := g.inspect.Rewrite(f.Body, func(dst, body []byte) []byte {
+				return f.Request.AppendBody(dst, body, openai.Edit{Model: model})
+			})
 			if err != nil {
-				writeJSON(ctx, fasthttp.StatusBadRequest, inspect.BodyBadJSON)
-				return ""
+				writeJSON(ctx, fasthttp.StatusServiceUnavailable, inspect.BodyBusy)
+				ctx.Response.Header.SetCanonical(strRetryAfter, strOne)
+				return served{model: shownModel(name)}
 			}
-			ctx.Request.SetBodyRaw(rewritten)
+			ctx.Request.SetBodyRaw(f.Body.Bytes())
 		}
 	}
-	up := g.serve(ctx, served)
-	g.models.Count(string(f.Model), ctx.Response.StatusCode(), shardOf(ctx))
-	return up
+	up := g.serve(ctx, model)
+	g.models.Count(name, ctx.Response.StatusCode(), shardOf(ctx))
+	return served{upstream: up, model: shownModel(name)}
 }
 
 // serveModels answers GET /v1/models and /v1/models/{id} from the
-// upstreams' model lists, filtered by the key_id's access.
-func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, acct *accounts.Account, path []byte) {
+// upstreams' model lists, filtered by the key_id's access, and returns the
+// model the path names for the log ("" for the list).
+func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, acct *accounts.Account, path []byte) string {
 	patterns := acct.Access().Models
 	if bytes.Equal(path, strModelsPath) {
 		writeJSON(ctx, fasthttp.StatusOK, g.proxy.ModelListJSON(func(id string) bool { return auth.MatchAnyModel(patterns, id) }))
-		return
+		return ""
 	}
-	id := path[len(strModelsPrefix):] // ctx.Path is decoded: ids with '/' work either way
-	setRequestModel(ctx, id)
-	entry, ok := g.proxy.ModelJSON(string(id))
-	if !ok || !auth.MatchAnyModel(patterns, string(id)) {
-		writeJSON(ctx, fasthttp.StatusNotFound, apierr.ModelNotFound(id))
-		return
+	id := string(path[len(strModelsPrefix):]) // ctx.Path is decoded: ids with '/' work either way
+	entry, ok := g.proxy.ModelJSON(id)
+	if !ok || !auth.MatchAnyModel(patterns, id) {
+		writeJSON(ctx, fasthttp.StatusNotFound, apierr.ModelNotFound([]byte(id)))
+	} else {
+		writeJSON(ctx, fasthttp.StatusOK, entry)
 	}
-	writeJSON(ctx, fasthttp.StatusOK, entry)
+	return shownModel(id)
 }
 
-// modelKey is the user-value key of the model the request named, for the
-// access log.
-type modelKey struct{}
-
-// setRequestModel records the model ctx's request named (cut to
-// apierr.MaxShownModel bytes) for its access-log line.
-func setRequestModel(ctx *fasthttp.RequestCtx, model []byte) {
-	if len(model) > apierr.MaxShownModel {
-		model = model[:apierr.MaxShownModel]
-	}
-	ctx.SetUserValue(modelKey{}, string(model))
-}
-
-// requestModelName is the model recorded for ctx's request, "" if none.
-func requestModelName(ctx *fasthttp.RequestCtx) string {
-	m, _ := ctx.UserValue(modelKey{}).(string)
-	return m
-}
+// shownModel is model as the access log shows it: cut to
+// apierr.MaxShownModel bytes.
+func shownModel(model string) string { return model[:min(len(model), apierr.MaxShownModel)] }

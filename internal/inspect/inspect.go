@@ -51,6 +51,7 @@ func (b *Budget) InUse() int64 { return b.used.Load() }
 // Body is a request body read whole: Bytes until Release.
 type Body struct {
 	buf      []byte
+	spare    []byte // Rewrite's buffer for the next version of buf
 	reserved int64
 }
 
@@ -159,6 +160,20 @@ func (b *Budget) Release(bd *Body) {
 	b.put(bd)
 }
 
+// Rewrite replaces bd's bytes by edit's rewrite of them, appended to a
+// second pooled buffer, whose size it reserves in the budget too: the old
+// bytes stay held until Release, as the request that pointed to them may
+// still do. It returns ErrBusy, bd unchanged, if the budget has no room.
+func (b *Budget) Rewrite(bd *Body, edit func(dst, body []byte) []byte) error {
+	out := edit(bd.spare[:0], bd.buf)
+	if !b.reserve(bd, int64(cap(bd.buf))+int64(cap(out))) {
+		bd.spare = out[:0]
+		return ErrBusy
+	}
+	bd.buf, bd.spare = out, bd.buf
+	return nil
+}
+
 // maxPooled is the largest buffer kept for reuse: a rare large body does
 // not stay in memory after it.
 const maxPooled = 256 << 10
@@ -167,6 +182,9 @@ func (b *Budget) put(bd *Body) {
 	if cap(bd.buf) > maxPooled {
 		bd.buf = nil
 	}
-	bd.buf = bd.buf[:0]
+	if cap(bd.spare) > maxPooled {
+		bd.spare = nil
+	}
+	bd.buf, bd.spare = bd.buf[:0], bd.spare[:0]
 	b.pool.Put(bd)
 }

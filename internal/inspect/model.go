@@ -17,7 +17,7 @@ var (
 	BodyNoModel      = apierr.Body("you must provide a model parameter", "invalid_request_error", "missing_model")
 	BodyBadJSON      = apierr.Body("We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)", "invalid_request_error", "invalid_json")
 	bodyTooLarge     = apierr.Body("Request body too large for the gateway to find its model", "invalid_request_error", "request_too_large")
-	bodyBusy         = apierr.Body("The gateway is reading too many request bodies at once; please retry", "api_error", "server_busy")
+	BodyBusy         = apierr.Body("The gateway is reading too many request bodies at once; please retry", "api_error", "server_busy")
 	bodyBadMultipart = apierr.Body("The multipart/form-data body does not parse as its boundary says", "invalid_request_error", "invalid_multipart")
 )
 
@@ -30,6 +30,10 @@ type Found struct {
 	// memory, for the upstream, and must be released (Budget.Release)
 	// once the request is sent. Nil for a request without a body.
 	Body *Body
+	// Request is the JSON body parsed (the zero Request for a multipart
+	// body), for edits of the body (openai.Request.AppendBody, through
+	// Budget.Rewrite) without parsing it again.
+	Request openai.Request
 	// Status, when not 0, is the status to answer, with ErrBody (nil for
 	// 499, the client gone): the request cannot be inspected.
 	Status  int
@@ -49,7 +53,7 @@ func (b *Budget) Model(req *fasthttp.Request) Found {
 		case errors.Is(err, ErrTooLarge):
 			return Found{Status: fasthttp.StatusRequestEntityTooLarge, ErrBody: bodyTooLarge}
 		case errors.Is(err, ErrBusy):
-			return Found{Status: fasthttp.StatusServiceUnavailable, ErrBody: bodyBusy}
+			return Found{Status: fasthttp.StatusServiceUnavailable, ErrBody: BodyBusy}
 		case proxy.ClientGone(err):
 			return Found{Status: proxy.StatusClientClosed}
 		}
@@ -72,7 +76,7 @@ func (b *Budget) Model(req *fasthttp.Request) Found {
 		f.Status, f.ErrBody = fasthttp.StatusBadRequest, badRequestBody(err)
 		return f
 	}
-	f.Model, f.HasModel = r.Model, r.HasModel
+	f.Request, f.Model, f.HasModel = r, r.Model, r.HasModel
 	return f
 }
 

@@ -58,12 +58,12 @@ func TestAllocationServeModel(t *testing.T) {
 	model, alias := []byte("m1"), []byte("gpt-4o")
 	f("Serve", func() string { name, _ := p.Serve(ctx); return name }, "")
 	f("ServeModel", func() string {
-		served, _ := p.Resolve(model)
+		_, served, _ := p.Resolve(model)
 		name, _ := p.ServeModel(ctx, served)
 		return name
 	}, "")
 	f("ServeModel alias", func() string {
-		served, _ := p.Resolve(alias)
+		_, served, _ := p.Resolve(alias)
 		name, _ := p.ServeModel(ctx, served)
 		return name
 	}, "http://c.test")

@@ -88,9 +88,9 @@ type Proxy struct {
 
 	// Routing by model (route.go).
 	table    atomic.Pointer[routeTable]
-	aliases  map[string]string // Config.Aliases; read-only
-	aliasIDs []string          // its keys, sorted
-	created  int64             // Unix time of New: "created" of made-up model entries
+	aliases  map[string]alias // Config.Aliases by name; read-only
+	aliasIDs []string         // its keys, sorted
+	created  int64            // Unix time of New: "created" of made-up model entries
 }
 
 // maxBuffered is the largest response body read whole before it is passed
@@ -145,7 +145,10 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	if len(cfg.Aliases) > 0 {
-		p.aliases = maps.Clone(cfg.Aliases)
+		p.aliases = make(map[string]alias, len(cfg.Aliases))
+		for name, model := range cfg.Aliases {
+			p.aliases[name] = alias{name: name, model: model}
+		}
 		p.aliasIDs = slices.Sorted(maps.Keys(p.aliases))
 	}
 	for i, raw := range cfg.Upstreams {

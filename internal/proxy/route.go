@@ -89,7 +89,7 @@ func (p *Proxy) buildTable() *routeTable {
 	// name (never another alias's model: those are no aliases).
 	var aliased []Model
 	for _, alias := range p.aliasIDs {
-		target := p.aliases[alias]
+		target := p.aliases[alias].model
 		if e, ok := entries[target]; ok {
 			aliased = append(aliased, Model{ID: alias, JSON: renamedEntry(e, alias)})
 		} else if t.byModel[target] == nil && healthyCatchAll {
@@ -145,24 +145,30 @@ func (p *Proxy) ModelsKnown() bool { return p.table.Load().known }
 // slice is shared: callers must not modify it or its entries.
 func (p *Proxy) Models() []Model { return p.table.Load().models }
 
-// Resolve returns the model a request naming model is served by: the
-// alias's model for an alias, else model itself; and reports whether
-// some upstream, healthy or not, lists it, or a catch-all exists. When
-// known is false, served is the alias's model for an alias, else empty.
-// It does not allocate, except for a model no upstream lists but a
-// catch-all serves (served is then a copy of model).
-func (p *Proxy) Resolve(model []byte) (served string, known bool) {
+// alias is a name of Config.Aliases and the model it stands for.
+type alias struct{ name, model string }
+
+// Resolve returns, for a request naming model, the name it is known by
+// and the model it is served by: for an alias, the alias and its model;
+// else model itself, twice. It reports whether some upstream, healthy or
+// not, lists the served model, or a catch-all exists. When known is
+// false, name and served are the alias and its model for an alias, else
+// empty. The names are the route table's own strings: it does not
+// allocate, except for a model no upstream lists but a catch-all serves
+// (name and served are then one copy of model).
+func (p *Proxy) Resolve(model []byte) (name, served string, known bool) {
 	t := p.table.Load()
-	if target, ok := p.aliases[string(model)]; ok {
-		return target, t.byModel[target] != nil || len(t.catchAll) > 0
+	if a, ok := p.aliases[string(model)]; ok {
+		return a.name, a.model, t.byModel[a.model] != nil || len(t.catchAll) > 0
 	}
 	if r := t.byModel[string(model)]; r != nil {
-		return r.id, true
+		return r.id, r.id, true
 	}
 	if len(t.catchAll) > 0 {
-		return string(model), true
+		s := string(model)
+		return s, s, true
 	}
-	return "", false
+	return "", "", false
 }
 
 // ServeModel is Serve restricted to the upstreams that serve the model

@@ -38,12 +38,12 @@ func BenchmarkPick(b *testing.B) {
 	run("Serve", func() *upstream { return pick(p.table.Load().all, nil) })
 	model, alias := []byte("org/model-42"), []byte("gpt-4o")
 	run("ServeModel", func() *upstream {
-		served, _ := p.Resolve(model)
+		_, served, _ := p.Resolve(model)
 		ups, _ := p.table.Load().pool(served)
 		return pick(ups, nil)
 	})
 	run("ServeModel-alias", func() *upstream {
-		served, _ := p.Resolve(alias)
+		_, served, _ := p.Resolve(alias)
 		ups, _ := p.table.Load().pool(served)
 		return pick(ups, nil)
 	})

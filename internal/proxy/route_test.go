@@ -221,7 +221,7 @@ func startFront(t *testing.T, p *Proxy) string {
 		served := ""
 		if model := fastjson.GetString(ctx.PostBody(), "model"); model != "" {
 			var known bool
-			served, known = p.Resolve([]byte(model))
+			_, served, known = p.Resolve([]byte(model))
 			if !known {
 				ctx.SetStatusCode(fasthttp.StatusNotFound)
 				ctx.SetBodyString("front: unknown model")
@@ -352,7 +352,7 @@ func TestRouteDiscovery(t *testing.T) {
 		t.Fatalf("unload_lora_adapter: %d %s", status, body)
 	}
 	r.wait(t, 2)
-	if served, known := p.Resolve([]byte("sql-lora")); known {
+	if _, served, known := p.Resolve([]byte("sql-lora")); known {
 		t.Fatalf("Resolve(sql-lora) = %q, true after unloading", served)
 	}
 	sendN(t, front, "sql-lora", 1, 404)
@@ -409,7 +409,7 @@ func TestRouteDeclared(t *testing.T) {
 	if got := modelIDs(p.Models()); got != "d1 d2 qwen" {
 		t.Fatalf("Models() = %s, want d1 d2 qwen (a's extra is not declared)", got)
 	}
-	if _, known := p.Resolve([]byte("extra")); known {
+	if _, _, known := p.Resolve([]byte("extra")); known {
 		t.Fatal("extra, which a lists but does not declare, is known")
 	}
 	e := entryOf(t, p.Models(), "d1")
@@ -446,7 +446,7 @@ func TestRouteCatchAll(t *testing.T) {
 	if !p.Routing() || p.DefaultPool() || !p.ModelsKnown() {
 		t.Fatalf("Routing %v, DefaultPool %v, ModelsKnown %v; want true, false, true", p.Routing(), p.DefaultPool(), p.ModelsKnown())
 	}
-	if served, known := p.Resolve([]byte("anything")); served != "anything" || !known {
+	if _, served, known := p.Resolve([]byte("anything")); served != "anything" || !known {
 		t.Fatalf("Resolve(anything) = %q, %v; want anything, true", served, known)
 	}
 	front := startFront(t, p)
@@ -508,8 +508,12 @@ func TestRouteAliases(t *testing.T) {
 	}
 	f := func(model, wantServed string, wantKnown bool) {
 		t.Helper()
-		if served, known := p.Resolve([]byte(model)); served != wantServed || known != wantKnown {
-			t.Errorf("Resolve(%s) = %q, %v; want %q, %v", model, served, known, wantServed, wantKnown)
+		wantName := model // the name a request is logged and counted by
+		if wantServed == "" {
+			wantName = ""
+		}
+		if name, served, known := p.Resolve([]byte(model)); name != wantName || served != wantServed || known != wantKnown {
+			t.Errorf("Resolve(%s) = %q, %q, %v; want %q, %q, %v", model, name, served, known, wantName, wantServed, wantKnown)
 		}
 	}
 	f("gpt-4o", "llama", true)
@@ -585,7 +589,7 @@ func TestRouteRoutingDefaultPool(t *testing.T) {
 	if p.Routing() || !p.DefaultPool() || !p.ModelsKnown() {
 		t.Fatalf("one list read, one upstream down: Routing %v, DefaultPool %v, ModelsKnown %v; want false, true, true", p.Routing(), p.DefaultPool(), p.ModelsKnown())
 	}
-	if _, known := p.Resolve([]byte("other")); known {
+	if _, _, known := p.Resolve([]byte("other")); known {
 		t.Fatal("the upstream down is a catch-all")
 	}
 }
@@ -847,7 +851,7 @@ func TestRouteDiscoveryBounds(t *testing.T) {
 		if status, got := chat(t, front, "m1"); status != 200 || string(got) != "listed" {
 			t.Fatalf("%s: m1 answered %d %s, want the upstream's 200", wantErr, status, got)
 		}
-		if _, known := p.Resolve([]byte("m0")); known {
+		if _, _, known := p.Resolve([]byte("m0")); known {
 			t.Fatalf("%s: a model of the refused list is known", wantErr)
 		}
 		if n := strings.Count(logs.String(), `err="`+wantErr+`"`); n != 1 {
@@ -867,7 +871,7 @@ func TestRouteDiscoveryBounds(t *testing.T) {
 
 	setList([]byte(`{"data":[{"id":"m3"},{"id":"m3","dup":true}]}`))
 	r.wait(t, 2)
-	if _, known := p.Resolve([]byte("m1")); known {
+	if _, _, known := p.Resolve([]byte("m1")); known {
 		t.Fatal("m1 is still known once the upstream lists m3 only")
 	}
 	if e := entryOf(t, p.Models(), "m3"); e["dup"] != nil {
