@@ -152,6 +152,12 @@ func startGateway(tb testing.TB, upstreamAddr, log string, rpm int) *fasthttp.Ho
 // startGatewayRedis is startGateway with its limits shared through the
 // Redis at redisURL ("" for the in-process limiter).
 func startGatewayRedis(tb testing.TB, upstreamAddr, log string, rpm int, redisURL string) *fasthttp.HostClient {
+	return startGatewayTo(tb, []string{"http://" + upstreamAddr}, log, rpm, redisURL)
+}
+
+// startGatewayTo is startGatewayRedis with UPSTREAM_URL's items given
+// whole.
+func startGatewayTo(tb testing.TB, upstreams []string, log string, rpm int, redisURL string) *fasthttp.HostClient {
 	if rpm > auth.MaxRPM {
 		tb.Fatalf("%d requests to admit: more than the largest rpm, %d; use a smaller -benchtime", rpm, auth.MaxRPM)
 	}
@@ -164,7 +170,7 @@ func startGatewayRedis(tb testing.TB, upstreamAddr, log string, rpm int, redisUR
 	}
 	cfg := server.Config{
 		Keys:      keys,
-		Upstreams: []string{"http://" + upstreamAddr},
+		Upstreams: upstreams,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if redisURL != "" {
@@ -396,6 +402,32 @@ func BenchmarkGatewayProxy(b *testing.B) {
 				run(b, gatewayProxy(up.handler(), log))
 			})
 		}
+	}
+}
+
+// BenchmarkGatewayRouted is BenchmarkGatewayProxy (fixed upstream, no
+// access log) in front of one pool (pools=1: the body streams through
+// unread) and routing by model between two declared pools (pools=2: the
+// body is read for its model, which names the first pool), beside each
+// other: what routing costs a request.
+func BenchmarkGatewayRouted(b *testing.B) {
+	for _, pools := range []int{1, 2} {
+		b.Run("pools="+strconv.Itoa(pools), func(b *testing.B) {
+			run(b, scenario{
+				setup: func(tb testing.TB, admit int) *fasthttp.HostClient {
+					s := newServer(fixedHandler)
+					ups := []string{"http://" + serveTCP(tb, s.Serve, s.ShutdownWithContext)}
+					if pools == 2 {
+						other := newServer(fixedHandler)
+						ups = []string{ups[0] + " models=gpt-4o-mini", "http://" + serveTCP(tb, other.Serve, other.ShutdownWithContext) + " models=other-model"}
+					}
+					return startGatewayTo(tb, ups, "off", admit, "")
+				},
+				key:  keyValid,
+				warm: fasthttp.StatusOK,
+				want: fasthttp.StatusOK,
+			})
+		})
 	}
 }
 

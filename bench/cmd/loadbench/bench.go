@@ -116,6 +116,9 @@ func (b *bench) run(ctx context.Context) error {
 	if o.ab != "" {
 		return b.runAB(ctx)
 	}
+	if o.costOnly != "" {
+		return b.runCost(ctx)
+	}
 	scenarios := b.scenarios()
 	if err := b.check(scenarios); err != nil {
 		return err
@@ -148,6 +151,9 @@ func (b *bench) run(ctx context.Context) error {
 	if err := b.logCost(ctx); err != nil {
 		return err
 	}
+	if err := b.routingCost(ctx); err != nil {
+		return err
+	}
 	if err := b.streaming(ctx); err != nil {
 		return err
 	}
@@ -168,7 +174,7 @@ func (b *bench) estimate(nScenarios int) time.Duration {
 	o := b.o
 	closed := time.Duration(nScenarios*o.repeats) * (o.warmup + o.duration + 2*time.Second)
 	logWarmup, logDuration := pairRunTimes(o)
-	closed += time.Duration(2*2*logPairs) * (logWarmup + logDuration + time.Second)
+	closed += time.Duration(2*3*o.costPairs) * (logWarmup + logDuration + time.Second)
 	stream := time.Duration(2*o.repeats) * (o.duration / 2)
 	nOpen := 2
 	if o.peers {

@@ -52,6 +52,8 @@ type options struct {
 	redis                    bool
 	ab                       string // -ab: B's binary; "" for the whole benchmark
 	abPairs                  int
+	costOnly                 string // -cost: run only this cost's pairs
+	costPairs                int
 	streamDelay              time.Duration
 	fixedShare               float64
 	bounds                   []time.Duration
@@ -112,6 +114,8 @@ func main() {
 	flag.BoolVar(&o.skipBounds, "skip-bounds", false, "skip the search for the highest rate under each p99 bound")
 	flag.StringVar(&o.ab, "ab", os.Getenv("BENCH_AB"), "run only an A/B comparison of -bin (A) and this gateway binary (B): alternating pairs on the reject and proxy paths (env BENCH_AB)")
 	flag.IntVar(&o.abPairs, "ab-pairs", 6, "pairs of runs per path with -ab (at least 2)")
+	flag.StringVar(&o.costOnly, "cost", "", "run only one cost's alternating pairs, log or routing, into OUT/cost-NAME.{md,json}")
+	flag.IntVar(&o.costPairs, "cost-pairs", 6, "pairs of runs per path of the log and routing costs (at least 2)")
 	render := flag.String("render", "", "run nothing: read this latest.json and write latest.md and latest.svg from it into -out")
 	flag.Parse()
 	if *render != "" {
@@ -123,6 +127,14 @@ func main() {
 	}
 	if o.warmup == 0 {
 		o.warmup = min(max(o.duration/5, time.Second), 2*time.Second)
+	}
+	if o.costOnly != "" && o.costOnly != "log" && o.costOnly != "routing" {
+		fmt.Fprintf(os.Stderr, "loadbench: -cost %q: want log or routing\n", o.costOnly)
+		os.Exit(2)
+	}
+	if o.costPairs < 2 {
+		fmt.Fprintf(os.Stderr, "loadbench: -cost-pairs %d: want at least 2\n", o.costPairs)
+		os.Exit(2)
 	}
 	if o.ab != "" && o.abPairs < 2 {
 		// One pair has no spread to set its gain against.

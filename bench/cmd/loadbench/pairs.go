@@ -27,8 +27,11 @@ type pairPath struct {
 	status    int
 }
 
+// proxyPath is the proxy path: a valid key, the upstream's 200.
+var proxyPath = pairPath{"proxy", keyset.Valid, 200}
+
 // pairPaths are the reject and the proxy path.
-var pairPaths = []pairPath{{"reject", keyset.Unknown, 401}, {"proxy", keyset.Valid, 200}}
+var pairPaths = []pairPath{{"reject", keyset.Unknown, 401}, proxyPath}
 
 // scenario returns the closed-loop scenario of path pp on t.
 func (pp pairPath) scenario(t *target) *scenario {

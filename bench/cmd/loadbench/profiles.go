@@ -14,7 +14,7 @@ import (
 )
 
 // profiles takes a CPU profile of the ceiling and of the gateway under the
-// reject and proxy loads (log on and off) through their /debug/pprof/, and
+// reject and proxy loads (log on and off, and routed by model) through their /debug/pprof/, and
 // writes each with `go tool pprof -top` beside it in OUT/profiles/.
 func (b *bench) profiles(ctx context.Context) error {
 	o := b.o
@@ -31,6 +31,7 @@ func (b *bench) profiles(ctx context.Context) error {
 		{"reject-authgate-nolog", "authgate-nolog", keyset.Unknown},
 		{"proxy-authgate", "authgate", keyset.Valid},
 		{"proxy-authgate-nolog", "authgate-nolog", keyset.Valid},
+		{"proxy-authgate-routed", "authgate-routed", keyset.Valid},
 	} {
 		t := b.targets[p.target]
 		w := wrk.Config{Wrk: o.wrk, Script: filepath.Join(b.dir, "wrk.lua"), CPUs: o.loadCPU, Conns: o.conns,
@@ -48,7 +49,7 @@ func (b *bench) profiles(ctx context.Context) error {
 		if err := <-errc; err != nil {
 			return err
 		}
-		bin := map[string]string{"ceiling": o.ceiling, "authgate": o.bin, "authgate-nolog": o.nolog}[p.target]
+		bin := map[string]string{"ceiling": o.ceiling, "authgate": o.bin, "authgate-nolog": o.nolog, "authgate-routed": o.bin}[p.target]
 		top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=30", bin, path).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("go tool pprof %s: %v: %s", path, err, top)

@@ -168,9 +168,19 @@ func (r *Report) markdown() string {
 		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, lc := range r.LogCost {
 			fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.1f%% | %.1f%%–%.1f%% | %.1f%% |\n", lc.Kind, len(lc.Pairs),
-				median(lc.Pairs, func(p LogPair) float64 { return p.On.RPS }), median(lc.Pairs, func(p LogPair) float64 { return p.Off.RPS }),
+				median(lc.Pairs, func(p CostPair) float64 { return p.On.RPS }), median(lc.Pairs, func(p CostPair) float64 { return p.Off.RPS }),
 				lc.Median, lc.Min, lc.Max, lc.CPUMedian)
 		}
+	}
+
+	if rc := r.Routing; rc != nil {
+		b.WriteString("\n## (i) Routing cost, alternating pairs\n\n")
+		b.WriteString("Pairs of closed-loop proxy runs of authgate routing by model between two declared pools and of authgate in front of one pool, one right after the other, the routed run first in every other pair; each pair's cost is the throughput the routed gateway lost.\n\n")
+		b.WriteString("| path | pairs | routed, req/s (median) | one pool, req/s (median) | cost, median | (min–max) | cost by server CPU per request, median |\n")
+		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.1f%% | %.1f%%–%.1f%% | %.1f%% |\n", rc.Kind, len(rc.Pairs),
+			median(rc.Pairs, func(p CostPair) float64 { return p.On.RPS }), median(rc.Pairs, func(p CostPair) float64 { return p.Off.RPS }),
+			rc.Median, rc.Min, rc.Max, rc.CPUMedian)
 	}
 
 	b.WriteString("\n## Ratios and the issue's bars\n\n")

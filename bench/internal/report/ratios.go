@@ -41,9 +41,20 @@ func (r *Report) ratios() []Ratio {
 		add("proxied with limits in Redis / in-process limiter, throughput", v, "x", "≥ 0.5", bar(v >= 0.5))
 		add("p99 added by the Redis round trip", h.Median.P99-d.Median.P99, "µs", "", nil)
 	}
+	// The bar goes with the alternating pairs (routingCost) when the run
+	// has them, as the log cost's does.
+	if rc := r.Routing; rc != nil {
+		add(fmt.Sprintf("routing by model between two pools, throughput lost against one pool (median of %d alternating pairs, %.1f%% to %.1f%%)", len(rc.Pairs), rc.Min, rc.Max),
+			rc.Median, "%", "≤ 5%", bar(rc.Median <= 5))
+		add("routing by model, server CPU per request added (median of the pairs)", rc.CPUMedian, "%", "", nil)
+	}
 	if rt := r.closed("proxy/authgate-routed"); d != nil && rt != nil {
 		v := 100 * (1 - rt.Median.RPS/d.Median.RPS)
-		add("routing by model between two pools, throughput lost against one pool", v, "%", "≤ 5%", bar(v <= 5))
+		if r.Routing != nil {
+			add("routing by model, throughput lost, from the closed loop's medians", v, "%", "", nil)
+		} else {
+			add("routing by model between two pools, throughput lost against one pool", v, "%", "≤ 5%", bar(v <= 5))
+		}
 	}
 	if c != nil && d != nil {
 		add("proxied / direct, throughput", d.Median.RPS/c.Median.RPS, "x", "", nil)

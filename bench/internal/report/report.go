@@ -25,7 +25,8 @@ type Report struct {
 	FixedRate float64        `json:"fixed_rate"`
 	Fixed     []OpenSum      `json:"fixed_rate_runs"`
 	Bounds    []BoundSum     `json:"latency_bounds,omitempty"`
-	LogCost   []LogCostSum   `json:"log_cost,omitempty"`
+	LogCost   []CostSum      `json:"log_cost,omitempty"`
+	Routing   *CostSum       `json:"routing_cost,omitempty"` // proxy path, routed (on) against one pool (off)
 	Ratios    []Ratio        `json:"ratios"`
 	AB        *ABRun         `json:"ab,omitempty"` // an A/B run's (StartAB), which has nothing else
 }
@@ -60,29 +61,30 @@ type ClosedRun struct {
 	Sent        int64   `json:"sent"`                  // requests wrk completed, warm-up included
 }
 
-// LogPair is one of the log cost's pairs: the gateway with its access log
-// and without, run one right after the other.
-type LogPair struct {
+// CostPair is one pair of runs that measures what a feature costs: the
+// gateway doing it (On) and not (Off), one right after the other. The log
+// cost's pairs turn the access log on and off; the routing cost's route
+// by model between two pools (On) or proxy to one (Off).
+type CostPair struct {
 	On      ClosedRun `json:"on"`
 	Off     ClosedRun `json:"off"`
-	OnFirst bool      `json:"on_first"` // the run with the log came first
+	OnFirst bool      `json:"on_first"` // the run with the feature on came first
 }
 
-// Cost is the throughput lost with the log on, in %.
-func (p LogPair) Cost() float64 { return 100 * (1 - p.On.RPS/p.Off.RPS) }
+// Cost is the throughput lost with the feature on, in %.
+func (p CostPair) Cost() float64 { return 100 * (1 - p.On.RPS/p.Off.RPS) }
 
-// cpuCost is the server CPU time per request added by the log, in %.
-func (p LogPair) cpuCost() float64 { return 100 * (p.On.CPUPerReq/p.Off.CPUPerReq - 1) }
+// cpuCost is the server CPU time per request added by the feature, in %.
+func (p CostPair) cpuCost() float64 { return 100 * (p.On.CPUPerReq/p.Off.CPUPerReq - 1) }
 
-// LogCostSum is the access log's cost on one path, from the log cost's
-// pairs.
-type LogCostSum struct {
-	Kind      string    `json:"kind"` // reject or proxy
-	Pairs     []LogPair `json:"pairs"`
-	Median    float64   `json:"median_pct"`     // median of the pairs' costs
-	Min       float64   `json:"min_pct"`        // the lowest pair's
-	Max       float64   `json:"max_pct"`        // the highest pair's
-	CPUMedian float64   `json:"cpu_median_pct"` // median of the pairs' cpuCost
+// CostSum is a feature's cost on one path, from its pairs.
+type CostSum struct {
+	Kind      string     `json:"kind"` // reject or proxy
+	Pairs     []CostPair `json:"pairs"`
+	Median    float64    `json:"median_pct"`     // median of the pairs' costs
+	Min       float64    `json:"min_pct"`        // the lowest pair's
+	Max       float64    `json:"max_pct"`        // the highest pair's
+	CPUMedian float64    `json:"cpu_median_pct"` // median of the pairs' cpuCost
 }
 
 // MachineInfo is the machine the run ran on, and its load.
@@ -244,15 +246,26 @@ func (r *Report) AddOpen(names []string, fixed [][]loadgen.OpenLoopResult, bound
 	}
 }
 
-// AddLogCost adds the log cost's pairs on path kind (reject or proxy).
-func (r *Report) AddLogCost(kind string, pairs []LogPair) {
-	lc := LogCostSum{Kind: kind, Pairs: pairs, CPUMedian: median(pairs, LogPair.cpuCost)}
-	lc.Median, lc.Min, lc.Max = spread(pairs, LogPair.Cost)
-	r.LogCost = append(r.LogCost, lc)
+// costSum sums up the pairs of a feature's cost on path kind.
+func costSum(kind string, pairs []CostPair) CostSum {
+	cs := CostSum{Kind: kind, Pairs: pairs, CPUMedian: median(pairs, CostPair.cpuCost)}
+	cs.Median, cs.Min, cs.Max = spread(pairs, CostPair.Cost)
+	return cs
 }
 
-func (r *Report) logCost(kind string) *LogCostSum {
-	return find(r.LogCost, func(c *LogCostSum) bool { return c.Kind == kind })
+// AddLogCost adds the log cost's pairs on path kind (reject or proxy).
+func (r *Report) AddLogCost(kind string, pairs []CostPair) {
+	r.LogCost = append(r.LogCost, costSum(kind, pairs))
+}
+
+// SetRoutingCost sets the routing cost's pairs, on the proxy path.
+func (r *Report) SetRoutingCost(pairs []CostPair) {
+	cs := costSum("proxy", pairs)
+	r.Routing = &cs
+}
+
+func (r *Report) logCost(kind string) *CostSum {
+	return find(r.LogCost, func(c *CostSum) bool { return c.Kind == kind })
 }
 
 func (r *Report) fixed(target string) *OpenSum {

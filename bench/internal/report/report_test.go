@@ -198,11 +198,11 @@ func TestReportLostLogLines(t *testing.T) {
 // the pairs' costs, and the closed loop's ratio stays, without a bar.
 func TestLogCost(t *testing.T) {
 	r := sampleReport()
-	pair := func(on, off float64, onFirst bool) LogPair {
-		return LogPair{On: ClosedRun{RPS: on, CPUPerReq: 1e6 / on}, Off: ClosedRun{RPS: off, CPUPerReq: 1e6 / off}, OnFirst: onFirst}
+	pair := func(on, off float64, onFirst bool) CostPair {
+		return CostPair{On: ClosedRun{RPS: on, CPUPerReq: 1e6 / on}, Off: ClosedRun{RPS: off, CPUPerReq: 1e6 / off}, OnFirst: onFirst}
 	}
 	// Costs 2%, 10%, 4%, -1%, 3%: median 3%.
-	r.AddLogCost("reject", []LogPair{pair(98, 100, true), pair(90, 100, false), pair(96, 100, true), pair(101, 100, false), pair(97, 100, true)})
+	r.AddLogCost("reject", []CostPair{pair(98, 100, true), pair(90, 100, false), pair(96, 100, true), pair(101, 100, false), pair(97, 100, true)})
 	r.Finish()
 	lc := r.logCost("reject")
 	if d := lc.Median - 3; d > 1e-9 || d < -1e-9 {
@@ -228,5 +228,43 @@ func TestLogCost(t *testing.T) {
 	}
 	if md := r.markdown(); !strings.Contains(md, "## (g) Access log cost, alternating pairs") || !strings.Contains(md, "| reject | 5 | 97 | 100 | 3.0% | -1.0%–10.0% |") {
 		t.Fatalf("latest.md lacks the pairs' table:\n%s", md)
+	}
+}
+
+// TestRoutingCost: with routingCost's pairs, the routing bar goes with the
+// median of the pairs' costs, not with the closed loop's medians, and a
+// median over 5% misses it.
+func TestRoutingCost(t *testing.T) {
+	pair := func(on, off float64, onFirst bool) CostPair {
+		return CostPair{On: ClosedRun{RPS: on, CPUPerReq: 1e6 / on}, Off: ClosedRun{RPS: off, CPUPerReq: 1e6 / off}, OnFirst: onFirst}
+	}
+	for _, tc := range []struct {
+		pairs []CostPair
+		met   bool
+	}{
+		// Costs 2%, 30%, 4%, -1%, 3%: median 3%, under the bar despite
+		// one pair far over it.
+		{[]CostPair{pair(98, 100, true), pair(70, 100, false), pair(96, 100, true), pair(101, 100, false), pair(97, 100, true)}, true},
+		// Costs 6%, 7%, 1%: median 6%.
+		{[]CostPair{pair(94, 100, true), pair(93, 100, false), pair(99, 100, true)}, false},
+	} {
+		r := sampleReport()
+		r.SetRoutingCost(tc.pairs)
+		r.Finish()
+		var barred *Ratio
+		for i, ra := range r.Ratios {
+			if strings.HasPrefix(ra.Name, "routing by model between two pools") {
+				if barred != nil {
+					t.Fatalf("two routing bars: %q and %q", barred.Name, ra.Name)
+				}
+				barred = &r.Ratios[i]
+			}
+		}
+		if barred == nil || barred.Met == nil || *barred.Met != tc.met || barred.Value != r.Routing.Median {
+			t.Fatalf("routing bar %+v, want the pairs' median %v, met %v", barred, r.Routing.Median, tc.met)
+		}
+		if md := r.markdown(); !strings.Contains(md, "## (i) Routing cost, alternating pairs") {
+			t.Fatalf("latest.md lacks the routing pairs' table:\n%s", md)
+		}
 	}
 }
