@@ -9,11 +9,29 @@ import (
 )
 
 // replyWords is the mock's answer, one word per streamed chunk; the
-// non-streamed answer is replyText, their concatenation.
+// non-streamed answer is their concatenation, "Hello from the mock
+// upstream.", or its first max_tokens words.
 var replyWords = [...]string{"Hello", " from", " the", " mock", " upstream."}
 
-// replyText is the content of every non-streamed answer.
+// replyText is the whole answer, the words' concatenation.
 const replyText = "Hello from the mock upstream."
+
+// appendReply appends the first n words of the reply.
+func appendReply(dst []byte, n int) []byte {
+	for _, w := range replyWords[:n] {
+		dst = append(dst, w...)
+	}
+	return dst
+}
+
+// appendFinish appends the JSON finish_reason of an answer max_tokens cut
+// or not.
+func appendFinish(dst []byte, cut bool) []byte {
+	if cut {
+		return append(dst, `"length"`...)
+	}
+	return append(dst, `"stop"`...)
+}
 
 // chatCompletions answers POST /v1/chat/completions.
 func (m *Mock) chatCompletions(ctx *fasthttp.RequestCtx) {
@@ -25,7 +43,7 @@ func (m *Mock) chatCompletions(ctx *fasthttp.RequestCtx) {
 	}
 	prompt := estimateTokens(len(ctx.PostBody()))
 	if req.stream {
-		m.stream(ctx, streamChat, "chatcmpl-mock-", netconn.B2S(req.model), req.includeUsage, prompt)
+		m.stream(ctx, streamChat, "chatcmpl-mock-", netconn.B2S(req.model), &req, prompt)
 		return
 	}
 	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
@@ -37,9 +55,13 @@ func (m *Mock) chatCompletions(ctx *fasthttp.RequestCtx) {
 	b = appendInt(b, time.Now().Unix())
 	b = append(b, `,"model":`...)
 	b = m.appendModel(b, netconn.B2S(req.model))
-	b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":"`+replyText+
-		`"},"logprobs":null,"finish_reason":"stop"}],"usage":`...)
-	b = appendUsage(b, prompt, len(replyWords))
+	words, cut := req.words(len(replyWords))
+	b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":"`...)
+	b = appendReply(b, words)
+	b = append(b, `"},"logprobs":null,"finish_reason":`...)
+	b = appendFinish(b, cut)
+	b = append(b, `}],"usage":`...)
+	b = appendUsage(b, prompt, words)
 	b = append(b, '}')
 	ctx.Response.SwapBody(b)
 }

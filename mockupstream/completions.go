@@ -18,7 +18,7 @@ func (m *Mock) completions(ctx *fasthttp.RequestCtx) {
 	}
 	prompt := estimateTokens(len(ctx.PostBody()))
 	if req.stream {
-		m.stream(ctx, streamCompletion, "cmpl-mock-", netconn.B2S(req.model), req.includeUsage, prompt)
+		m.stream(ctx, streamCompletion, "cmpl-mock-", netconn.B2S(req.model), &req, prompt)
 		return
 	}
 	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
@@ -29,9 +29,13 @@ func (m *Mock) completions(ctx *fasthttp.RequestCtx) {
 	b = appendInt(b, time.Now().Unix())
 	b = append(b, `,"model":`...)
 	b = m.appendModel(b, netconn.B2S(req.model))
-	b = append(b, `,"choices":[{"text":"`+replyText+
-		`","index":0,"logprobs":null,"finish_reason":"stop"}],"usage":`...)
-	b = appendUsage(b, prompt, len(replyWords))
+	words, cut := req.words(len(replyWords))
+	b = append(b, `,"choices":[{"text":"`...)
+	b = appendReply(b, words)
+	b = append(b, `","index":0,"logprobs":null,"finish_reason":`...)
+	b = appendFinish(b, cut)
+	b = append(b, `}],"usage":`...)
+	b = appendUsage(b, prompt, words)
 	b = append(b, '}')
 	ctx.Response.SwapBody(b)
 }

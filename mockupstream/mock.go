@@ -53,6 +53,12 @@ type Config struct {
 	// Zero or negative means DefaultStreamChunks.
 	StreamChunks int
 
+	// RejectStreamOptions makes chat and completion requests that carry
+	// "stream_options" answer 400 (param "stream_options"), as servers do
+	// that forbid members they do not know: for the gateway's setting that
+	// does not inject it.
+	RejectStreamOptions bool
+
 	// ChunkDelay is the pause between two consecutive events of a streamed
 	// response (the first event is sent at once). Zero means no pause.
 	// The demo sets e.g. 50ms so that streaming is visible. A client that
@@ -70,7 +76,11 @@ type Config struct {
 //     "stream": true a text/event-stream of chat.completion.chunk events
 //     (a role delta, StreamChunks content deltas, a finish_reason "stop"
 //     delta, a usage chunk if "stream_options": {"include_usage": true},
-//     then "data: [DONE]").
+//     then "data: [DONE]"). With "continuous_usage_stats": true as well,
+//     every chunk also carries the usage so far, as vLLM's and SGLang's do.
+//     "max_tokens" (or "max_completion_tokens") caps the content chunks,
+//     and the non-streamed answer's words, finish_reason "length" when it
+//     cuts them.
 //   - POST /v1/completions: a text_completion object, or a stream of
 //     text_completion chunks (StreamChunks text chunks, a finish_reason
 //     "stop" chunk, the optional usage chunk, "data: [DONE]").
@@ -85,20 +95,23 @@ type Config struct {
 //     run time, as vLLM does with LoRA adapters (AddModel and RemoveModel
 //     do the same from Go).
 //
-// Request fields other than model, stream, stream_options, input and
-// encoding_format (n, max_tokens, temperature, tools, …) are accepted and
-// ignored. Other paths answer 404, other methods on these paths 405, a body that is
+// Request fields other than model, stream, stream_options, max_tokens,
+// max_completion_tokens, input and encoding_format (n, temperature, tools,
+// …) are accepted and ignored. Other paths answer 404, other methods on these paths 405, a body that is
 // not a JSON object of the expected field types 400, each in OpenAI's error
 // shape. The Authorization header is ignored. Token counts in "usage" are
 // estimates: a token per four bytes of the request body (of each input, for
-// embeddings), at least one; a completion counts a token per word (per
-// chunk when streamed).
+// embeddings), at least one; a completion counts a token per word, which
+// is a content chunk when streamed, so that usage and the content events
+// agree.
 //
 // A Mock is safe for concurrent use.
 type Mock struct {
 	base   string // the first model: a request naming none is answered as it
 	chunks int
 	delay  time.Duration
+
+	rejectStreamOptions bool // Config.RejectStreamOptions
 
 	cat   atomic.Pointer[catalog] // the models served
 	catMu sync.Mutex              // serializes changes of cat
@@ -124,6 +137,8 @@ func New(cfg Config) *Mock {
 		chunks: cfg.StreamChunks,
 		delay:  cfg.ChunkDelay,
 		done:   make(chan struct{}),
+
+		rejectStreamOptions: cfg.RejectStreamOptions,
 	}
 	ids := cfg.Models
 	if len(ids) == 0 {

@@ -18,9 +18,20 @@ var errNotObject = errors.New("the body is not a JSON object")
 // only checked to be JSON and skipped over: prompt_tokens is estimated from
 // the body size.
 type completionRequest struct {
-	model        []byte // nil if not named; valid until the parser is put back
-	stream       bool
-	includeUsage bool // "stream_options": {"include_usage": true}
+	model           []byte // nil if not named; valid until the parser is put back
+	stream          bool
+	includeUsage    bool // "stream_options": {"include_usage": true}
+	continuousUsage bool // "stream_options": {"continuous_usage_stats": true}
+	maxTokens       int  // "max_completion_tokens", else "max_tokens"; 0 if neither
+}
+
+// words is how many words of the reply req gets: the reply's own number,
+// or fewer under maxTokens; and whether maxTokens cut them.
+func (req *completionRequest) words(reply int) (n int, cut bool) {
+	if req.maxTokens > 0 && req.maxTokens < reply {
+		return req.maxTokens, true
+	}
+	return reply, false
 }
 
 // parsers parse completion requests with valyala/fastjson, which, unlike
@@ -57,7 +68,21 @@ func (m *Mock) parseCompletion(ctx *fasthttp.RequestCtx, p *fastjson.Parser, req
 			return false
 		}
 	}
+	for _, name := range []string{"max_tokens", "max_completion_tokens"} {
+		if f := member(o, name); f != nil {
+			n, err := f.Int()
+			if err != nil || n < 1 {
+				invalidJSON(ctx, errFieldType(name, "a positive integer"))
+				return false
+			}
+			req.maxTokens = n // max_completion_tokens, read last, wins
+		}
+	}
 	if f := member(o, "stream_options"); f != nil {
+		if m.rejectStreamOptions {
+			badRequest(ctx, "stream_options: Extra inputs are not permitted", "stream_options", "invalid_request_error")
+			return false
+		}
 		so, err := f.Object()
 		if err != nil {
 			invalidJSON(ctx, errFieldType("stream_options", "an object"))
@@ -66,6 +91,12 @@ func (m *Mock) parseCompletion(ctx *fasthttp.RequestCtx, p *fastjson.Parser, req
 		if u := member(so, "include_usage"); u != nil {
 			if req.includeUsage, err = u.Bool(); err != nil {
 				invalidJSON(ctx, errFieldType("stream_options.include_usage", "a boolean"))
+				return false
+			}
+		}
+		if u := member(so, "continuous_usage_stats"); u != nil {
+			if req.continuousUsage, err = u.Bool(); err != nil {
+				invalidJSON(ctx, errFieldType("stream_options.continuous_usage_stats", "a boolean"))
 				return false
 			}
 		}

@@ -28,13 +28,15 @@ type sseStream struct {
 	chunks int
 	delay  time.Duration
 	done   <-chan struct{} // closed by Shutdown: skip the remaining pauses
+	cut    bool            // max_tokens cut the chunks: finish_reason "length"
 	usage  bool            // send a usage chunk before [DONE]
-	prompt int             // prompt_tokens for the usage chunk
+	every  bool            // and the usage so far in every chunk (continuous_usage_stats)
+	prompt int             // prompt_tokens for the usage
 	onEnd  func(events int, err error)
 }
 
 // stream answers ctx with a text/event-stream of kind chunks.
-func (m *Mock) stream(ctx *fasthttp.RequestCtx, kind streamKind, idPrefix, model string, includeUsage bool, prompt int) {
+func (m *Mock) stream(ctx *fasthttp.RequestCtx, kind streamKind, idPrefix, model string, req *completionRequest, prompt int) {
 	ctx.Response.Header.SetContentTypeBytes(strTextEventStream)
 	ctx.Response.Header.SetBytesKV(strCacheControl, strNoCache)
 	object := "chat.completion.chunk"
@@ -51,13 +53,16 @@ func (m *Mock) stream(ctx *fasthttp.RequestCtx, kind streamKind, idPrefix, model
 	head = appendInt(head, time.Now().Unix())
 	head = append(head, `,"model":`...)
 	head = m.appendModel(head, model)
+	chunks, cut := req.words(m.chunks)
 	s := &sseStream{
 		kind:   kind,
 		head:   head,
-		chunks: m.chunks,
+		chunks: chunks,
+		cut:    cut,
 		delay:  m.delay,
 		done:   m.done,
-		usage:  includeUsage,
+		usage:  req.includeUsage,
+		every:  req.includeUsage && req.continuousUsage, // as vLLM: both or neither
 		prompt: prompt,
 		onEnd:  m.onStreamEnd,
 	}
@@ -80,7 +85,8 @@ func (s *sseStream) write(w *bufio.Writer) {
 	buf := make([]byte, 0, len(s.head)+160)
 	if s.kind == streamChat {
 		buf = append(append(buf[:0], s.head...),
-			`,"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`+"\n\n"...)
+			`,"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]`...)
+		buf = s.endEvent(buf, 0)
 		if !e.send(buf) {
 			return
 		}
@@ -97,20 +103,24 @@ func (s *sseStream) write(w *bufio.Writer) {
 		}
 		buf = append(buf, replyWords[i%len(replyWords)]...)
 		if s.kind == streamChat {
-			buf = append(buf, `"},"logprobs":null,"finish_reason":null}]}`+"\n\n"...)
+			buf = append(buf, `"},"logprobs":null,"finish_reason":null}]`...)
 		} else {
-			buf = append(buf, `","index":0,"logprobs":null,"finish_reason":null}]}`+"\n\n"...)
+			buf = append(buf, `","index":0,"logprobs":null,"finish_reason":null}]`...)
 		}
+		buf = s.endEvent(buf, i+1)
 		if !e.send(buf) {
 			return
 		}
 	}
 	buf = append(buf[:0], s.head...)
 	if s.kind == streamChat {
-		buf = append(buf, `,"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}`+"\n\n"...)
+		buf = append(buf, `,"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":`...)
 	} else {
-		buf = append(buf, `,"choices":[{"text":"","index":0,"logprobs":null,"finish_reason":"stop"}]}`+"\n\n"...)
+		buf = append(buf, `,"choices":[{"text":"","index":0,"logprobs":null,"finish_reason":`...)
 	}
+	buf = appendFinish(buf, s.cut)
+	buf = append(buf, `}]`...)
+	buf = s.endEvent(buf, s.chunks)
 	if !e.send(buf) {
 		return
 	}
@@ -123,6 +133,16 @@ func (s *sseStream) write(w *bufio.Writer) {
 		}
 	}
 	e.send(append(buf[:0], eventDone...))
+}
+
+// endEvent ends a chunk event: with the usage of the completion tokens
+// sent so far when the stream carries it in every chunk.
+func (s *sseStream) endEvent(buf []byte, completion int) []byte {
+	if s.every {
+		buf = append(buf, `,"usage":`...)
+		buf = appendUsage(buf, s.prompt, completion)
+	}
+	return append(buf, "}\n\n"...)
 }
 
 // eventWriter sends the events of one stream, pausing between them.
