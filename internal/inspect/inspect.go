@@ -51,7 +51,8 @@ func (b *Budget) InUse() int64 { return b.used.Load() }
 // Body is a request body read whole: Bytes until Release.
 type Body struct {
 	buf      []byte
-	spare    []byte // Rewrite's buffer for the next version of buf
+	spare    []byte  // Rewrite's buffer for the next version of buf
+	end      [1]byte // readEnd's: a local would escape to the heap
 	reserved int64
 }
 
@@ -112,6 +113,9 @@ func (b *Budget) readStream(bd *Body, s io.Reader, size int) error {
 		bd.buf = make([]byte, 0, size)
 	}
 	for {
+		if size >= 0 && len(bd.buf) == size {
+			return readEnd(s, bd.end[:])
+		}
 		if len(bd.buf) == cap(bd.buf) {
 			if len(bd.buf) >= b.maxBody+1 {
 				return ErrTooLarge
@@ -132,6 +136,24 @@ func (b *Budget) readStream(bd *Body, s io.Reader, size int) error {
 			if size >= 0 && len(bd.buf) < size {
 				return ErrShort
 			}
+			return nil
+		case err != nil:
+			return err
+		}
+	}
+}
+
+// readEnd reads s, whose body of known length has been read whole, to its
+// end, into one byte rather than a buffer grown for it: nil at the end,
+// ErrTooLarge if the stream gives more than its length, or the stream's
+// error.
+func readEnd(s io.Reader, one []byte) error {
+	for {
+		n, err := s.Read(one)
+		switch {
+		case n > 0:
+			return ErrTooLarge
+		case err == io.EOF:
 			return nil
 		case err != nil:
 			return err
