@@ -342,9 +342,12 @@ func TestInspectBounds(t *testing.T) {
 		InspectMemory:       64 << 10,
 		AccessLog:           filepath.Join(t.TempDir(), "log"),
 	})
+	// Until the gateway knows any model, GET /v1/models is proxied to one
+	// upstream, which lists its own model only: both mean the gateway's
+	// union, and that it routes (and so inspects).
 	pollUntil(t, "discovery", func() bool {
 		_, body := do(t, "GET", g.url+"/v1/models", "Bearer "+keyAlice, "")
-		return strings.Contains(body, "m2")
+		return strings.Contains(body, `"m1"`) && strings.Contains(body, `"m2"`)
 	})
 	big := `{"model":"m1","prompt":"` + strings.Repeat("x", 70<<10) + `"}`
 	resp, body := do(t, "POST", g.url+"/v1/completions", "Bearer "+keyAlice, big)
