@@ -181,16 +181,12 @@ type Config struct {
 	// client: from a new connection's opening, or from the first byte of a
 	// kept-alive connection's next request. A client still sending when it
 	// expires (a slowloris dribbling its headers) gets 408 and is
-	// disconnected. Zero means DefaultReadTimeout (60 s).
-	//
-	// ReadTimeout, IdleTimeout and WriteTimeout may each expire up to an
-	// eighth of itself, at most 1 s, early: Gateway.Serve moves a
-	// connection's deadline later only once it is that far behind, not on
-	// every request.
+	// disconnected. Zero means DefaultReadTimeout (60 s). ReadTimeout,
+	// IdleTimeout and WriteTimeout are exact: each is the net package's
+	// deadline, set as fasthttp asks.
 	ReadTimeout time.Duration
 
 	// IdleTimeout bounds how long an idle keep-alive connection is kept.
-	// It may differ from ReadTimeout at no cost (see Gateway.Serve).
 	// Zero means DefaultIdleTimeout (120 s).
 	IdleTimeout time.Duration
 
