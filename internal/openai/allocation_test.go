@@ -40,13 +40,13 @@ func TestAppendBodyAllocs(t *testing.T) {
 }
 
 func TestParseUsageAllocs(t *testing.T) {
-	body := []byte(`{"id":"c","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}`)
+	body := []byte(`{"id":"c","model":"qwen","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}`)
 	if n := testing.AllocsPerRun(100, func() {
-		if _, ok := ParseUsage(body); !ok {
-			t.Fatal("no usage")
+		if r := ParseResponse(body); !r.HasUsage || string(r.Model) != "qwen" {
+			t.Fatal("no usage or model")
 		}
 	}); n != 0 {
-		t.Fatalf("ParseUsage: %v allocations", n)
+		t.Fatalf("ParseResponse: %v allocations", n)
 	}
 }
 

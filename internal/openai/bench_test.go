@@ -301,3 +301,16 @@ func BenchmarkSSEScanner(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
 }
+
+// BenchmarkParseResponse: the model and usage of a non-streamed chat
+// completion as vLLM answers it, the gateway's cost of metering one.
+func BenchmarkParseResponse(b *testing.B) {
+	body := []byte(`{"id":"chatcmpl-b2c4","object":"chat.completion","created":1764990000,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?","tool_calls":[]},"logprobs":null,"finish_reason":"stop","stop_reason":null}],"usage":{"prompt_tokens":24,"total_tokens":33,"completion_tokens":9,"prompt_tokens_details":null},"prompt_logprobs":null}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := ParseResponse(body); !r.HasUsage {
+			b.Fatal("no usage")
+		}
+	}
+}

@@ -16,21 +16,45 @@ type Usage struct {
 // "usage" members the last counts, as for the client's JSON parser. A body
 // that is not a JSON object has none.
 func ParseUsage(body []byte) (Usage, bool) {
+	r := ParseResponse(body)
+	return r.Usage, r.HasUsage
+}
+
+// Response is what ParseResponse reads of a response body.
+type Response struct {
+	// Model is the top-level "model" string, unescaped, or nil if there
+	// is none (or it is not a string). It aliases the body when the
+	// string has no escapes, and is a copy otherwise.
+	Model []byte
+	// Usage is the top-level "usage", as ParseUsage reads it, if HasUsage.
+	Usage    Usage
+	HasUsage bool
+}
+
+// ParseResponse reads the top-level "model" and "usage" of a response
+// body that is not streamed, in one pass. A body that is not a JSON
+// object has neither.
+func ParseResponse(body []byte) Response {
 	o, err := openDocument(body)
 	if err != nil {
-		return Usage{}, false
+		return Response{}
 	}
-	var u Usage
-	ok := false
+	var r Response
 	for o.next() {
-		if o.keyIs("usage") {
-			u, ok = readUsage(body, o.val, o.depth)
+		switch {
+		case o.keyIs("usage"):
+			r.Usage, r.HasUsage = readUsage(body, o.val, o.depth)
+		case o.keyIs("model"):
+			r.Model = nil
+			if v := body[o.val.start:o.val.end]; v[0] == '"' {
+				r.Model, _ = readText(v)
+			}
 		}
 	}
 	if o.close() != nil {
-		return Usage{}, false
+		return Response{}
 	}
-	return u, ok
+	return r
 }
 
 // readUsage reads the checked value v of a "usage" member, depth levels

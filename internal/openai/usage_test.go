@@ -38,3 +38,22 @@ func TestParseUsage(t *testing.T) {
 	f(`{"usage":{"prompt_tokens":1}} x`, Usage{}, false)
 	f(`[{"usage":{"prompt_tokens":1}}]`, Usage{}, false)
 }
+
+// TestParseResponse: the top-level model and usage in one pass; a "model"
+// inside choices is not the response's; a model that is not a string is
+// none; a body that is not a JSON object has neither.
+func TestParseResponse(t *testing.T) {
+	f := func(body, wantModel string, wantUsage Usage, wantHas bool) {
+		t.Helper()
+		r := ParseResponse([]byte(body))
+		if string(r.Model) != wantModel || r.Usage != wantUsage || r.HasUsage != wantHas {
+			t.Errorf("ParseResponse(%s) = %q, %+v, %v; want %q, %+v, %v", body, r.Model, r.Usage, r.HasUsage, wantModel, wantUsage, wantHas)
+		}
+	}
+	f(`{"model":"qwen","usage":{"prompt_tokens":3,"completion_tokens":4}}`, "qwen", Usage{3, 4, 7}, true)
+	f(`{"usage":{"input_tokens":3,"output_tokens":4,"total_tokens":7},"choices":[{"model":"x"}],"model":"q\u0077en"}`, "qwen", Usage{3, 4, 7}, true)
+	f(`{"model":7,"usage":{"prompt_tokens":1}}`, "", Usage{1, 0, 1}, true)
+	f(`{"model":"a","model":"b"}`, "b", Usage{}, false)
+	f(`["model","usage"]`, "", Usage{}, false)
+	f(`{"model":"a"`, "", Usage{}, false)
+}
