@@ -91,6 +91,15 @@ type Entry struct {
 	// alias, not its target); empty when it named none or the gateway did
 	// not look (docs/http.md#model-routing). Written as model, escaped.
 	Model []byte
+	// Metered reports that the upstream's token usage was read
+	// (docs/http.md#token-metering): PromptTokens and CompletionTokens,
+	// and UsageEstimated when they were counted rather than reported.
+	// Written as prompt_tokens, completion_tokens and usage_estimated,
+	// null when not metered.
+	Metered          bool
+	PromptTokens     int64
+	CompletionTokens int64
+	UsageEstimated   bool
 }
 
 // timestampLayout is the time.Layout equivalent of appendTimestamp.
@@ -306,7 +315,16 @@ func appendJSON(dst []byte, e *Entry, ts *stamp) []byte {
 	dst = appendAddr(dst, e.Client)
 	dst = append(dst, `","model":"`...)
 	dst = appendEscaped(dst, e.Model)
-	return append(dst, "\"}\n"...)
+	if !e.Metered {
+		return append(dst, `","prompt_tokens":null,"completion_tokens":null,"usage_estimated":null}`+"\n"...)
+	}
+	dst = append(dst, `","prompt_tokens":`...)
+	dst = strconv.AppendInt(dst, e.PromptTokens, 10)
+	dst = append(dst, `,"completion_tokens":`...)
+	dst = strconv.AppendInt(dst, e.CompletionTokens, 10)
+	dst = append(dst, `,"usage_estimated":`...)
+	dst = strconv.AppendBool(dst, e.UsageEstimated)
+	return append(dst, "}\n"...)
 }
 
 // appendAddr appends ip in its usual form, "" for the zero Addr, with

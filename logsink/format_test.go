@@ -213,16 +213,21 @@ func TestAppendJSON(t *testing.T) {
 		RequestID: []byte("req-1"),
 		Client:    netip.MustParseAddr("203.0.113.5"),
 	}
-	want := `{"time":"2026-11-27T06:30:22.123456Z","key_id":"alice","method":"POST","path":"/v1/chat/completions","status":200,"latency_ms":1.235,"bytes_in":12,"bytes_out":345,"upstream":"http://10.0.0.1:8000","request_id":"req-1","client":"203.0.113.5","model":""}` + "\n"
+	want := `{"time":"2026-11-27T06:30:22.123456Z","key_id":"alice","method":"POST","path":"/v1/chat/completions","status":200,"latency_ms":1.235,"bytes_in":12,"bytes_out":345,"upstream":"http://10.0.0.1:8000","request_id":"req-1","client":"203.0.113.5","model":"","prompt_tokens":null,"completion_tokens":null,"usage_estimated":null}` + "\n"
 	if got := string(appendJSON(nil, &e, nil)); got != want {
 		t.Fatalf("appendJSON:\n got %s\nwant %s", got, want)
+	}
+	e.Model, e.Metered, e.PromptTokens, e.CompletionTokens = []byte("qwen"), true, 17, 5
+	want = strings.Replace(want, `"model":"","prompt_tokens":null,"completion_tokens":null,"usage_estimated":null`, `"model":"qwen","prompt_tokens":17,"completion_tokens":5,"usage_estimated":false`, 1)
+	if got := string(appendJSON(nil, &e, nil)); got != want {
+		t.Fatalf("appendJSON, metered:\n got %s\nwant %s", got, want)
 	}
 	// The text line has no client.
 	if got, want := string(appendText(nil, &e, nil)), "2026-11-27T06:30:22.123456Z | alice | POST /v1/chat/completions | 200\n"; got != want {
 		t.Fatalf("appendText:\n got %q\nwant %q", got, want)
 	}
 
-	want = `{"time":"2026-11-27T06:30:22.123456Z","key_id":"-","method":"-","path":"-","status":0,"latency_ms":0.000,"bytes_in":0,"bytes_out":0,"upstream":"","request_id":"","client":"","model":""}` + "\n"
+	want = `{"time":"2026-11-27T06:30:22.123456Z","key_id":"-","method":"-","path":"-","status":0,"latency_ms":0.000,"bytes_in":0,"bytes_out":0,"upstream":"","request_id":"","client":"","model":"","prompt_tokens":null,"completion_tokens":null,"usage_estimated":null}` + "\n"
 	if got := string(appendJSON(nil, &Entry{Time: fixedTime}, nil)); got != want {
 		t.Fatalf("appendJSON of an empty entry:\n got %s\nwant %s", got, want)
 	}
@@ -242,6 +247,10 @@ type jsonLine struct {
 	RequestID string  `json:"request_id"`
 	Client    string  `json:"client"`
 	Model     string  `json:"model"`
+	// Token counts: null (nil) when the request was not metered.
+	PromptTokens     *int64 `json:"prompt_tokens"`
+	CompletionTokens *int64 `json:"completion_tokens"`
+	UsageEstimated   *bool  `json:"usage_estimated"`
 }
 
 // checkJSONLine asserts that line is one newline-terminated JSON object
@@ -255,8 +264,8 @@ func checkJSONLine(t testing.TB, line []byte) jsonLine {
 	if err := json.Unmarshal(line, &fields); err != nil {
 		t.Fatalf("line %q does not parse: %v", line, err)
 	}
-	if len(fields) != 12 {
-		t.Fatalf("line %q has %d fields, want 12", line, len(fields))
+	if len(fields) != 15 {
+		t.Fatalf("line %q has %d fields, want 15", line, len(fields))
 	}
 	var v jsonLine
 	if err := json.Unmarshal(line, &v); err != nil {
