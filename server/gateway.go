@@ -44,6 +44,7 @@ type Gateway struct {
 	proxy     *proxy.Proxy
 	inspect   *inspect.Budget // bodies read for their model
 	models    stats.ByName
+	tokens    stats.Tokens  // by key_id and model (meter)
 	sink      *logsink.Sink // the file sink; nil without one
 	accessLog AccessLogger  // sink or Config.AccessLogger; nil: no access log
 	srv       *fasthttp.Server

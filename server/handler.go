@@ -13,6 +13,7 @@ import (
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/listen"
 	"github.com/authgate/authgate/internal/netconn"
+	"github.com/authgate/authgate/internal/openai"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/limiter"
 	"github.com/authgate/authgate/logsink"
@@ -321,8 +322,13 @@ func writeText(ctx *fasthttp.RequestCtx, status int, body []byte) {
 }
 
 // served is what the access log says of how a request was served: the
-// upstream that served it and the model it named ("" for none).
-type served struct{ upstream, model string }
+// upstream that served it, the model it named ("" for none), and the
+// tokens the upstream reported, if metered.
+type served struct {
+	upstream, model string
+	usage           openai.Usage
+	metered         bool
+}
 
 // logRequest counts the request in acct's metrics and the latency
 // histogram, and writes its access-log line.
@@ -361,6 +367,9 @@ func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *accounts.Account,
 		e.Upstream = sv.upstream
 		e.Client = forwarded.ClientAddr(ctx, g.cfg.TrustedProxies)
 		e.Model = netconn.S2B(sv.model) // an immutable string's bytes
+		if sv.metered {
+			e.Metered, e.PromptTokens, e.CompletionTokens = true, int64(sv.usage.Prompt), int64(sv.usage.Completion)
+		}
 	}
 	g.writeLog(e, requestID)
 }

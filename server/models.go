@@ -34,18 +34,39 @@ var (
 // upstream's name and the model for the log.
 func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) served {
 	acct, _ := ctx.UserValue(accountKey{}).(*accounts.Account)
+	var sv served
 	if !g.proxy.Routing() && acct.Access().Models == nil {
 		// One pool and no model list: the upstream's own /v1/models is
 		// the answer, and bodies stream through unread.
-		return served{upstream: g.serve(ctx, "")}
+		sv.upstream = g.serve(ctx, "")
+	} else if path := ctx.Path(); (ctx.IsGet() || ctx.IsHead()) && g.proxy.ModelsKnown() &&
+		(bytes.Equal(path, strModelsPath) || bytes.HasPrefix(path, strModelsPrefix)) {
+		return served{model: g.serveModels(ctx, acct, path)}
+	} else {
+		sv = g.routeModel(ctx, acct)
 	}
-	if (ctx.IsGet() || ctx.IsHead()) && g.proxy.ModelsKnown() {
-		path := ctx.Path()
-		if bytes.Equal(path, strModelsPath) || bytes.HasPrefix(path, strModelsPrefix) {
-			return served{model: g.serveModels(ctx, acct, path)}
-		}
+	g.meter(ctx, acct, &sv)
+	return sv
+}
+
+// meter reads the token usage of an upstream's response held whole (a
+// stream is not metered here) and counts it under the key_id and the
+// model: the one the request named, else the response's if an upstream
+// lists it, else "" (docs/http.md#token-metering).
+func (g *Gateway) meter(ctx *fasthttp.RequestCtx, acct *accounts.Account, sv *served) {
+	if sv.upstream == "" || ctx.Response.IsBodyStream() || ctx.Response.StatusCode() != fasthttp.StatusOK {
+		return
 	}
-	return g.routeModel(ctx, acct)
+	r := openai.ParseResponse(ctx.Response.Body())
+	if !r.HasUsage {
+		return
+	}
+	model := sv.model
+	if model == "" && r.Model != nil {
+		model, _ = g.proxy.Listed(r.Model)
+	}
+	sv.usage, sv.metered = r.Usage, true
+	g.tokens.Add(acct.KeyID, model, int64(r.Usage.Prompt), int64(r.Usage.Completion))
 }
 
 // serve forwards ctx's request to the upstreams serving model ("" for the

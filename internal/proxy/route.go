@@ -171,6 +171,19 @@ func (p *Proxy) Resolve(model []byte) (name, served string, known bool) {
 	return "", "", false
 }
 
+// Listed returns the name of model as the route table holds it, if an
+// upstream lists it or it is an alias: a string of the gateway's own for
+// a name read from elsewhere (a response's "model"), or false.
+func (p *Proxy) Listed(model []byte) (string, bool) {
+	if a, ok := p.aliases[string(model)]; ok {
+		return a.name, true
+	}
+	if r := p.table.Load().byModel[string(model)]; r != nil {
+		return r.id, true
+	}
+	return "", false
+}
+
 // ServeModel is Serve restricted to the upstreams that serve the model
 // served (as Resolve returned it): those that list it, or the catch-alls
 // if none does. Balancing and the retry of a refused connection stay

@@ -344,3 +344,67 @@ func (b *ByName) Write(bb *bytes.Buffer, metric, label string) {
 		fmt.Fprintf(bb, "%s{%s=\"%s\",code=\"%d\"} %d\n", metric, label, EscapeLabel(r.name), r.code, r.n)
 	}
 }
+
+// Tokens counts the tokens upstreams reported, by key_id and model, for a
+// bounded set of pairs: past MaxNames pairs, a new pair's tokens are
+// counted under its key_id and the model "other".
+type Tokens struct {
+	m sync.Map // tokenPair → *tokenCounts
+	n atomic.Int32
+}
+
+type tokenPair struct{ keyID, model string }
+
+type tokenCounts struct{ prompt, completion atomic.Uint64 }
+
+// Add counts prompt and completion tokens under keyID and model.
+func (t *Tokens) Add(keyID, model string, prompt, completion int64) {
+	k := tokenPair{keyID, model}
+	v, ok := t.m.Load(k)
+	if !ok {
+		if t.n.Load() >= MaxNames {
+			k.model = "other"
+		}
+		var loaded bool
+		v, loaded = t.m.LoadOrStore(k, &tokenCounts{})
+		if !loaded {
+			t.n.Add(1)
+		}
+	}
+	c := v.(*tokenCounts)
+	c.prompt.Add(uint64(max(prompt, 0)))
+	c.completion.Add(uint64(max(completion, 0)))
+}
+
+// Write appends metric, labelled key_id, model and type (prompt or
+// completion), in the Prometheus text format, sorted; nothing if nothing
+// was counted.
+func (t *Tokens) Write(bb *bytes.Buffer, metric string) {
+	type row struct {
+		k tokenPair
+		c *tokenCounts
+	}
+	var rows []row
+	t.m.Range(func(k, v any) bool {
+		rows = append(rows, row{k.(tokenPair), v.(*tokenCounts)})
+		return true
+	})
+	if len(rows) == 0 {
+		return
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		if c := strings.Compare(a.k.keyID, b.k.keyID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.k.model, b.k.model)
+	})
+	metrics.WriteMetadataIfNeeded(bb, metric, "counter")
+	for _, r := range rows {
+		for _, tc := range []struct {
+			name string
+			n    uint64
+		}{{"prompt", r.c.prompt.Load()}, {"completion", r.c.completion.Load()}} {
+			fmt.Fprintf(bb, "%s{key_id=\"%s\",model=\"%s\",type=\"%s\"} %d\n", metric, EscapeLabel(r.k.keyID), EscapeLabel(r.k.model), tc.name, tc.n)
+		}
+	}
+}
