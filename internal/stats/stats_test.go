@@ -2,6 +2,7 @@ package stats
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -127,5 +128,36 @@ func TestCounterSharding(t *testing.T) {
 	}
 	if s := NewCounter(true); s.shards.Load() == nil {
 		t.Error("a shared counter is not sharded from the start")
+	}
+}
+
+// TestTokensBound: pairs past MaxNames count under their key_id and
+// "other", tokens add up per pair, and Write escapes and sorts.
+func TestTokensBound(t *testing.T) {
+	var tk Tokens
+	for i := range MaxNames {
+		tk.Add("k", fmt.Sprintf("m%04d", i), 1, 2)
+	}
+	tk.Add("k", "m0000", 10, 20)
+	tk.Add("k", "late", 3, 4)
+	tk.Add("k\"", "later", 5, 6)
+	var bb bytes.Buffer
+	tk.Write(&bb, "authgate_tokens_total")
+	out := bb.String()
+	for _, want := range []string{
+		`authgate_tokens_total{key_id="k",model="m0000",type="prompt"} 11`,
+		`authgate_tokens_total{key_id="k",model="m0000",type="completion"} 22`,
+		`authgate_tokens_total{key_id="k",model="other",type="prompt"} 3`,
+		`authgate_tokens_total{key_id="k\"",model="other",type="completion"} 6`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing %s", want)
+		}
+	}
+	if strings.Contains(out, "late") {
+		t.Errorf("a pair past the bound has its own label")
+	}
+	if first := strings.Index(out, `key_id="k",model="m0000"`); first < 0 || first > strings.Index(out, `key_id="k",model="m0001"`) {
+		t.Errorf("not sorted")
 	}
 }
