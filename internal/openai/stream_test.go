@@ -1,0 +1,86 @@
+package openai
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// chunked is a reader that returns src in pieces of n bytes, then err.
+type chunked struct {
+	src string
+	n   int
+	err error
+}
+
+func (c *chunked) Read(b []byte) (int, error) {
+	if c.src == "" {
+		return 0, c.err
+	}
+	k := min(c.n, len(c.src), len(b))
+	copy(b, c.src[:k])
+	c.src = c.src[k:]
+	return k, nil
+}
+
+// TestStreamReader: whatever the cuts of the upstream's reads and the
+// size of the reader's buffer, the client gets the stream byte for byte
+// but for the dropped usage-only chunk; the last usage and the content
+// events are counted; an unfinished last event passes as it came at a
+// clean end and is lost after a failure.
+func TestStreamReader(t *testing.T) {
+	const (
+		role    = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n"
+		content = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}\n\n"
+		stop    = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\r\n\r\n"
+		usage   = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,\"total_tokens\":9}}\n\n"
+		done    = "data: [DONE]\n\n"
+	)
+	stream := role + content + content + stop + usage + done
+	for _, drop := range []bool{false, true} {
+		want := stream
+		if drop {
+			want = strings.Replace(stream, usage, "", 1)
+		}
+		for n := 1; n <= len(stream); n += 7 {
+			for _, out := range []int{1, 5, 4096} {
+				var r StreamReader
+				r.Reset(&chunked{src: stream, n: n, err: io.EOF}, drop)
+				got, err := io.ReadAll(iotest.OneByteReader(&limited{&r, out}))
+				if err != nil || string(got) != want {
+					t.Fatalf("drop %v, reads of %d, buffer %d: %q, %v; want %q", drop, n, out, got, err, want)
+				}
+				if !r.HasUsage || r.Usage != (Usage{7, 2, 9}) || r.Content != 2 {
+					t.Fatalf("drop %v, reads of %d: usage %+v %v, %d content events", drop, n, r.Usage, r.HasUsage, r.Content)
+				}
+			}
+		}
+	}
+	// Cut in its last event: at a clean end the rest passes as it came;
+	// after a failure it does not, and the failure is returned.
+	var r StreamReader
+	r.Reset(&chunked{src: role + "data: {\"cho", n: 9, err: io.EOF}, true)
+	if got, err := io.ReadAll(&r); err != nil || string(got) != role+"data: {\"cho" {
+		t.Fatalf("clean end inside an event: %q, %v", got, err)
+	}
+	broken := errors.New("upstream reset")
+	r.Reset(&chunked{src: role + content + "data: {\"cho", n: 9, err: broken}, true)
+	got, err := io.ReadAll(&r)
+	if !errors.Is(err, broken) || string(got) != role+content {
+		t.Fatalf("failure inside an event: %q, %v", got, err)
+	}
+	if !r.HasUsage || r.Usage.Completion != 1 {
+		t.Fatalf("the running usage before the failure: %+v, %v", r.Usage, r.HasUsage)
+	}
+}
+
+// limited reads from r at most n bytes at a time, as a reader with a small
+// buffer would.
+type limited struct {
+	r io.Reader
+	n int
+}
+
+func (l *limited) Read(b []byte) (int, error) { return l.r.Read(b[:min(len(b), l.n)]) }
