@@ -154,6 +154,10 @@ func TestServeBinaryJSONAccessLog(t *testing.T) {
 		RequestID string   `json:"request_id"`
 		Client    string   `json:"client"`
 		Model     *string  `json:"model"`
+		// Null when not metered: the 401.
+		PromptTokens     *int64 `json:"prompt_tokens"`
+		CompletionTokens *int64 `json:"completion_tokens"`
+		UsageEstimated   *bool  `json:"usage_estimated"`
 	}
 	var got []line
 	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
@@ -175,10 +179,11 @@ func TestServeBinaryJSONAccessLog(t *testing.T) {
 		t.Fatalf("%d lines", len(got))
 	}
 	if g := got[0]; g.KeyID != "js" || g.Method != "POST" || g.Path != "/v1/chat/completions" || g.Status != 200 ||
-		*g.Upstream != up.url || *g.BytesIn != int64(len(chatBody)) || *g.BytesOut == 0 {
+		*g.Upstream != up.url || *g.BytesIn != int64(len(chatBody)) || *g.BytesOut == 0 ||
+		g.PromptTokens == nil || *g.PromptTokens < 1 || g.CompletionTokens == nil || *g.CompletionTokens != 5 || g.UsageEstimated == nil || *g.UsageEstimated {
 		t.Errorf("proxied line %+v", g)
 	}
-	if g := got[1]; g.KeyID != "-" || g.Status != 401 || *g.Upstream != "" {
+	if g := got[1]; g.KeyID != "-" || g.Status != 401 || *g.Upstream != "" || g.PromptTokens != nil || g.UsageEstimated != nil {
 		t.Errorf("rejected line %+v", g)
 	}
 }

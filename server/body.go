@@ -92,7 +92,7 @@ func (g *Gateway) expectContinue(ctx *fasthttp.RequestCtx) int {
 	var rid [forwarded.MaxRequestID]byte
 	requestID := forwarded.RequestID(&ctx.Request.Header, &rid)
 	if ctx.Request.Header.ContentLength() > g.cfg.MaxRequestBody {
-		writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, apierr.TooLarge)
+		apierr.Write(ctx, fasthttp.StatusRequestEntityTooLarge, apierr.TooLarge)
 		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 		g.logRequest(ctx, g.none, start, requestID, served{})
 	} else if acct, res := g.admit(ctx, start, requestID); acct != nil {

@@ -19,6 +19,8 @@ import (
 	"github.com/authgate/authgate/internal/inspect"
 	"github.com/authgate/authgate/internal/keywatch"
 	"github.com/authgate/authgate/internal/listen"
+	"github.com/authgate/authgate/internal/metering"
+	"github.com/authgate/authgate/internal/modelroute"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/internal/stats"
@@ -44,7 +46,8 @@ type Gateway struct {
 	proxy     *proxy.Proxy
 	inspect   *inspect.Budget // bodies read for their model
 	models    stats.ByName
-	tokens    stats.Tokens  // by key_id and model (meter)
+	tokens    *metering.Counter
+	router    *modelroute.Router
 	sink      *logsink.Sink // the file sink; nil without one
 	accessLog AccessLogger  // sink or Config.AccessLogger; nil: no access log
 	srv       *fasthttp.Server
@@ -101,12 +104,15 @@ func New(cfg Config) (*Gateway, error) {
 		MaxBody:        int64(cfg.MaxRequestBody),
 		Trusted:        cfg.TrustedProxies,
 		Logger:         cfg.Logger,
+		NewMeter:       g.streamMeter,
 	})
 	if err != nil {
 		return nil, err
 	}
 	g.proxy = p
+	g.tokens = metering.New(p.Listed)
 	g.inspect = inspect.NewBudget(min(cfg.InspectMaxBody, cfg.MaxRequestBody), cfg.InspectMemory)
+	g.router = &modelroute.Router{Proxy: p, Inspect: g.inspect, Tokens: g.tokens, Models: &g.models, WriteTimeout: cfg.WriteTimeout}
 
 	var keysStamp keywatch.Stamp // taken before loading, so that a change during the load is seen
 	if cfg.watchesKeysFile() {

@@ -12,8 +12,8 @@ import (
 	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/listen"
+	"github.com/authgate/authgate/internal/modelroute"
 	"github.com/authgate/authgate/internal/netconn"
-	"github.com/authgate/authgate/internal/openai"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/limiter"
 	"github.com/authgate/authgate/logsink"
@@ -141,7 +141,7 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 		acct, res = x.acct, x.res // decided on the head (expectContinue)
 	} else {
 		if bodyTooLarge(&ctx.Request, g.cfg.MaxRequestBody) {
-			writeJSON(ctx, fasthttp.StatusRequestEntityTooLarge, apierr.TooLarge)
+			apierr.Write(ctx, fasthttp.StatusRequestEntityTooLarge, apierr.TooLarge)
 			ctx.SetConnectionClose()
 			ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 			g.logRequest(ctx, g.none, start, requestID, served{})
@@ -253,12 +253,12 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, start time.Time, requestID []b
 	case admitted:
 		return d.acct, d.res
 	case unauthorized:
-		writeJSON(ctx, fasthttp.StatusUnauthorized, d.body401)
+		apierr.Write(ctx, fasthttp.StatusUnauthorized, d.body401)
 		if d.acct == nil {
 			d.acct = g.none
 		}
 	case limiterDown:
-		writeJSON(ctx, fasthttp.StatusServiceUnavailable, body503Limiter)
+		apierr.Write(ctx, fasthttp.StatusServiceUnavailable, body503Limiter)
 	case limited:
 		writeRateLimited(ctx, d.acct, d.res)
 		setRateHeaders(ctx, d.res)
@@ -308,27 +308,14 @@ func setRateHeaders(ctx *fasthttp.RequestCtx, res limiter.Result) {
 	h.SetCanonical(strRateLimitReset, apierr.AppendDuration(buf[:0], res.Reset))
 }
 
-// writeJSON answers status with a precomputed JSON body.
-func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
-	ctx.Response.SetStatusCode(status)
-	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
-	ctx.Response.SetBodyRaw(body)
-}
-
 func writeText(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.Response.SetStatusCode(status)
 	ctx.Response.Header.SetContentTypeBytes(strTextPlain)
 	ctx.Response.SetBodyRaw(body)
 }
 
-// served is what the access log says of how a request was served: the
-// upstream that served it, the model it named ("" for none), and the
-// tokens the upstream reported, if metered.
-type served struct {
-	upstream, model string
-	usage           openai.Usage
-	metered         bool
-}
+// served is what the access log says of how a request was served.
+type served modelroute.Served
 
 // logRequest counts the request in acct's metrics and the latency
 // histogram, and writes its access-log line.
@@ -364,11 +351,11 @@ func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *accounts.Account,
 		} else {
 			e.BytesOut = int64(len(ctx.Response.Body()))
 		}
-		e.Upstream = sv.upstream
+		e.Upstream = sv.Upstream
 		e.Client = forwarded.ClientAddr(ctx, g.cfg.TrustedProxies)
-		e.Model = netconn.S2B(sv.model) // an immutable string's bytes
-		if sv.metered {
-			e.Metered, e.PromptTokens, e.CompletionTokens = true, int64(sv.usage.Prompt), int64(sv.usage.Completion)
+		e.Model = netconn.S2B(sv.Model) // an immutable string's bytes
+		if sv.Metered {
+			e.Metered, e.PromptTokens, e.CompletionTokens = true, int64(sv.Usage.Prompt), int64(sv.Usage.Completion)
 		}
 	}
 	g.writeLog(e, requestID)

@@ -161,7 +161,7 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 	}
 
 	g.models.Write(&bb, "authgate_model_requests_total", "model")
-	g.tokens.Write(&bb, "authgate_tokens_total")
+	g.tokens.Write(&bb)
 
 	metrics.WriteCounterUint64(&bb, "authgate_connections_rejected_total", g.conns.Refused()+uint64(g.srv.GetRejectedConnectionsCount()))
 

@@ -18,8 +18,7 @@ import (
 // written to the JSON log (prompt_tokens, completion_tokens,
 // usage_estimated) and counted in authgate_tokens_total by key_id and
 // model: the model the request named when routed, else the response's if
-// an upstream lists it. A stream, a refused request and a response
-// without usage log null.
+// an upstream lists it. A stream and a refused request log null.
 func TestTokenMetering(t *testing.T) {
 	start := func(models ...string) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -33,7 +32,7 @@ func TestTokenMetering(t *testing.T) {
 		return "http://" + ln.Addr().String()
 	}
 	g := startGateway(t, server.Config{
-		KeysFile:            keysFile(t, "alice:"+keyAlice+"\nbob:"+keyBob+"\n"),
+		KeysFile:            keysFile(t, "alice:"+keyAlice+"\nbob:"+keyBob+"\ncarol:"+keyCarol+"\n"),
 		Upstreams:           []string{start("m1"), start("m2")},
 		ModelAliases:        map[string]string{"mini": "m1"},
 		HealthCheckInterval: 20 * time.Millisecond,
@@ -63,8 +62,8 @@ func TestTokenMetering(t *testing.T) {
 	cut := `{"model":"mini","max_tokens":2,"messages":[]}` // an alias: counted as its name
 	post(keyAlice, "/v1/chat/completions", cut, 200, want{true, prompt(`{"model":"m1","max_tokens":2,"messages":[]}`), 2})
 	emb := `{"model":"m2","input":"hello"}`
-	post(keyBob, "/v1/embeddings", emb, 200, want{true, 2, 0}) // the mock: a token per four bytes of the input
-	post(keyBob, "/v1/chat/completions", `{"model":"m2","stream":true}`, 200, want{})
+	post(keyBob, "/v1/embeddings", emb, 200, want{true, 2, 0})                          // the mock: a token per four bytes of the input
+	post(keyCarol, "/v1/chat/completions", `{"model":"m2","stream":true}`, 200, want{}) // metered in the metrics only (TestStreamMetering)
 	post(keyBob, "/v1/chat/completions", `{"model":"nope"}`, 404, want{})
 
 	var m strings.Builder

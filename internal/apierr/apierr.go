@@ -66,3 +66,13 @@ func ModelNotFound(model []byte) []byte {
 	body = append(body, name[1:len(name)-1]...)
 	return append(body, "` does not exist or you do not have access to it.\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"model_not_found\"}}"...)
 }
+
+var strContentTypeJSON = []byte("application/json")
+
+// Write answers ctx with status and the JSON body, which is shared (one
+// of this package's bodies, say): never modified.
+func Write(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.Response.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
+	ctx.Response.SetBodyRaw(body)
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/netconn"
+	"github.com/authgate/authgate/internal/openai"
 	"github.com/authgate/authgate/internal/safelog"
 )
 
@@ -59,6 +60,10 @@ type Config struct {
 	Trusted forwarded.Trusted
 	// Logger receives upstream failures (throttled) and health changes.
 	Logger *slog.Logger
+	// NewMeter, if set, is called for each response streamed as server-
+	// sent events; a non-nil Meter it returns has the stream's events
+	// read as they pass (meter.go).
+	NewMeter func(ctx *fasthttp.RequestCtx) Meter
 }
 
 // Proxy forwards admitted requests to the upstreams over pooled
@@ -72,7 +77,8 @@ type Config struct {
 // safe for concurrent use.
 type Proxy struct {
 	ups          []*upstream
-	authHeader   []byte // "Bearer <APIKey>", or nil
+	authHeader   []byte                               // "Bearer <APIKey>", or nil
+	newMeter     func(ctx *fasthttp.RequestCtx) Meter // Config.NewMeter
 	timeout      time.Duration
 	writeTimeout time.Duration // Config.WriteTimeout, renewed for each piece of a stream
 	passive      bool          // mark an upstream down when it refuses connections
@@ -114,13 +120,6 @@ var (
 	strContentTypeJSON = []byte("application/json")
 )
 
-// writeJSON answers status with a precomputed JSON body.
-func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
-	ctx.Response.SetStatusCode(status)
-	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
-	ctx.Response.SetBodyRaw(body)
-}
-
 // StatusClientClosed is logged for a request whose client went away before
 // its response was sent (nginx's 499).
 const StatusClientClosed = 499
@@ -137,6 +136,7 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{log: cfg.Logger, timeout: cfg.Timeout, writeTimeout: cfg.WriteTimeout}
 	p.maxBody = cfg.MaxBody
 	p.trusted = cfg.Trusted
+	p.newMeter = cfg.NewMeter
 	p.created = time.Now().Unix()
 	if cfg.APIKey != "" {
 		p.authHeader = []byte("Bearer " + cfg.APIKey)
@@ -237,16 +237,16 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) (name string, bodyLeft bool) {
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx, ups []*upstream) (name string, bodyLeft bool) {
 	req := &ctx.Request
 	if !allowedMethod(req.Header.Method()) {
-		writeJSON(ctx, fasthttp.StatusMethodNotAllowed, body405)
+		apierr.Write(ctx, fasthttp.StatusMethodNotAllowed, body405)
 		ctx.Response.Header.SetCanonical(strAllow, strAllowedMethods)
 		return "", false
 	}
 	if body := checkTarget(req); body != nil {
-		writeJSON(ctx, fasthttp.StatusBadRequest, body)
+		apierr.Write(ctx, fasthttp.StatusBadRequest, body)
 		return "", false
 	}
 	if !req.Header.IsHTTP11() && !bytes.Equal(req.Header.Protocol(), strHTTP10) {
-		writeJSON(ctx, fasthttp.StatusBadRequest, body400Version)
+		apierr.Write(ctx, fasthttp.StatusBadRequest, body400Version)
 		return "", false
 	}
 	// The upstream is spoken to in HTTP/1.1 whatever the client spoke: its
@@ -254,7 +254,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, ups []*upstream) (name string, b
 	req.Header.SetProtocolBytes(strHTTP11)
 	clientClose := req.Header.ConnectionClose()
 	if !removeHopByHop(&req.Header) {
-		writeJSON(ctx, fasthttp.StatusBadRequest, body400Connection)
+		apierr.Write(ctx, fasthttp.StatusBadRequest, body400Connection)
 		return "", false
 	}
 	req.Header.DelBytes(strExpect)
@@ -365,7 +365,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 		default: // 413 for a chunked body over the limit, 408, 400
 			ctx.Response.Reset()
 			status, b := apierr.ForReadError(bodyErr)
-			writeJSON(ctx, status, b)
+			apierr.Write(ctx, status, b)
 		}
 		return bodyLeft
 	}
@@ -418,6 +418,11 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 		h.SetCanonical(strXAccelBuffering, strNo)
 	}
 	x.inner = upResp.BodyStream()
+	if p.newMeter != nil && bytes.HasPrefix(upResp.Header.ContentType(), strEventStream) {
+		if m := p.newMeter(ctx); m != nil {
+			x.startMeter(m)
+		}
+	}
 	pc.SetWriteDeadline(time.Time{})
 	// The head goes to the client at once, so that it need not wait for the
 	// first event; unless the first of the body came with it, when both go
@@ -474,6 +479,9 @@ type exchange struct {
 	closed       bool
 
 	body bodyReader // the request's streamed body on its way up
+
+	meter  Meter               // a metered stream's (meter.go); nil if none
+	events openai.StreamReader // reads a metered stream
 
 	// The client watch, started by watchTimer once the exchange has lasted
 	// WatchDelay (see armWatch). wmu guards watch and watchOff between the
@@ -545,6 +553,14 @@ func (x *exchange) stopWatch() bool {
 const ErrClientLeft = safelog.Fixed("client left")
 
 func (x *exchange) Read(b []byte) (int, error) {
+	if x.meter != nil {
+		return x.events.Read(b)
+	}
+	return x.readUpstream(b)
+}
+
+// readUpstream reads the next piece of the upstream's body into b.
+func (x *exchange) readUpstream(b []byte) (int, error) {
 	x.pc.SetReadDeadline(time.Now().Add(x.timeout))
 	n, err := x.inner.Read(b)
 	if errors.Is(err, io.EOF) {
@@ -586,6 +602,7 @@ func (x *exchange) finish(reuse bool) {
 	if x.inner != nil {
 		x.resp.CloseBodyStream()
 	}
+	x.endMeter()
 	if reuse {
 		x.up.pool.put(x.pc)
 	}

@@ -195,7 +195,7 @@ func (p *Proxy) Listed(model []byte) (string, bool) {
 func (p *Proxy) ServeModel(ctx *fasthttp.RequestCtx, served string) (name string, bodyLeft bool) {
 	ups, ok := p.table.Load().pool(served)
 	if !ok {
-		writeJSON(ctx, fasthttp.StatusNotFound, body404Model)
+		apierr.Write(ctx, fasthttp.StatusNotFound, body404Model)
 		return "", false
 	}
 	return p.serve(ctx, ups)

@@ -1,0 +1,139 @@
+package server_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/authgate/authgate/mockupstream"
+	"github.com/authgate/authgate/server"
+)
+
+// TestStreamMetering: a routed stream that did not ask for its usage is
+// asked for it upstream (asserted inside the upstream), metered from its
+// usage chunk, and the client gets the events it would have got without
+// the gateway: no usage chunk. A client that asked for usage gets its one
+// usage chunk, unchanged. A client that asked for running usage alone is
+// not asked for more, so that no chunk gains usage it did not ask for,
+// and its stream is not metered.
+func TestStreamMetering(t *testing.T) {
+	var mu sync.Mutex
+	var asked []bool // per upstream request: did its body ask for include_usage
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock := mockupstream.New(mockupstream.Config{Models: []string{"m1"}, StreamChunks: 4})
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsPost() {
+			var b struct {
+				StreamOptions struct {
+					IncludeUsage bool `json:"include_usage"`
+				} `json:"stream_options"`
+			}
+			json.Unmarshal(ctx.PostBody(), &b)
+			mu.Lock()
+			asked = append(asked, b.StreamOptions.IncludeUsage)
+			mu.Unlock()
+		}
+		mock.Handler(ctx)
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	g := startGateway(t, server.Config{
+		KeysFile:            keysFile(t, "alice:"+keyAlice+"  models=m1\n"),
+		Upstreams:           []string{"http://" + ln.Addr().String()},
+		HealthCheckInterval: 20 * time.Millisecond,
+	})
+
+	// events returns the stream's data events: "usage" for a usage-only
+	// chunk, "content+usage" for a chunk that carries both, else "chunk";
+	// and "[DONE]".
+	events := func(body string) []string {
+		t.Helper()
+		req, _ := http.NewRequest("POST", g.url+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+keyAlice)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", body, resp.StatusCode)
+		}
+		var out []string
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			if data == "[DONE]" {
+				out = append(out, data)
+				continue
+			}
+			var c struct {
+				Choices []any `json:"choices"`
+				Usage   any   `json:"usage"`
+			}
+			if err := json.Unmarshal([]byte(data), &c); err != nil {
+				t.Fatalf("%s: event %s: %v", body, data, err)
+			}
+			switch {
+			case len(c.Choices) == 0 && c.Usage != nil:
+				out = append(out, "usage")
+			case c.Usage != nil:
+				out = append(out, "content+usage")
+			default:
+				out = append(out, "chunk")
+			}
+		}
+		return out
+	}
+	tokens := func() string {
+		var m strings.Builder
+		g.WriteMetrics(&m)
+		var lines []string
+		for _, l := range strings.Split(m.String(), "\n") {
+			if strings.HasPrefix(l, "authgate_tokens_total{") {
+				lines = append(lines, l)
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	// Role, 4 contents, stop; then [DONE].
+	plain := []string{"chunk", "chunk", "chunk", "chunk", "chunk", "chunk", "[DONE]"}
+	withUsage := []string{"chunk", "chunk", "chunk", "chunk", "chunk", "chunk", "usage", "[DONE]"}
+
+	if got := events(`{"model":"m1","stream":true}`); strings.Join(got, " ") != strings.Join(plain, " ") {
+		t.Fatalf("stream without include_usage: events %v, want %v", got, plain)
+	}
+	if got := tokens(); !strings.Contains(got, `key_id="alice",model="m1",type="completion"} 4`) {
+		t.Fatalf("the stream was not metered: %s", got)
+	}
+	if got := events(`{"model":"m1","stream":true,"stream_options":{"include_usage":true}}`); strings.Join(got, " ") != strings.Join(withUsage, " ") {
+		t.Fatalf("stream with include_usage: events %v, want %v", got, withUsage)
+	}
+	if got := tokens(); !strings.Contains(got, `key_id="alice",model="m1",type="completion"} 8`) {
+		t.Fatalf("the second stream was not metered: %s", got)
+	}
+	before := tokens()
+	if got := events(`{"model":"m1","stream":true,"stream_options":{"continuous_usage_stats":true}}`); strings.Join(got, " ") != strings.Join(plain, " ") {
+		t.Fatalf("stream with continuous_usage_stats alone: events %v, want %v", got, plain)
+	}
+	if got := tokens(); got != before {
+		t.Fatalf("a stream without usage was metered: %s, before %s", got, before)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []bool{true, true, false}; len(asked) != 3 || asked[0] != want[0] || asked[1] != want[1] || asked[2] != want[2] {
+		t.Fatalf("upstream asked for usage: %v, want %v", asked, want)
+	}
+}
