@@ -161,6 +161,10 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 		setRateHeaders(ctx, res)
 	}
 	ctx.Response.Header.SetCanonical(strXRequestID, requestID)
+	if sl := takeStreamLog(ctx); sl != nil {
+		sl.hold(acct, start, requestID, sv) // logged as the stream ends
+		return
+	}
 	g.logRequest(ctx, acct, start, requestID, sv)
 }
 

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"time"
+
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/internal/accounts"
+	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/modelroute"
+	"github.com/authgate/authgate/internal/openai"
 	"github.com/authgate/authgate/internal/proxy"
 )
 
@@ -18,11 +22,69 @@ func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) served {
 
 // streamMeter is the proxy's Config.NewMeter: the Meter the router made
 // for the request, else one under its key_id and no model
-// (docs/http.md#token-metering).
+// (docs/http.md#token-metering), within a streamLog that writes the
+// request's access-log line when the stream ends, with its tokens.
 func (g *Gateway) streamMeter(ctx *fasthttp.RequestCtx) proxy.Meter {
-	if m, ok := modelroute.StreamMeter(ctx); ok {
-		return m
-	}
 	acct, _ := ctx.UserValue(accountKey{}).(*accounts.Account)
-	return g.tokens.Stream(acct.KeyID, "", false)
+	m, ok := modelroute.StreamMeter(ctx)
+	if !ok {
+		m = g.tokens.Stream(acct.KeyID, "", false)
+	}
+	sl := &streamLog{Meter: m, g: g, ctx: ctx}
+	ctx.SetUserValue(streamLogKey{}, sl)
+	return sl
+}
+
+// streamLogKey is the user-value key of a request's streamLog.
+type streamLogKey struct{}
+
+// streamLog is a metered stream's Meter, which also writes the request's
+// access-log line (and counts it in the metrics) when the stream ends,
+// so that the line has the stream's tokens and its whole duration. The
+// handler hands it the line's fields (hold) as it returns; the proxy
+// ends the stream after that, as fasthttp writes the body, while the
+// request is still ctx's.
+type streamLog struct {
+	proxy.Meter
+	g     *Gateway
+	ctx   *fasthttp.RequestCtx
+	held  bool
+	acct  *accounts.Account
+	start time.Time
+	rid   [forwarded.MaxRequestID]byte
+	ridN  int
+	sv    served
+}
+
+// takeStreamLog returns the streamLog of ctx's streamed response, if it
+// has one, and forgets it.
+func takeStreamLog(ctx *fasthttp.RequestCtx) *streamLog {
+	sl, _ := ctx.UserValue(streamLogKey{}).(*streamLog)
+	if sl == nil {
+		return nil
+	}
+	ctx.RemoveUserValue(streamLogKey{})
+	if !ctx.Response.IsBodyStream() {
+		return nil // the stream was not handed to fasthttp: log now
+	}
+	return sl
+}
+
+// hold keeps the fields of the request's log line for StreamEnded.
+func (sl *streamLog) hold(acct *accounts.Account, start time.Time, requestID []byte, sv served) {
+	sl.acct, sl.start, sl.sv, sl.held = acct, start, sv, true
+	sl.ridN = copy(sl.rid[:], requestID)
+}
+
+// StreamEnded meters the stream, then writes its log line.
+func (sl *streamLog) StreamEnded(u openai.Usage, hasUsage bool, contentEvents int) {
+	sl.Meter.StreamEnded(u, hasUsage, contentEvents)
+	if !sl.held {
+		return // the handler logged the request itself
+	}
+	sl.held = false
+	if hasUsage {
+		sl.sv.Usage, sl.sv.Metered = u, true
+	}
+	sl.g.logRequest(sl.ctx, sl.acct, sl.start, sl.rid[:sl.ridN], sl.sv)
 }

@@ -3,8 +3,10 @@ package server_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/authgate/authgate/logsink"
 	"github.com/authgate/authgate/mockupstream"
 	"github.com/authgate/authgate/server"
 )
@@ -135,5 +138,75 @@ func TestStreamMetering(t *testing.T) {
 	defer mu.Unlock()
 	if want := []bool{true, true, false}; len(asked) != 3 || asked[0] != want[0] || asked[1] != want[1] || asked[2] != want[2] {
 		t.Fatalf("upstream asked for usage: %v, want %v", asked, want)
+	}
+}
+
+// TestStreamMeteringClientGone: a client that leaves a stream with
+// running usage is charged what the upstream had reported when the
+// gateway cut it, and its log line is written all the same, with those
+// tokens.
+func TestStreamMeteringClientGone(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock := mockupstream.New(mockupstream.Config{Models: []string{"m1"}, StreamChunks: 500, ChunkDelay: 10 * time.Millisecond})
+	go mock.Serve(ln)
+	t.Cleanup(func() { mock.Shutdown() })
+	g := startGateway(t, server.Config{
+		KeysFile:            keysFile(t, "alice:"+keyAlice+"  models=m1\n"),
+		Upstreams:           []string{"http://" + ln.Addr().String()},
+		HealthCheckInterval: 20 * time.Millisecond,
+		AccessLogFormat:     logsink.FormatJSON,
+	})
+	c, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"model":"m1","stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}`
+	fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", keyAlice, len(body), body)
+	br := bufio.NewReader(c)
+	for events := 0; events < 4; {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			events++
+		}
+	}
+	c.Close()
+	var counted string
+	pollUntil(t, "the stream's tokens counted", func() bool {
+		var m strings.Builder
+		g.WriteMetrics(&m)
+		for _, l := range strings.Split(m.String(), "\n") {
+			if v, ok := strings.CutPrefix(l, `authgate_tokens_total{key_id="alice",model="m1",type="completion"} `); ok {
+				counted = v
+				return true
+			}
+		}
+		return false
+	})
+	n, _ := strconv.Atoi(counted)
+	if n < 3 || n >= 500 {
+		t.Fatalf("%d completion tokens counted for a stream left after 3 content events of 500", n)
+	}
+	var logged []string
+	for _, l := range g.logLines(t) {
+		var e struct {
+			Path       string `json:"path"`
+			Completion *int64 `json:"completion_tokens"`
+		}
+		json.Unmarshal([]byte(l), &e)
+		if e.Path == "/v1/chat/completions" {
+			if e.Completion == nil {
+				t.Fatalf("the stream's line has no tokens: %s", l)
+			}
+			logged = append(logged, strconv.FormatInt(*e.Completion, 10))
+		}
+	}
+	if len(logged) != 1 || logged[0] != counted {
+		t.Fatalf("logged completion tokens %v, counted %s", logged, counted)
 	}
 }
