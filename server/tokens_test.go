@@ -62,7 +62,7 @@ func TestTokenMetering(t *testing.T) {
 	cut := `{"model":"mini","max_tokens":2,"messages":[]}` // an alias: counted as its name
 	post(keyAlice, "/v1/chat/completions", cut, 200, want{true, prompt(`{"model":"m1","max_tokens":2,"messages":[]}`), 2})
 	emb := `{"model":"m2","input":"hello"}`
-	post(keyBob, "/v1/embeddings", emb, 200, want{true, 2, 0})                          // the mock: a token per four bytes of the input
+	post(keyBob, "/v1/embeddings", emb, 200, want{true, 2, 0}) // the mock: a token per four bytes of the input
 	// A stream, asked for its usage (TestStreamMetering): its line, written
 	// as it ends, has its tokens; the prompt's, of the body as sent up.
 	post(keyCarol, "/v1/chat/completions", `{"model":"m2","stream":true}`, 200, want{true, -1, 5})
