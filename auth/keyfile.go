@@ -21,6 +21,9 @@ const MaxLineLen = 4096
 // MaxRPM is the largest value of the rpm setting.
 const MaxRPM = 10_000_000
 
+// MaxConcurrency is the largest value of the concurrency setting.
+const MaxConcurrency = 1_000_000
+
 // Settings are the optional per-key settings of a keys file line. They
 // follow the key after whitespace, as whitespace-separated name=value pairs:
 //
@@ -33,6 +36,8 @@ const MaxRPM = 10_000_000
 //	                   ([MatchModel]), at most MaxModelPatterns
 //	expires=T          when the key_id's keys stop working: an RFC 3339
 //	                   instant, or a date YYYY-MM-DD (UTC midnight)
+//	concurrency=N      the most requests of the key_id in flight at once,
+//	                   streams included, 1..MaxConcurrency
 //
 // An unknown name, a pair without '=', an empty or invalid value, or a name
 // given twice on one line makes the line invalid ([ErrBadSetting]).
@@ -50,11 +55,15 @@ type Settings struct {
 	// Expires is when the key_id's keys stop working (UTC, whole
 	// seconds); zero means never.
 	Expires time.Time
+	// Concurrency is the most requests of the key_id in flight at once;
+	// 0 means no limit.
+	Concurrency int
 }
 
 // valid reports whether s holds values that a keys file could give.
 func (s Settings) valid() bool {
-	return s.RPM >= 0 && s.RPM <= MaxRPM && (s.Models == "" || validModels(s.Models) == nil)
+	return s.RPM >= 0 && s.RPM <= MaxRPM && (s.Models == "" || validModels(s.Models) == nil) &&
+		s.Concurrency >= 0 && s.Concurrency <= MaxConcurrency
 }
 
 // ModelPatterns returns the patterns of s.Models, nil if it has none.
@@ -252,6 +261,7 @@ const (
 	seenRPM = 1 << iota
 	seenModels
 	seenExpires
+	seenConcurrency
 )
 
 // maxShownSettingName is the longest unknown setting name that an error
@@ -279,7 +289,7 @@ func parseSettings(b []byte, keyID string) (Settings, error) {
 			return s, fmt.Errorf("%w for key_id %q: a setting without '=' (want name=value)", ErrBadSetting, keyID)
 		}
 		switch string(name) {
-		case "rpm", "models", "expires":
+		case "rpm", "models", "expires", "concurrency":
 		default:
 			if len(name) == 0 || len(name) > maxShownSettingName || !allTokenChars(name) {
 				return s, fmt.Errorf("%w for key_id %q: unknown setting (known: %s)", ErrBadSetting, keyID, knownSettings)
@@ -309,12 +319,18 @@ func parseSettings(b []byte, keyID string) (Settings, error) {
 				return s, fmt.Errorf("%w %q for key_id %q: %v", ErrBadSetting, name, keyID, err)
 			}
 			s.Expires = t
+		case "concurrency":
+			n, ok := parseUint(val, MaxConcurrency)
+			if !ok || n == 0 {
+				return s, fmt.Errorf("%w %q for key_id %q: want an integer from 1 to %d", ErrBadSetting, name, keyID, MaxConcurrency)
+			}
+			s.Concurrency = n
 		}
 	}
 }
 
 // knownSettings lists the settings' names, for errors.
-const knownSettings = "rpm, models, expires"
+const knownSettings = "rpm, models, expires, concurrency"
 
 // knownSetting reports whether name is the name of a setting.
 func knownSetting(name []byte) bool { return settingBit(name) != 0 }
@@ -329,6 +345,8 @@ func settingBit(name []byte) uint {
 		return seenModels
 	case "expires":
 		return seenExpires
+	case "concurrency":
+		return seenConcurrency
 	}
 	return 0
 }

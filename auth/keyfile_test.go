@@ -192,9 +192,9 @@ func TestLineErrorMessage(t *testing.T) {
 	f("alice:"+testKey+" rpm=0", `line 3: bad setting "rpm" for key_id "alice": want an integer from 1 to 10000000`)
 	f("alice:"+testKey+" rpm=1 rpm=1", `line 3: bad setting "rpm" for key_id "alice": given twice`)
 	f("alice:"+testKey+" rpm", `line 3: bad setting "rpm" for key_id "alice": missing '=' (want name=value)`)
-	f("alice:"+testKey+" tpm=a", `line 3: bad setting "tpm" for key_id "alice": unknown setting (known: rpm, models, expires)`)
+	f("alice:"+testKey+" tpm=a", `line 3: bad setting "tpm" for key_id "alice": unknown setting (known: rpm, models, expires, concurrency)`)
 	f("alice:"+testKey+" "+testKey2, `line 3: bad setting for key_id "alice": a setting without '=' (want name=value)`)
-	f("alice:"+testKey+" "+testKey2+"=1", `line 3: bad setting for key_id "alice": unknown setting (known: rpm, models, expires)`)
+	f("alice:"+testKey+" "+testKey2+"=1", `line 3: bad setting for key_id "alice": unknown setting (known: rpm, models, expires, concurrency)`)
 	f("alice:"+testKey+strings.Repeat(" ", MaxLineLen), `line 3: line too long (over 4096 bytes)`)
 
 	le := &LineError{Line: 7, Err: ErrDuplicateKey, KeyID: "bob", FirstKeyID: "alice", FirstLine: 2}
@@ -503,5 +503,25 @@ func TestParseLineDoesNotKeepLine(t *testing.T) {
 	copy(line, bytes.Repeat([]byte("X"), len(line)))
 	if e.KeyID != "alice" {
 		t.Fatalf("KeyID aliased the line: %q", e.KeyID)
+	}
+}
+
+// TestConcurrencySetting: concurrency=N parses from 1 to MaxConcurrency;
+// 0, past the bound, not a number, or twice is a bad setting.
+func TestConcurrencySetting(t *testing.T) {
+	for line, want := range map[string]int{
+		"alice:" + testKey + " concurrency=1":             1,
+		"alice:" + testKey + " rpm=5 concurrency=1000000": MaxConcurrency,
+	} {
+		e, ok, err := ParseLine([]byte(line), 1)
+		if !ok || err != nil || e.Settings.Concurrency != want {
+			t.Errorf("ParseLine(%q) = %+v, %v, %v; want concurrency %d", line, e.Settings, ok, err, want)
+		}
+	}
+	for _, v := range []string{"0", "1000001", "x", "-1", "1 concurrency=2"} {
+		line := "alice:" + testKey + " concurrency=" + v
+		if _, _, err := ParseLine([]byte(line), 1); !errors.Is(err, ErrBadSetting) {
+			t.Errorf("ParseLine(%q): %v, want ErrBadSetting", line, err)
+		}
 	}
 }
