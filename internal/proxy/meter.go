@@ -4,10 +4,12 @@ import (
 	"github.com/authgate/authgate/internal/openai"
 )
 
-// A Meter learns the token usage of a stream of server-sent events as
-// its events pass to the client (docs/http.md#token-metering), read by an
-// openai.StreamReader: every event but a dropped one is forwarded whole
-// as soon as its end arrives.
+// A Meter is told when a response streamed to the client ends, and
+// learns the token usage of a stream of server-sent events as its events
+// pass (docs/http.md#token-metering), read by an openai.StreamReader:
+// every event but a dropped one is forwarded whole as soon as its end
+// arrives. Any other stream is passed on as it comes and reports no
+// usage.
 type Meter interface {
 	// DropUsageChunk reports whether the stream's usage-only chunk (the
 	// one stream_options.include_usage adds) is to be kept from the
@@ -26,10 +28,12 @@ type upstreamBody struct{ x *exchange }
 
 func (u upstreamBody) Read(b []byte) (int, error) { return u.x.readUpstream(b) }
 
-// startMeter meters x's stream with m.
-func (x *exchange) startMeter(m Meter) {
-	x.meter = m
-	x.events.Reset(upstreamBody{x}, m.DropUsageChunk())
+// startMeter meters x's stream with m, reading its events if events.
+func (x *exchange) startMeter(m Meter, events bool) {
+	x.meter, x.meterEvents = m, events
+	if events {
+		x.events.Reset(upstreamBody{x}, m.DropUsageChunk())
+	}
 }
 
 // endMeter reports the stream's usage to its Meter, once.
@@ -37,7 +41,11 @@ func (x *exchange) endMeter() {
 	if x.meter == nil {
 		return
 	}
-	x.meter.StreamEnded(x.events.Usage, x.events.HasUsage, x.events.Content)
-	x.meter = nil
-	x.events.Reset(nil, false)
+	if x.meterEvents {
+		x.meter.StreamEnded(x.events.Usage, x.events.HasUsage, x.events.Content)
+		x.events.Reset(nil, false)
+	} else {
+		x.meter.StreamEnded(openai.Usage{}, false, 0)
+	}
+	x.meter, x.meterEvents = nil, false
 }

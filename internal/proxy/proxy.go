@@ -60,9 +60,10 @@ type Config struct {
 	Trusted forwarded.Trusted
 	// Logger receives upstream failures (throttled) and health changes.
 	Logger *slog.Logger
-	// NewMeter, if set, is called for each response streamed as server-
-	// sent events; a non-nil Meter it returns has the stream's events
-	// read as they pass (meter.go).
+	// NewMeter, if set, is called for each response streamed to the
+	// client; a non-nil Meter it returns is told when the stream ends, and
+	// has the events of a stream of server-sent events read as they pass
+	// (meter.go).
 	NewMeter func(ctx *fasthttp.RequestCtx) Meter
 }
 
@@ -418,9 +419,9 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 		h.SetCanonical(strXAccelBuffering, strNo)
 	}
 	x.inner = upResp.BodyStream()
-	if p.newMeter != nil && bytes.HasPrefix(upResp.Header.ContentType(), strEventStream) {
+	if p.newMeter != nil {
 		if m := p.newMeter(ctx); m != nil {
-			x.startMeter(m)
+			x.startMeter(m, bytes.HasPrefix(upResp.Header.ContentType(), strEventStream))
 		}
 	}
 	pc.SetWriteDeadline(time.Time{})
@@ -480,8 +481,9 @@ type exchange struct {
 
 	body bodyReader // the request's streamed body on its way up
 
-	meter  Meter               // a metered stream's (meter.go); nil if none
-	events openai.StreamReader // reads a metered stream
+	meter       Meter               // a metered stream's (meter.go); nil if none
+	meterEvents bool                // its events are read as they pass
+	events      openai.StreamReader // reads a metered stream
 
 	// The client watch, started by watchTimer once the exchange has lasted
 	// WatchDelay (see armWatch). wmu guards watch and watchOff between the
@@ -553,7 +555,7 @@ func (x *exchange) stopWatch() bool {
 const ErrClientLeft = safelog.Fixed("client left")
 
 func (x *exchange) Read(b []byte) (int, error) {
-	if x.meter != nil {
+	if x.meterEvents {
 		return x.events.Read(b)
 	}
 	return x.readUpstream(b)
