@@ -1598,7 +1598,7 @@ func TestServeBinaryAdminListener(t *testing.T) {
 			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
 		}
 	}
-	if got, want := get("/limits"), `{"alice":{"requests_last_minute":1,"rate_limit":100000}}`+"\n"; got != want {
+	if got, want := get("/limits"), `{"alice":{"requests_last_minute":1,"rate_limit":100000,"in_flight":0}}`+"\n"; got != want {
 		t.Errorf("/limits = %q, want %q", got, want)
 	}
 	if !p.stderr.waitFor("admin listener serving", 1, waitLimit) || !strings.Contains(p.stderr.String(), "listen="+adminAddr) {

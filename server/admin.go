@@ -36,7 +36,7 @@ var (
 // AdminHandler is the admin listener's fasthttp.RequestHandler:
 //
 //	GET /metrics        Prometheus metrics (names begin with authgate_)
-//	GET /limits         every key_id in use: {"KEY_ID": {"requests_last_minute": n, "rate_limit": N}, …}
+//	GET /limits         every key_id in use: {"KEY_ID": {"requests_last_minute": n, "rate_limit": N, "in_flight": n}, …}
 //	/debug/pprof/…      Go's profiles (net/http/pprof's endpoints)
 //
 // and 404 for anything else. It shows key_ids, never a key. Access:
@@ -118,6 +118,10 @@ type KeyLimit struct {
 	RequestsLastMinute int `json:"requests_last_minute"`
 	// RateLimit is the key_id's limit per window.
 	RateLimit int `json:"rate_limit"`
+	// InFlight is the number of the key_id's requests in flight, streams
+	// included, and Concurrency its concurrency= limit (omitted: none).
+	InFlight    int64 `json:"in_flight"`
+	Concurrency int   `json:"concurrency,omitempty"`
 }
 
 // Limits returns the limiter state at now of every key_id that has any (a
@@ -127,7 +131,8 @@ func (g *Gateway) Limits(now time.Time) map[string]KeyLimit {
 	out := make(map[string]KeyLimit)
 	g.accounts.Each(func(a *accounts.Account) {
 		if a.Window != nil {
-			out[a.KeyID] = KeyLimit{RequestsLastMinute: a.Window.CountAt(now), RateLimit: a.Window.Limit()}
+			out[a.KeyID] = KeyLimit{RequestsLastMinute: a.Window.CountAt(now), RateLimit: a.Window.Limit(),
+				InFlight: a.Conc.InFlight(), Concurrency: a.Access().Concurrency}
 		}
 	})
 	return out

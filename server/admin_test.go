@@ -287,7 +287,7 @@ func TestAdminLimits(t *testing.T) {
 	}
 	// Sorted by key_id; bob's refused 4th request is not in his window;
 	// carol, never used, has no limiter state.
-	want := `{"alice":{"requests_last_minute":2,"rate_limit":100},"bob":{"requests_last_minute":3,"rate_limit":3}}` + "\n"
+	want := `{"alice":{"requests_last_minute":2,"rate_limit":100,"in_flight":0},"bob":{"requests_last_minute":3,"rate_limit":3,"in_flight":0}}` + "\n"
 	if b := get(); b != want {
 		t.Errorf("/limits:\n got %s\nwant %s", b, want)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/authgate/authgate/internal/modelroute"
 	"github.com/authgate/authgate/internal/openai"
 	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/limiter/tokens"
 )
 
 // proxyStep is Handler's step: it routes the admitted request by its
@@ -54,6 +55,7 @@ type streamLog struct {
 	rid   [forwarded.MaxRequestID]byte
 	ridN  int
 	sv    served
+	slot  tokens.Slot // the request's concurrency slot
 }
 
 // takeStreamLog returns the streamLog of ctx's streamed response, if it
@@ -70,9 +72,10 @@ func takeStreamLog(ctx *fasthttp.RequestCtx) *streamLog {
 	return sl
 }
 
-// hold keeps the fields of the request's log line for StreamEnded.
-func (sl *streamLog) hold(acct *accounts.Account, start time.Time, requestID []byte, sv served) {
-	sl.acct, sl.start, sl.sv, sl.held = acct, start, sv, true
+// hold keeps the fields of the request's log line, and its concurrency
+// slot, for StreamEnded.
+func (sl *streamLog) hold(acct *accounts.Account, start time.Time, requestID []byte, sv served, slot tokens.Slot) {
+	sl.acct, sl.start, sl.sv, sl.held, sl.slot = acct, start, sv, true, slot
 	sl.ridN = copy(sl.rid[:], requestID)
 }
 
@@ -83,6 +86,7 @@ func (sl *streamLog) StreamEnded(u openai.Usage, hasUsage bool, contentEvents in
 		return // the handler logged the request itself
 	}
 	sl.held = false
+	sl.slot.Release()
 	if hasUsage {
 		sl.sv.Usage, sl.sv.Metered = u, true
 	}

@@ -166,6 +166,15 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.logHTTP(r, acct, shard, start, http.StatusTooManyRequests, int64(n), requestID)
 		return
 	}
+	slot, busy := acquire(acct)
+	if busy != nil {
+		h["Content-Type"] = hdrContentTypeJSON
+		w.WriteHeader(http.StatusTooManyRequests)
+		n, _ := w.Write(busy)
+		g.logHTTP(r, acct, shard, start, http.StatusTooManyRequests, int64(n), requestID)
+		return
+	}
+	defer slot.Release()
 	r.Header[hdrXRequestID] = idValue
 
 	rec := g.getRecorder(w)

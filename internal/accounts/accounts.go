@@ -16,8 +16,10 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/stats"
 	"github.com/authgate/authgate/limiter"
+	"github.com/authgate/authgate/limiter/tokens"
 )
 
 // account is what the request path needs for one key_id: its limiter window
@@ -28,7 +30,11 @@ type Account struct {
 	Window  *limiter.Window // nil: not rate-limited (auth disabled, fail-open)
 	Body429 []byte
 	Stats   stats.Requests // its metrics
-	acc     atomic.Pointer[Access]
+	// Conc counts the key_id's requests in flight and holds them to its
+	// concurrency= setting (docs/keys-file.md#settings); nil for a shared
+	// pseudo key_id, which has no limit.
+	Conc *tokens.Concurrency
+	acc  atomic.Pointer[Access]
 }
 
 // Access is what a key_id's settings allow: its models and expiry
@@ -38,6 +44,10 @@ type Access struct {
 	Models  []string  // patterns; nil: every model
 	Expires time.Time // zero: never
 	Body401 []byte    // the 401 once expired
+	// Concurrency is the concurrency= setting (0: none), and BodyBusy the
+	// 429 of a request over it.
+	Concurrency int
+	BodyBusy    []byte
 }
 
 // noLimits is the access of an account without settings.
@@ -59,10 +69,17 @@ func (k *Access) Expired(now time.Time) bool {
 // setAccess makes a's access that of settings s, unless it already is.
 func (a *Account) SetAccess(s auth.Settings) {
 	old := a.Access()
-	if slices.Equal(old.Models, s.ModelPatterns()) && old.Expires.Equal(s.Expires) {
+	if slices.Equal(old.Models, s.ModelPatterns()) && old.Expires.Equal(s.Expires) && old.Concurrency == s.Concurrency {
 		return
 	}
-	k := &Access{Models: s.ModelPatterns(), Expires: s.Expires}
+	if a.Conc != nil {
+		a.Conc.SetLimit(int64(s.Concurrency))
+	}
+	k := &Access{Models: s.ModelPatterns(), Expires: s.Expires, Concurrency: s.Concurrency}
+	if s.Concurrency > 0 {
+		msg := tokens.AppendMessage(nil, a.KeyID, tokens.Result{Kind: tokens.ConcurrencyExceeded, Scope: tokens.ScopeConcurrency, Limit: int64(s.Concurrency)})
+		k.BodyBusy = apierr.Body(string(msg), "rate_limit_error", tokens.CodeConcurrencyLimitExceeded)
+	}
 	if !k.Expires.IsZero() {
 		k.Body401 = []byte(`{"error":{"message":"The API key of key_id ` + a.KeyID + ` expired at ` +
 			k.Expires.Format(time.RFC3339) + `.","type":"invalid_request_error","param":"authorization","code":"expired_api_key"}}`)
@@ -88,6 +105,7 @@ func (as *Registry) Get(keyID string, rpm int, s auth.Settings) *Account {
 		KeyID:   keyID,
 		Window:  limiter.NewWindow(rpm, as.Period),
 		Body429: RateLimitBody(keyID),
+		Conc:    tokens.NewConcurrency(0), // SetAccess sets its limit
 	}
 	a.SetAccess(s)
 	got, _ := as.m.LoadOrStore(keyID, a)
