@@ -8,7 +8,8 @@ import (
 // streamBufferSize is the size of a StreamReader's read buffer.
 const streamBufferSize = 4 << 10
 
-// maxKeptOut is the largest forwarding buffer Reset keeps.
+// maxKeptOut is the largest buffer Reset keeps, of its own or its
+// scanner's.
 const maxKeptOut = 64 << 10
 
 // StreamReader reads a text/event-stream body from an upstream (Src) and
@@ -39,6 +40,9 @@ func (r *StreamReader) Reset(src io.Reader, drop bool) {
 	out := r.out[:0]
 	if cap(out) > maxKeptOut {
 		out = nil
+	}
+	if cap(r.scan.held) > maxKeptOut || cap(r.scan.data) > maxKeptOut {
+		r.scan = SSEScanner{} // a rare long event's buffers do not stay
 	}
 	r.scan.Reset()
 	*r = StreamReader{Src: src, DropUsageOnly: drop, scan: r.scan, buf: r.buf, out: out}

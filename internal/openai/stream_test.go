@@ -84,3 +84,22 @@ type limited struct {
 }
 
 func (l *limited) Read(b []byte) (int, error) { return l.r.Read(b[:min(len(b), l.n)]) }
+
+// TestStreamReaderResetDropsLargeBuffers: after a stream with a large
+// event, Reset keeps no buffer over maxKeptOut, so a pooled reader holds
+// little between streams.
+func TestStreamReaderResetDropsLargeBuffers(t *testing.T) {
+	big := "data: {\"choices\":[{\"delta\":{\"content\":\"" + strings.Repeat("x", 200<<10) + "\"}}]}\n\n"
+	var r StreamReader
+	r.Reset(&chunked{src: big + "data: [DONE]\n\n", n: 4096, err: io.EOF}, false)
+	if got, err := io.ReadAll(&r); err != nil || len(got) != len(big)+len("data: [DONE]\n\n") {
+		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+	if r.Content != 1 {
+		t.Fatalf("%d content events, want 1", r.Content)
+	}
+	r.Reset(nil, false)
+	if c := max(cap(r.out), cap(r.scan.held), cap(r.scan.data)); c > maxKeptOut {
+		t.Fatalf("a buffer of %d bytes kept after Reset", c)
+	}
+}
