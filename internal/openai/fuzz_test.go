@@ -513,3 +513,74 @@ func FuzzMultipartModel(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseResponse: ParseResponse reads what encoding/json reads of a
+// response: nothing of a body encoding/json does not read as one object
+// (or nests deeper than MaxDepth); else the last top-level "model" when
+// it is a string, and a usage only when the last top-level "usage" is an
+// object whose counts read as encoding/json reads them.
+func FuzzParseResponse(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`,
+		`{"usage":{"input_tokens":3,"output_tokens":4},"model":"q\u0077en","choices":[{"model":"x"}]}`,
+		`{"model":7,"usage":{"prompt_tokens":null}}`,
+		`{"model":"a","model":"b","usage":[],"usage":{"total_tokens":1}}`,
+		`{"usage":{"prompt_tokens":1.5}}`,
+		`["model"]`,
+		`{"model":"a"} x`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := ParseResponse(body)
+		var ref map[string]json.RawMessage
+		if err := json.Unmarshal(body, &ref); err != nil || ref == nil {
+			if r.Model != nil || r.HasUsage {
+				t.Fatalf("ParseResponse(%q) = %+v; encoding/json: %v", body, r, err)
+			}
+			return
+		}
+		if r.Model == nil && !r.HasUsage {
+			return // refused (too deep), or neither member readable
+		}
+		var model string
+		if raw, ok := ref["model"]; ok && json.Unmarshal(raw, &model) == nil && raw[0] == '"' {
+			if string(r.Model) != model {
+				t.Fatalf("ParseResponse(%q).Model = %q, encoding/json %q", body, r.Model, model)
+			}
+		} else if r.Model != nil {
+			t.Fatalf("ParseResponse(%q).Model = %q, but encoding/json reads no string", body, r.Model)
+		}
+		if !r.HasUsage {
+			return
+		}
+		// Member names match exactly, as the upstreams' own JSON writers
+		// spell them (encoding/json's struct fields would not).
+		var um map[string]json.RawMessage
+		if err := json.Unmarshal(ref["usage"], &um); err != nil {
+			t.Fatalf("ParseResponse(%q) reads usage %+v; encoding/json: %v", body, r.Usage, err)
+		}
+		count := func(names ...string) (int, bool) {
+			for _, name := range names {
+				raw, ok := um[name]
+				if !ok || string(raw) == "null" {
+					continue
+				}
+				var n int
+				if err := json.Unmarshal(raw, &n); err != nil {
+					t.Fatalf("ParseResponse(%q) reads usage %+v; encoding/json reads %s as %s: %v", body, r.Usage, name, raw, err)
+				}
+				return n, true
+			}
+			return 0, false
+		}
+		p, _ := count("prompt_tokens", "input_tokens")
+		c, _ := count("completion_tokens", "output_tokens")
+		if r.Usage.Prompt != p || r.Usage.Completion != c {
+			t.Fatalf("ParseResponse(%q) = %+v; encoding/json prompt %d, completion %d", body, r.Usage, p, c)
+		}
+		if total, ok := count("total_tokens"); ok && r.Usage.Total != total {
+			t.Fatalf("ParseResponse(%q) total %d, encoding/json %d", body, r.Usage.Total, total)
+		}
+	})
+}
