@@ -24,6 +24,9 @@ const MaxRPM = 10_000_000
 // MaxConcurrency is the largest value of the concurrency setting.
 const MaxConcurrency = 1_000_000
 
+// MaxTokens is the largest value of the tpm and tpd settings.
+const MaxTokens = 1_000_000_000_000
+
 // Settings are the optional per-key settings of a keys file line. They
 // follow the key after whitespace, as whitespace-separated name=value pairs:
 //
@@ -38,6 +41,10 @@ const MaxConcurrency = 1_000_000
 //	                   instant, or a date YYYY-MM-DD (UTC midnight)
 //	concurrency=N      the most requests of the key_id in flight at once,
 //	                   streams included, 1..MaxConcurrency
+//	tpm=N              the most tokens of the key_id's requests in any
+//	                   60 s window, 1..MaxTokens
+//	tpd=N              the most tokens of the key_id's requests on one UTC
+//	                   day, 1..MaxTokens
 //
 // An unknown name, a pair without '=', an empty or invalid value, or a name
 // given twice on one line makes the line invalid ([ErrBadSetting]).
@@ -58,12 +65,16 @@ type Settings struct {
 	// Concurrency is the most requests of the key_id in flight at once;
 	// 0 means no limit.
 	Concurrency int
+	// TPM and TPD are the key_id's token limits per 60 s window and per
+	// UTC day; 0 means the gateway's default.
+	TPM, TPD int64
 }
 
 // valid reports whether s holds values that a keys file could give.
 func (s Settings) valid() bool {
 	return s.RPM >= 0 && s.RPM <= MaxRPM && (s.Models == "" || validModels(s.Models) == nil) &&
-		s.Concurrency >= 0 && s.Concurrency <= MaxConcurrency
+		s.Concurrency >= 0 && s.Concurrency <= MaxConcurrency &&
+		s.TPM >= 0 && s.TPM <= MaxTokens && s.TPD >= 0 && s.TPD <= MaxTokens
 }
 
 // ModelPatterns returns the patterns of s.Models, nil if it has none.
@@ -262,6 +273,8 @@ const (
 	seenModels
 	seenExpires
 	seenConcurrency
+	seenTPM
+	seenTPD
 )
 
 // maxShownSettingName is the longest unknown setting name that an error
@@ -289,7 +302,7 @@ func parseSettings(b []byte, keyID string) (Settings, error) {
 			return s, fmt.Errorf("%w for key_id %q: a setting without '=' (want name=value)", ErrBadSetting, keyID)
 		}
 		switch string(name) {
-		case "rpm", "models", "expires", "concurrency":
+		case "rpm", "models", "expires", "concurrency", "tpm", "tpd":
 		default:
 			if len(name) == 0 || len(name) > maxShownSettingName || !allTokenChars(name) {
 				return s, fmt.Errorf("%w for key_id %q: unknown setting (known: %s)", ErrBadSetting, keyID, knownSettings)
@@ -325,12 +338,22 @@ func parseSettings(b []byte, keyID string) (Settings, error) {
 				return s, fmt.Errorf("%w %q for key_id %q: want an integer from 1 to %d", ErrBadSetting, name, keyID, MaxConcurrency)
 			}
 			s.Concurrency = n
+		case "tpm", "tpd":
+			n, ok := parseUint(val, MaxTokens)
+			if !ok || n == 0 {
+				return s, fmt.Errorf("%w %q for key_id %q: want an integer from 1 to %d", ErrBadSetting, name, keyID, MaxTokens)
+			}
+			if string(name) == "tpm" {
+				s.TPM = int64(n)
+			} else {
+				s.TPD = int64(n)
+			}
 		}
 	}
 }
 
 // knownSettings lists the settings' names, for errors.
-const knownSettings = "rpm, models, expires, concurrency"
+const knownSettings = "rpm, models, expires, concurrency, tpm, tpd"
 
 // knownSetting reports whether name is the name of a setting.
 func knownSetting(name []byte) bool { return settingBit(name) != 0 }
@@ -347,6 +370,10 @@ func settingBit(name []byte) uint {
 		return seenExpires
 	case "concurrency":
 		return seenConcurrency
+	case "tpm":
+		return seenTPM
+	case "tpd":
+		return seenTPD
 	}
 	return 0
 }

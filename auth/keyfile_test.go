@@ -192,9 +192,9 @@ func TestLineErrorMessage(t *testing.T) {
 	f("alice:"+testKey+" rpm=0", `line 3: bad setting "rpm" for key_id "alice": want an integer from 1 to 10000000`)
 	f("alice:"+testKey+" rpm=1 rpm=1", `line 3: bad setting "rpm" for key_id "alice": given twice`)
 	f("alice:"+testKey+" rpm", `line 3: bad setting "rpm" for key_id "alice": missing '=' (want name=value)`)
-	f("alice:"+testKey+" tpm=a", `line 3: bad setting "tpm" for key_id "alice": unknown setting (known: rpm, models, expires, concurrency)`)
+	f("alice:"+testKey+" tpx=a", `line 3: bad setting "tpx" for key_id "alice": unknown setting (known: rpm, models, expires, concurrency, tpm, tpd)`)
 	f("alice:"+testKey+" "+testKey2, `line 3: bad setting for key_id "alice": a setting without '=' (want name=value)`)
-	f("alice:"+testKey+" "+testKey2+"=1", `line 3: bad setting for key_id "alice": unknown setting (known: rpm, models, expires, concurrency)`)
+	f("alice:"+testKey+" "+testKey2+"=1", `line 3: bad setting for key_id "alice": unknown setting (known: rpm, models, expires, concurrency, tpm, tpd)`)
 	f("alice:"+testKey+strings.Repeat(" ", MaxLineLen), `line 3: line too long (over 4096 bytes)`)
 
 	le := &LineError{Line: 7, Err: ErrDuplicateKey, KeyID: "bob", FirstKeyID: "alice", FirstLine: 2}
@@ -522,6 +522,20 @@ func TestConcurrencySetting(t *testing.T) {
 		line := "alice:" + testKey + " concurrency=" + v
 		if _, _, err := ParseLine([]byte(line), 1); !errors.Is(err, ErrBadSetting) {
 			t.Errorf("ParseLine(%q): %v, want ErrBadSetting", line, err)
+		}
+	}
+}
+
+// TestTokenSettings: tpm=N and tpd=N parse from 1 to MaxTokens; 0, past
+// the bound, or not a number is a bad setting.
+func TestTokenSettings(t *testing.T) {
+	e, ok, err := ParseLine([]byte("alice:"+testKey+" tpm=1000 tpd=1000000000000"), 1)
+	if !ok || err != nil || e.Settings.TPM != 1000 || e.Settings.TPD != MaxTokens {
+		t.Fatalf("ParseLine: %+v, %v, %v", e.Settings, ok, err)
+	}
+	for _, v := range []string{"tpm=0", "tpd=1000000000001", "tpm=1k", "tpm=5 tpm=6"} {
+		if _, _, err := ParseLine([]byte("alice:"+testKey+" "+v), 1); !errors.Is(err, ErrBadSetting) {
+			t.Errorf("%s: %v, want ErrBadSetting", v, err)
 		}
 	}
 }
