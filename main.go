@@ -122,6 +122,21 @@ var settings = []setting{
 		c.gw.KeysFile = v
 		return nil
 	}},
+	{"TOKENS_PER_MINUTE", "tpm", "0", "default token limit per key_id in any sliding 60 s window, 0 for none (keys file: tpm=)", func(c *serveConfig, v string) error {
+		n, err := parseCount(v, 0)
+		c.gw.DefaultTPM = int64(n)
+		return err
+	}},
+	{"TOKENS_PER_DAY", "tpd", "0", "default token limit per key_id per UTC day, 0 for none (keys file: tpd=)", func(c *serveConfig, v string) error {
+		n, err := parseCount(v, 0)
+		c.gw.DefaultTPD = int64(n)
+		return err
+	}},
+	{"DEFAULT_MAX_TOKENS", "default-max-tokens", "4096", "output tokens a token-limited request reserves when it sets no max_tokens", func(c *serveConfig, v string) error {
+		n, err := parseCount(v, 1)
+		c.gw.DefaultMaxTokens = n
+		return err
+	}},
 	{"MAX_REQUESTS_PER_MINUTE", "rpm", "100", "default limit per key_id in any sliding 60 s window", func(c *serveConfig, v string) error {
 		n, err := strconv.Atoi(v)
 		if err == nil && n < 1 {

@@ -112,31 +112,12 @@ func getOrHead(ctx *fasthttp.RequestCtx) bool {
 var strAllow = []byte("Allow")
 
 // KeyLimit is one key_id's entry in the /limits snapshot.
-type KeyLimit struct {
-	// RequestsLastMinute is the number of requests admitted in the sliding
-	// window ending at the snapshot's instant.
-	RequestsLastMinute int `json:"requests_last_minute"`
-	// RateLimit is the key_id's limit per window.
-	RateLimit int `json:"rate_limit"`
-	// InFlight is the number of the key_id's requests in flight, streams
-	// included, and Concurrency its concurrency= limit (omitted: none).
-	InFlight    int64 `json:"in_flight"`
-	Concurrency int   `json:"concurrency,omitempty"`
-}
+type KeyLimit = accounts.KeyLimit
 
 // Limits returns the limiter state at now of every key_id that has any (a
 // key_id gets it on its first request), by key_id. The map is the
 // caller's.
-func (g *Gateway) Limits(now time.Time) map[string]KeyLimit {
-	out := make(map[string]KeyLimit)
-	g.accounts.Each(func(a *accounts.Account) {
-		if a.Window != nil {
-			out[a.KeyID] = KeyLimit{RequestsLastMinute: a.Window.CountAt(now), RateLimit: a.Window.Limit(),
-				InFlight: a.Conc.InFlight(), Concurrency: a.Access().Concurrency}
-		}
-	})
-	return out
-}
+func (g *Gateway) Limits(now time.Time) map[string]KeyLimit { return g.accounts.Limits(now) }
 
 // adminServer is the admin listener's state: its token, and its server,
 // created by the first ServeAdmin and stopped by Close.

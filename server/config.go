@@ -20,6 +20,7 @@ import (
 // Defaults applied by New to zero-valued Config fields.
 const (
 	DefaultRPM             = 100
+	DefaultMaxTokens       = 4096
 	DefaultUpstreamTimeout = 10 * time.Minute
 	DefaultMaxRequestBody  = 32 << 20
 	DefaultInspectMemory   = 256 << 20
@@ -106,6 +107,16 @@ type Config struct {
 	// DefaultRPM is the limit of a key_id without its own rpm= setting, in
 	// any sliding 60 s window. Zero means DefaultRPM (100).
 	DefaultRPM int
+
+	// DefaultTPM and DefaultTPD are the token limits of a key_id without
+	// its own tpm= or tpd= settings, per sliding 60 s window and per UTC
+	// day; zero means none (docs/http.md#token-limits).
+	DefaultTPM, DefaultTPD int64
+
+	// DefaultMaxTokens is the output a token-limited request reserves at
+	// admission when it sets no max_tokens (or max_completion_tokens,
+	// max_output_tokens). Zero means DefaultMaxTokens (4,096).
+	DefaultMaxTokens int
 
 	// Upstreams are the base URLs of the upstream servers (http or https,
 	// host and optional port and path prefix). Requests go to the healthy
@@ -332,6 +343,9 @@ func CheckAdminToken(token string) error { return adminguard.CheckToken(token) }
 
 // withDefaults returns c with zero fields replaced by their defaults.
 func (c Config) withDefaults() Config {
+	if c.DefaultMaxTokens == 0 {
+		c.DefaultMaxTokens = DefaultMaxTokens
+	}
 	if c.DefaultRPM == 0 {
 		c.DefaultRPM = DefaultRPM
 	}

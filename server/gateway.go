@@ -24,6 +24,7 @@ import (
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/internal/stats"
+	"github.com/authgate/authgate/limiter/tokens"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -80,6 +81,8 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: cfg.Logger}
 	g.admin.guard = adminguard.New(cfg.AdminToken)
 	g.accounts.Period = cfg.RateWindow
+	g.accounts.Tokens = tokens.NewRegistry(tokens.Config{Period: cfg.RateWindow})
+	g.accounts.DefaultTPM, g.accounts.DefaultTPD = cfg.DefaultTPM, cfg.DefaultTPD
 
 	cert, err := listen.NewCertificate(cfg.TLSCertFile, cfg.TLSKeyFile, g.log)
 	if err != nil {
@@ -112,7 +115,8 @@ func New(cfg Config) (*Gateway, error) {
 	g.proxy = p
 	g.tokens = metering.New(p.Listed)
 	g.inspect = inspect.NewBudget(min(cfg.InspectMaxBody, cfg.MaxRequestBody), cfg.InspectMemory)
-	g.router = &modelroute.Router{Proxy: p, Inspect: g.inspect, Tokens: g.tokens, Models: &g.models, WriteTimeout: cfg.WriteTimeout}
+	g.router = &modelroute.Router{Proxy: p, Inspect: g.inspect, Tokens: g.tokens, Models: &g.models,
+		WriteTimeout: cfg.WriteTimeout, DefaultMaxTokens: cfg.DefaultMaxTokens}
 
 	var keysStamp keywatch.Stamp // taken before loading, so that a change during the load is seen
 	if cfg.watchesKeysFile() {

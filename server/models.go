@@ -18,7 +18,11 @@ import (
 // docs/http.md#model-routing), and returns what the log says of it.
 func (g *Gateway) proxyStep(ctx *fasthttp.RequestCtx) served {
 	acct, _ := ctx.UserValue(accountKey{}).(*accounts.Account)
-	return served(g.router.Serve(ctx, acct.KeyID, acct.Access().Models))
+	var lim *tokens.Limiter
+	if acct.TokenLimited() {
+		lim = acct.Tokens
+	}
+	return served(g.router.Serve(ctx, acct.KeyID, acct.Access().Models, lim))
 }
 
 // streamMeter is the proxy's Config.NewMeter: the Meter the router made

@@ -34,7 +34,20 @@ type Account struct {
 	// concurrency= setting (docs/keys-file.md#settings); nil for a shared
 	// pseudo key_id, which has no limit.
 	Conc *tokens.Concurrency
-	acc  atomic.Pointer[Access]
+	// Tokens holds the key_id to its tpm= and tpd= (or the defaults):
+	// reserve at admission, reconcile at the end (docs/http.md#token-limits);
+	// nil for a shared pseudo key_id.
+	Tokens *tokens.Limiter
+	acc    atomic.Pointer[Access]
+}
+
+// TokenLimited reports whether a's requests are held to a token limit.
+func (a *Account) TokenLimited() bool {
+	if a.Tokens == nil {
+		return false
+	}
+	l := a.Tokens.Limits()
+	return l.TPM > 0 || l.TPD > 0
 }
 
 // Access is what a key_id's settings allow: its models and expiry
@@ -93,6 +106,22 @@ func (a *Account) SetAccess(s auth.Settings) {
 type Registry struct {
 	m      sync.Map      // key_id → *Account
 	Period time.Duration // the windows' length: Config.RateWindow
+	// Tokens holds the key_ids' token limiters (nil: none), with
+	// DefaultTPM and DefaultTPD for key_ids without tpm= or tpd=.
+	Tokens                 *tokens.Registry
+	DefaultTPM, DefaultTPD int64
+}
+
+// tokenLimits are the token limits of a key_id with settings s.
+func (as *Registry) tokenLimits(s auth.Settings) tokens.Limits {
+	l := tokens.Limits{TPM: s.TPM, TPD: s.TPD}
+	if l.TPM == 0 {
+		l.TPM = as.DefaultTPM
+	}
+	if l.TPD == 0 {
+		l.TPD = as.DefaultTPD
+	}
+	return l
 }
 
 // get returns keyID's account, creating it with limit rpm and access s if
@@ -106,6 +135,9 @@ func (as *Registry) Get(keyID string, rpm int, s auth.Settings) *Account {
 		Window:  limiter.NewWindow(rpm, as.Period),
 		Body429: RateLimitBody(keyID),
 		Conc:    tokens.NewConcurrency(0), // SetAccess sets its limit
+	}
+	if as.Tokens != nil {
+		a.Tokens = as.Tokens.Get(keyID, as.tokenLimits(s))
 	}
 	a.SetAccess(s)
 	got, _ := as.m.LoadOrStore(keyID, a)
@@ -130,8 +162,18 @@ func (as *Registry) Sync(keys *auth.KeySet, defaultRPM int) {
 			a.Window.SetLimit(rpm)
 		}
 		a.SetAccess(id.Settings)
+		if a.Tokens != nil {
+			a.Tokens.SetLimits(as.tokenLimits(id.Settings))
+		}
 		return true
 	})
+	if as.Tokens != nil {
+		limits := make(map[string]tokens.Limits, len(keep))
+		for k, id := range keep {
+			limits[k] = as.tokenLimits(id.Settings)
+		}
+		as.Tokens.Sync(limits)
+	}
 }
 
 // each calls f for every account in use.
@@ -230,4 +272,47 @@ func (a *Account) Settings() auth.Settings {
 		return auth.Settings{}
 	}
 	return auth.Settings{RPM: a.Window.Limit()}
+}
+
+// KeyLimit is one key_id's entry in the /limits snapshot.
+type KeyLimit struct {
+	// RequestsLastMinute is the number of requests admitted in the sliding
+	// window ending at the snapshot's instant.
+	RequestsLastMinute int `json:"requests_last_minute"`
+	// RateLimit is the key_id's limit per window.
+	RateLimit int `json:"rate_limit"`
+	// InFlight is the number of the key_id's requests in flight, streams
+	// included, and Concurrency its concurrency= limit (omitted: none).
+	InFlight    int64 `json:"in_flight"`
+	Concurrency int   `json:"concurrency,omitempty"`
+	// The key_id's tokens (docs/http.md#token-limits), when it has a
+	// token limit: committed and reserved in the TPM window, committed and
+	// reserved today (UTC), and the limits.
+	TokensLastMinute  *int64 `json:"tokens_last_minute,omitempty"`
+	TokensReserved    *int64 `json:"tokens_reserved,omitempty"`
+	TokensToday       *int64 `json:"tokens_today,omitempty"`
+	TokensReservedDay *int64 `json:"tokens_reserved_today,omitempty"`
+	TokensPerMinute   int64  `json:"tpm,omitempty"`
+	TokensPerDay      int64  `json:"tpd,omitempty"`
+}
+
+// Limits returns the state at now of every rate-limited account, by
+// key_id, for the admin /limits page. The map is the caller's.
+func (as *Registry) Limits(now time.Time) map[string]KeyLimit {
+	out := make(map[string]KeyLimit)
+	as.Each(func(a *Account) {
+		if a.Window == nil {
+			return
+		}
+		k := KeyLimit{RequestsLastMinute: a.Window.CountAt(now), RateLimit: a.Window.Limit(),
+			InFlight: a.Conc.InFlight(), Concurrency: a.Access().Concurrency}
+		if a.TokenLimited() {
+			u := a.Tokens.UsageAt(now)
+			k.TokensLastMinute, k.TokensReserved = &u.WindowUsed, &u.WindowReserved
+			k.TokensToday, k.TokensReservedDay = &u.DayUsed, &u.DayReserved
+			k.TokensPerMinute, k.TokensPerDay = u.Limits.TPM, u.Limits.TPD
+		}
+		out[a.KeyID] = k
+	})
+	return out
 }

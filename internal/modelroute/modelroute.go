@@ -24,6 +24,7 @@ import (
 	"github.com/authgate/authgate/internal/openai"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/internal/stats"
+	"github.com/authgate/authgate/limiter/tokens"
 )
 
 var (
@@ -46,6 +47,9 @@ type Router struct {
 	// WriteTimeout bounds the gentle close of a connection whose body was
 	// left partly read.
 	WriteTimeout time.Duration
+	// DefaultMaxTokens is the output a token-limited request reserves
+	// when it sets no max_tokens (docs/http.md#token-limits).
+	DefaultMaxTokens int
 }
 
 // Served is how Serve served a request, for the access log: the upstream
@@ -58,11 +62,12 @@ type Served struct {
 }
 
 // Serve answers ctx's request of key_id keyID, whose model list is
-// patterns (nil: every model): it routes it to an upstream, watching the
-// client's connection meanwhile, or answers it itself.
-func (rt *Router) Serve(ctx *fasthttp.RequestCtx, keyID string, patterns []string) Served {
+// patterns (nil: every model) and whose token limits are lim (nil: none):
+// it routes it to an upstream, watching the client's connection
+// meanwhile, or answers it itself.
+func (rt *Router) Serve(ctx *fasthttp.RequestCtx, keyID string, patterns []string, lim *tokens.Limiter) Served {
 	var sv Served
-	if !rt.Proxy.Routing() && patterns == nil {
+	if !rt.Proxy.Routing() && patterns == nil && lim == nil {
 		// One pool and no model list: the upstream's own /v1/models is
 		// the answer, and bodies stream through unread.
 		sv.Upstream = rt.serve(ctx, "")
@@ -70,12 +75,17 @@ func (rt *Router) Serve(ctx *fasthttp.RequestCtx, keyID string, patterns []strin
 		(bytes.Equal(path, strModelsPath) || bytes.HasPrefix(path, strModelsPrefix)) {
 		return Served{Model: rt.serveModels(ctx, patterns, path)}
 	} else {
-		sv = rt.route(ctx, keyID, patterns)
+		return rt.route(ctx, keyID, patterns, lim)
 	}
+	rt.meterAnswer(ctx, &sv, keyID)
+	return sv
+}
+
+// meterAnswer meters an upstream's 200 held whole.
+func (rt *Router) meterAnswer(ctx *fasthttp.RequestCtx, sv *Served, keyID string) {
 	if sv.Upstream != "" && !ctx.Response.IsBodyStream() && ctx.Response.StatusCode() == fasthttp.StatusOK {
 		sv.Usage, sv.Metered = rt.Tokens.Response(keyID, sv.Model, ctx.Response.Body())
 	}
-	return sv
 }
 
 // streamMeterKey is the user-value key of the proxy.Meter route made for a
@@ -102,7 +112,7 @@ func (rt *Router) serve(ctx *fasthttp.RequestCtx, model string) string {
 
 // route reads the model the request names and forwards it to the
 // upstreams serving that model, if the key_id may use it.
-func (rt *Router) route(ctx *fasthttp.RequestCtx, keyID string, patterns []string) Served {
+func (rt *Router) route(ctx *fasthttp.RequestCtx, keyID string, patterns []string, lim *tokens.Limiter) Served {
 	f := rt.Inspect.Model(&ctx.Request)
 	if f.Body != nil {
 		defer rt.Inspect.Release(f.Body)
@@ -124,7 +134,13 @@ func (rt *Router) route(ctx *fasthttp.RequestCtx, keyID string, patterns []strin
 			apierr.Write(ctx, fasthttp.StatusBadRequest, inspect.BodyNoModel)
 			return Served{}
 		}
-		return Served{Upstream: rt.serve(ctx, "")}
+		t, ok := rt.admit(ctx, lim, &f, keyID, "")
+		if !ok {
+			return Served{}
+		}
+		sv := Served{Upstream: rt.serve(ctx, "")}
+		rt.settle(ctx, t, &sv, keyID)
+		return sv
 	}
 	name, model, known := rt.Proxy.Resolve(f.Model)
 	if !known || !auth.MatchAnyModel(patterns, name) {
@@ -134,14 +150,12 @@ func (rt *Router) route(ctx *fasthttp.RequestCtx, keyID string, patterns []strin
 		}
 		return Served{Model: shown(name)}
 	}
-	// A stream that did not ask for its usage is asked for it, and its
-	// usage chunk kept from the client; unless it asked for running usage
-	// alone, which include_usage would turn on in every chunk.
-	r := &f.Request
-	inject := r.Stream && !r.IncludeUsage && !r.ContinuousUsage && usagePath(ctx.Path())
-	if r.Stream {
-		ctx.SetUserValue(streamMeterKey{}, rt.Tokens.Stream(keyID, shown(name), inject))
+	t, ok := rt.admit(ctx, lim, &f, keyID, shown(name))
+	if !ok {
+		return Served{Model: shown(name)}
 	}
+	r := &f.Request
+	inject := t != nil && t.inject
 	edit := openai.Edit{IncludeUsage: inject}
 	if model != name {
 		edit.Model = model // an alias: the upstream gets the model it serves
@@ -154,13 +168,15 @@ func (rt *Router) route(ctx *fasthttp.RequestCtx, keyID string, patterns []strin
 		if err != nil {
 			apierr.Write(ctx, fasthttp.StatusServiceUnavailable, inspect.BodyBusy)
 			ctx.Response.Header.SetCanonical(strRetryAfter, strOne)
+			t.finish(0)
 			return Served{Model: shown(name)}
 		}
 		ctx.Request.SetBodyRaw(f.Body.Bytes())
 	}
-	up := rt.serve(ctx, model)
+	sv := Served{Upstream: rt.serve(ctx, model), Model: shown(name)}
 	rt.Models.Count(name, ctx.Response.StatusCode(), uint32(ctx.ConnID()))
-	return Served{Upstream: up, Model: shown(name)}
+	rt.settle(ctx, t, &sv, keyID)
+	return sv
 }
 
 // serveModels answers GET /v1/models and /v1/models/{id} from the

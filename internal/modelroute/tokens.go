@@ -1,0 +1,147 @@
+package modelroute
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/authgate/authgate/internal/apierr"
+	"github.com/authgate/authgate/internal/inspect"
+	"github.com/authgate/authgate/internal/openai"
+	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/limiter/tokens"
+)
+
+var (
+	strRetryAfterMs          = []byte("retry-after-ms")
+	strRateLimitLimitTokens  = []byte("x-ratelimit-limit-tokens")
+	strRateLimitRemainTokens = []byte("x-ratelimit-remaining-tokens")
+	strRateLimitResetTokens  = []byte("x-ratelimit-reset-tokens")
+)
+
+// ticket is what a read request carries to its end: its admission under
+// its key_id's token limits (reserve at admission, reconcile at the end:
+// docs/http.md#token-limits), and for a stream the Meter of its events.
+// It is the request's proxy.Meter, so that a streamed response finishes
+// the admission when it ends, however it ends; any other finishes it as
+// the router returns (settle).
+type ticket struct {
+	meter   proxy.Meter // the stream's metering.Meter; nil for a request not streamed
+	inject  bool        // the gateway asked for the stream's usage
+	limited bool        // adm holds a reservation
+	adm     tokens.Admission
+	res     tokens.Result // the admission's, for the headers
+	prompt  int64         // the prompt's upper bound
+}
+
+// admit decides a read request under lim (nil: no token limit): it
+// returns the request's ticket (nil for one neither streamed nor
+// limited), or answers 429 and reports false. keyID and model (its name
+// in the metrics) are the stream's meter's.
+func (rt *Router) admit(ctx *fasthttp.RequestCtx, lim *tokens.Limiter, f *inspect.Found, keyID, model string) (*ticket, bool) {
+	r := &f.Request
+	if lim == nil && !r.Stream {
+		return nil, true
+	}
+	// A stream that did not ask for its usage is asked for it, and its
+	// usage chunk kept from the client; unless it asked for running usage
+	// alone, which include_usage would turn on in every chunk.
+	t := &ticket{inject: r.Stream && !r.IncludeUsage && !r.ContinuousUsage && usagePath(ctx.Path())}
+	if r.Stream {
+		t.meter = rt.Tokens.Stream(keyID, model, t.inject)
+	}
+	if lim != nil {
+		n := int64(0)
+		if f.Body != nil {
+			out := r.MaxTokens
+			if out <= 0 {
+				out = rt.DefaultMaxTokens
+			}
+			t.prompt = int64(r.PromptBound)
+			n = t.prompt + int64(out)*int64(max(r.N, 1))
+		}
+		adm, res := lim.Admit(time.Now(), n)
+		if !res.Allowed() {
+			refuseTokens(ctx, keyID, res)
+			return nil, false
+		}
+		t.adm, t.res, t.limited = adm, res, true
+	}
+	ctx.SetUserValue(streamMeterKey{}, t)
+	return t, true
+}
+
+// settle meters an answer held whole, and ends t's admission unless the
+// answer is a stream, whose end does (StreamEnded). Token-limited
+// responses get their x-ratelimit-*-tokens headers.
+func (rt *Router) settle(ctx *fasthttp.RequestCtx, t *ticket, sv *Served, keyID string) {
+	rt.meterAnswer(ctx, sv, keyID)
+	if t == nil {
+		return
+	}
+	if t.limited {
+		setTokenHeaders(ctx, t.res)
+	}
+	if ctx.Response.IsBodyStream() {
+		return
+	}
+	switch {
+	case sv.Metered:
+		t.finish(int64(sv.Usage.Total))
+	case sv.Upstream == "" || ctx.Response.StatusCode() >= 400:
+		t.finish(0) // not served, or refused by the upstream
+	default:
+		t.finish(t.adm.Tokens()) // served without a usage: the reservation stands
+	}
+}
+
+// finish ends t's admission with actual tokens; once. A nil t has none.
+func (t *ticket) finish(actual int64) {
+	if t != nil {
+		t.adm.Finish(actual)
+	}
+}
+
+// DropUsageChunk is the stream's meter's.
+func (t *ticket) DropUsageChunk() bool { return t.meter != nil && t.meter.DropUsageChunk() }
+
+// StreamEnded meters the stream and ends its admission with the tokens
+// it reported, or, without a usage, its prompt's bound and a token per
+// content event, at most the reservation (docs/http.md#token-limits).
+func (t *ticket) StreamEnded(u openai.Usage, hasUsage bool, contentEvents int) {
+	if t.meter != nil {
+		t.meter.StreamEnded(u, hasUsage, contentEvents)
+	}
+	if hasUsage {
+		t.finish(int64(u.Total))
+	} else {
+		t.finish(min(t.adm.Tokens(), t.prompt+int64(contentEvents)))
+	}
+}
+
+// refuseTokens answers the 429 of a request refused by a token limit, in
+// OpenAI's words, with the retry time when waiting helps.
+func refuseTokens(ctx *fasthttp.RequestCtx, keyID string, res tokens.Result) {
+	msg := tokens.AppendMessage(nil, keyID, res)
+	apierr.Write(ctx, fasthttp.StatusTooManyRequests, apierr.Body(string(msg), "tokens", tokens.Code(res)))
+	if res.Kind == tokens.Limited {
+		var buf [24]byte
+		ms := int64((res.RetryAfter + time.Millisecond - 1) / time.Millisecond)
+		ctx.Response.Header.SetCanonical(strRetryAfterMs, strconv.AppendInt(buf[:0], ms, 10))
+		ctx.Response.Header.SetCanonical(strRetryAfter, strconv.AppendInt(buf[:0], apierr.RetryAfterSeconds(res.RetryAfter), 10))
+	}
+	setTokenHeaders(ctx, res)
+}
+
+// setTokenHeaders sets the x-ratelimit-*-tokens headers of res.
+func setTokenHeaders(ctx *fasthttp.RequestCtx, res tokens.Result) {
+	if res.Limit <= 0 {
+		return
+	}
+	var buf [24]byte
+	h := &ctx.Response.Header
+	h.SetCanonical(strRateLimitLimitTokens, strconv.AppendInt(buf[:0], res.Limit, 10))
+	h.SetCanonical(strRateLimitRemainTokens, strconv.AppendInt(buf[:0], res.Remaining, 10))
+	h.SetCanonical(strRateLimitResetTokens, apierr.AppendDuration(buf[:0], res.Reset))
+}
