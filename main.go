@@ -359,6 +359,9 @@ func loadServeConfig(args []string, getenv env, stderr io.Writer) (*serveConfig,
 	if c.gw.AccessLog == "" {
 		c.gw.AccessLog = filepath.Join(dataDir, "logs", "api_access.log")
 	}
+	if fi, err := os.Stat(dataDir); err == nil && fi.IsDir() {
+		c.gw.StateDir = dataDir // the tokens of the day survive a restart
+	}
 	if len(c.gw.Upstreams) == 0 {
 		return nil, errors.New("UPSTREAM_URL (or --upstream) is required")
 	}

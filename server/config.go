@@ -113,6 +113,12 @@ type Config struct {
 	// day; zero means none (docs/http.md#token-limits).
 	DefaultTPM, DefaultTPD int64
 
+	// StateDir is where the key_ids' tokens of the UTC day are saved
+	// (tokens.StateFile), every StateSaveInterval and on Close, and read
+	// back by New, so that tpd= survives a restart; a crash loses at most
+	// an interval. "" keeps them in memory only (docs/http.md#token-limits).
+	StateDir string
+
 	// DefaultMaxTokens is the output a token-limited request reserves at
 	// admission when it sets no max_tokens (or max_completion_tokens,
 	// max_output_tokens). Zero means DefaultMaxTokens (4,096).

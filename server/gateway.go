@@ -24,7 +24,6 @@ import (
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/internal/stats"
-	"github.com/authgate/authgate/limiter/tokens"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -81,7 +80,9 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: cfg.Logger}
 	g.admin.guard = adminguard.New(cfg.AdminToken)
 	g.accounts.Period = cfg.RateWindow
-	g.accounts.Tokens = tokens.NewRegistry(tokens.Config{Period: cfg.RateWindow})
+	if err := g.accounts.OpenTokens(cfg.RateWindow, cfg.StateDir); err != nil {
+		return nil, err
+	}
 	g.accounts.DefaultTPM, g.accounts.DefaultTPD = cfg.DefaultTPM, cfg.DefaultTPD
 
 	cert, err := listen.NewCertificate(cfg.TLSCertFile, cfg.TLSKeyFile, g.log)
@@ -364,6 +365,9 @@ func (g *Gateway) Close() error {
 	g.watcher.Stop()
 	g.admin.stop()
 	g.proxy.Close()
+	if err := g.accounts.CloseTokens(); err != nil {
+		g.log.Error("cannot save the tokens of the day", "dir", g.cfg.StateDir, "err", err)
+	}
 	if g.accessLog != nil && g.logClosed.CompareAndSwap(false, true) {
 		return g.accessLog.Close()
 	}

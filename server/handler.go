@@ -16,7 +16,6 @@ import (
 	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/limiter"
-	"github.com/authgate/authgate/limiter/tokens"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -157,7 +156,7 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	// held in their interfaces directly, and the user values keep their
 	// capacity across the requests of a pooled RequestCtx.
 	ctx.SetUserValue(accountKey{}, acct)
-	slot, busy := acquire(acct)
+	slot, busy := acct.Acquire()
 	if busy != nil {
 		apierr.Write(ctx, fasthttp.StatusTooManyRequests, busy)
 		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
@@ -175,20 +174,6 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	}
 	slot.Release()
 	g.logRequest(ctx, acct, start, requestID, sv)
-}
-
-// acquire takes one of the key_id's concurrency slots for an admitted
-// request, which must release it as it ends; or returns the 429 body of a
-// request over the key_id's concurrency= (docs/http.md#rate-limit).
-func acquire(acct *accounts.Account) (tokens.Slot, []byte) {
-	if acct.Conc == nil {
-		return tokens.Slot{}, nil
-	}
-	slot, r := acct.Conc.Acquire()
-	if !r.Allowed() {
-		return slot, acct.Access().BodyBusy
-	}
-	return slot, nil
 }
 
 // admission is a request's account and limiter result.

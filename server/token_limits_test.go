@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,4 +224,44 @@ func TestTokenLimitsStream(t *testing.T) {
 type accountsLimit struct {
 	Tokens   *int64 `json:"tokens_last_minute"`
 	Reserved *int64 `json:"tokens_reserved"`
+}
+
+// TestTokensPerDaySurviveRestart: with a StateDir, a key_id's tokens of
+// the day are saved on Close and read back by the next gateway, which
+// refuses what would pass its tpd=; a state file that does not parse
+// stops New with an error naming it.
+func TestTokensPerDaySurviveRestart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock := mockupstream.New(mockupstream.Config{})
+	go mock.Serve(ln)
+	t.Cleanup(func() { mock.Shutdown() })
+	dir, keys := t.TempDir(), keysFile(t, "alice:"+keyAlice+"  tpd=60\n")
+	cfg := server.Config{KeysFile: keys, Upstreams: []string{"http://" + ln.Addr().String()}, StateDir: dir}
+	body := `{"max_tokens":5,"messages":[]}` // reserves 35, uses 8 + 5
+	g := startGateway(t, cfg)
+	for i := range 2 {
+		if resp, b := do(t, "POST", g.url+"/v1/chat/completions", "Bearer "+keyAlice, body); resp.StatusCode != 200 {
+			t.Fatalf("day 1, request %d: %d %s", i+1, resp.StatusCode, b)
+		}
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g2 := startGateway(t, cfg)
+	// 2 × 13 = 26 counted today: 26 + 35 > 60.
+	resp, b := do(t, "POST", g2.url+"/v1/chat/completions", "Bearer "+keyAlice, body)
+	if resp.StatusCode != 429 || !strings.Contains(b, "on tokens per day (TPD): Limit 60, Used 26, Requested 35.") {
+		t.Fatalf("after a restart: %d %s", resp.StatusCode, b)
+	}
+	g2.Close()
+
+	if err := os.WriteFile(filepath.Join(dir, "tokens-per-day.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("New with a broken state file: %v", err)
+	}
 }

@@ -166,7 +166,7 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.logHTTP(r, acct, shard, start, http.StatusTooManyRequests, int64(n), requestID)
 		return
 	}
-	slot, busy := acquire(acct)
+	slot, busy := acct.Acquire()
 	if busy != nil {
 		h["Content-Type"] = hdrContentTypeJSON
 		w.WriteHeader(http.StatusTooManyRequests)

@@ -41,6 +41,20 @@ type Account struct {
 	acc    atomic.Pointer[Access]
 }
 
+// Acquire takes one of the key_id's concurrency slots for an admitted
+// request, which must release it as it ends; or returns the 429 body of a
+// request over the key_id's concurrency= (docs/http.md#rate-limit).
+func (a *Account) Acquire() (tokens.Slot, []byte) {
+	if a.Conc == nil {
+		return tokens.Slot{}, nil
+	}
+	slot, r := a.Conc.Acquire()
+	if !r.Allowed() {
+		return slot, a.Access().BodyBusy
+	}
+	return slot, nil
+}
+
 // TokenLimited reports whether a's requests are held to a token limit.
 func (a *Account) TokenLimited() bool {
 	if a.Tokens == nil {
@@ -110,6 +124,41 @@ type Registry struct {
 	// DefaultTPM and DefaultTPD for key_ids without tpm= or tpd=.
 	Tokens                 *tokens.Registry
 	DefaultTPM, DefaultTPD int64
+	saver                  *tokens.Saver // OpenTokens'; nil without a directory
+	saverClosed            atomic.Bool
+}
+
+// StateSaveInterval is how often OpenTokens' saver saves the tokens of
+// the day.
+const StateSaveInterval = 5 * time.Second
+
+// OpenTokens sets up the key_ids' token limiters, with TPM windows period
+// long: with dir set, starting from the tokens of the day saved in dir
+// (tokens.StateFile) and saving them there every StateSaveInterval until
+// CloseTokens, so that a restart keeps them and a crash loses at most an
+// interval. A file that cannot be read is an error, not a day from zero.
+func (as *Registry) OpenTokens(period time.Duration, dir string) error {
+	var state *tokens.State
+	if dir != "" {
+		var err error
+		if state, err = tokens.LoadState(dir, time.Now()); err != nil {
+			return fmt.Errorf("%w (in %s; remove the file to start the day from zero)", err, dir)
+		}
+	}
+	as.Tokens = tokens.NewRegistry(tokens.Config{Period: period, State: state})
+	if dir != "" {
+		as.saver = tokens.NewSaver(dir, as.Tokens, StateSaveInterval)
+	}
+	return nil
+}
+
+// CloseTokens stops the saver, if any, after a last save, whose error it
+// returns; once.
+func (as *Registry) CloseTokens() error {
+	if as.saver == nil || !as.saverClosed.CompareAndSwap(false, true) {
+		return nil
+	}
+	return as.saver.Close()
 }
 
 // tokenLimits are the token limits of a key_id with settings s.
