@@ -22,6 +22,7 @@ import (
 	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/internal/openai"
 	"github.com/authgate/authgate/internal/safelog"
+	"github.com/authgate/authgate/internal/target"
 )
 
 // Config is a Proxy's configuration. Zero fields mean what each says.
@@ -237,17 +238,17 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) (name string, bodyLeft bool) {
 // serve is Serve with the upstreams ups.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx, ups []*upstream) (name string, bodyLeft bool) {
 	req := &ctx.Request
-	if !allowedMethod(req.Header.Method()) {
-		apierr.Write(ctx, fasthttp.StatusMethodNotAllowed, body405)
-		ctx.Response.Header.SetCanonical(strAllow, strAllowedMethods)
+	if !target.AllowedMethod(req.Header.Method()) {
+		apierr.Write(ctx, fasthttp.StatusMethodNotAllowed, target.Body405)
+		ctx.Response.Header.SetCanonical(strAllow, target.AllowedMethods)
 		return "", false
 	}
-	if body := checkTarget(req); body != nil {
+	if body := target.Check(req); body != nil {
 		apierr.Write(ctx, fasthttp.StatusBadRequest, body)
 		return "", false
 	}
 	if !req.Header.IsHTTP11() && !bytes.Equal(req.Header.Protocol(), strHTTP10) {
-		apierr.Write(ctx, fasthttp.StatusBadRequest, body400Version)
+		apierr.Write(ctx, fasthttp.StatusBadRequest, target.Body400Version)
 		return "", false
 	}
 	// The upstream is spoken to in HTTP/1.1 whatever the client spoke: its
@@ -255,7 +256,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, ups []*upstream) (name string, b
 	req.Header.SetProtocolBytes(strHTTP11)
 	clientClose := req.Header.ConnectionClose()
 	if !removeHopByHop(&req.Header) {
-		apierr.Write(ctx, fasthttp.StatusBadRequest, body400Connection)
+		apierr.Write(ctx, fasthttp.StatusBadRequest, target.Body400Connection)
 		return "", false
 	}
 	req.Header.DelBytes(strExpect)

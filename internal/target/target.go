@@ -1,4 +1,7 @@
-package proxy
+// Package target checks a request before it may be proxied: its method
+// and its request target, which must be a path with no "." or ".."
+// segment however encoded, and its HTTP version (docs/http.md#proxy).
+package target
 
 import (
 	"bytes"
@@ -10,11 +13,11 @@ import (
 // Requests the gateway answers itself before a key is looked at, because
 // no upstream should ever see them (docs/http.md#proxy).
 var (
-	// body405 answers a method that is never proxied (TRACE, CONNECT, or
+	// Body405 answers a method that is never proxied (TRACE, CONNECT, or
 	// any other than those of allowedMethods).
-	body405 = apierr.Body("The method is not allowed: use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS",
+	Body405 = apierr.Body("The method is not allowed: use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS",
 		"invalid_request_error", "method_not_allowed")
-	strAllowedMethods = []byte("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+	AllowedMethods = []byte("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
 
 	// body400Target answers a request target that is not a path: the
 	// asterisk form (OPTIONS *), the authority form, or an absolute form
@@ -25,21 +28,21 @@ var (
 	// climb out of an upstream's path prefix.
 	body400DotSegment = apierr.Body("The request path must not contain . or .. segments",
 		"invalid_request_error", "invalid_request_target")
-	// body400Version answers a request line with another version than
+	// Body400Version answers a request line with another version than
 	// HTTP/1.0 and HTTP/1.1 (fasthttp reads any HTTP/x.y).
-	body400Version = apierr.Body("The HTTP version is not supported: use HTTP/1.1",
+	Body400Version = apierr.Body("The HTTP version is not supported: use HTTP/1.1",
 		"invalid_request_error", "bad_request")
-	// body400Connection answers a Connection header naming Content-Length:
+	// Body400Connection answers a Connection header naming Content-Length:
 	// removing it, as a hop-by-hop header, would leave the body unframed.
-	body400Connection = apierr.Body("The Connection header must not name Content-Length",
+	Body400Connection = apierr.Body("The Connection header must not name Content-Length",
 		"invalid_request_error", "bad_request")
 )
 
-// allowedMethod reports whether a request of method m may be proxied:
+// AllowedMethod reports whether a request of method m may be proxied:
 // GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS. TRACE would echo the
 // request the upstream received, UPSTREAM_API_KEY included, and CONNECT
 // would open a tunnel; extension methods are refused with them.
-func allowedMethod(m []byte) bool {
+func AllowedMethod(m []byte) bool {
 	switch string(m) { // no allocation: the conversion is only compared
 	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodPost, fasthttp.MethodPut,
 		fasthttp.MethodPatch, fasthttp.MethodDelete, fasthttp.MethodOptions:
@@ -53,14 +56,14 @@ var (
 	strSchemeHTTPS = []byte("https://")
 )
 
-// checkTarget brings req's target to origin form, which every upstream is
+// Check brings req's target to origin form, which every upstream is
 // sent and the access log shows: an absolute-form target
 // (http://host/v1/models?x, RFC 9112 section 3.2.2) is reduced to its path
 // and query. It returns the 400 body of a target that cannot be so
 // reduced, or whose path has a dot segment, and nil for one that may go
 // on. An origin-form target without a dot or a percent sign, nearly every
 // request's, costs one scan.
-func checkTarget(req *fasthttp.Request) []byte {
+func Check(req *fasthttp.Request) []byte {
 	uri := req.Header.RequestURI()
 	if len(uri) == 0 || uri[0] != '/' {
 		var rest []byte
