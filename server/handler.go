@@ -368,6 +368,7 @@ func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *accounts.Account,
 		e.Model = netconn.S2B(sv.Model) // an immutable string's bytes
 		if sv.Metered {
 			e.Metered, e.PromptTokens, e.CompletionTokens = true, int64(sv.Usage.Prompt), int64(sv.Usage.Completion)
+			e.UsageEstimated = sv.Estimated
 		}
 	}
 	g.writeLog(e, requestID)

@@ -40,6 +40,12 @@ func (g *Gateway) streamMeter(ctx *fasthttp.RequestCtx) proxy.Meter {
 	return sl
 }
 
+// estimator is a Meter that can estimate the usage of a stream that
+// reported none (modelroute's, for a request it read).
+type estimator interface {
+	Estimate(contentEvents int) (openai.Usage, bool)
+}
+
 // streamLogKey is the user-value key of a request's streamLog.
 type streamLogKey struct{}
 
@@ -93,6 +99,9 @@ func (sl *streamLog) StreamEnded(u openai.Usage, hasUsage bool, contentEvents in
 	sl.slot.Release()
 	if hasUsage {
 		sl.sv.Usage, sl.sv.Metered = u, true
+	} else if e, ok := sl.Meter.(estimator); ok {
+		sl.sv.Usage, sl.sv.Metered = e.Estimate(contentEvents)
+		sl.sv.Estimated = sl.sv.Metered
 	}
 	sl.g.logRequest(sl.ctx, sl.acct, sl.start, sl.rid[:sl.ridN], sl.sv)
 }

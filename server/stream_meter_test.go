@@ -25,7 +25,7 @@ import (
 // the gateway: no usage chunk. A client that asked for usage gets its one
 // usage chunk, unchanged. A client that asked for running usage alone is
 // not asked for more, so that no chunk gains usage it did not ask for,
-// and its stream is not metered.
+// and its stream is metered by estimate.
 func TestStreamMetering(t *testing.T) {
 	var mu sync.Mutex
 	var asked []bool // per upstream request: did its body ask for include_usage
@@ -127,12 +127,12 @@ func TestStreamMetering(t *testing.T) {
 	if got := tokens(); !strings.Contains(got, `key_id="alice",model="m1",type="completion"} 8`) {
 		t.Fatalf("the second stream was not metered: %s", got)
 	}
-	before := tokens()
+	// No usage reported: estimated, a completion token per content event.
 	if got := events(`{"model":"m1","stream":true,"stream_options":{"continuous_usage_stats":true}}`); strings.Join(got, " ") != strings.Join(plain, " ") {
 		t.Fatalf("stream with continuous_usage_stats alone: events %v, want %v", got, plain)
 	}
-	if got := tokens(); got != before {
-		t.Fatalf("a stream without usage was metered: %s, before %s", got, before)
+	if got := tokens(); !strings.Contains(got, `key_id="alice",model="m1",type="completion"} 12`) {
+		t.Fatalf("the stream without usage was not estimated: %s", got)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -208,5 +208,45 @@ func TestStreamMeteringClientGone(t *testing.T) {
 	}
 	if len(logged) != 1 || logged[0] != counted {
 		t.Fatalf("logged completion tokens %v, counted %s", logged, counted)
+	}
+}
+
+// TestStreamOptionsOff: an upstream that refuses stream_options gets a
+// 400 from the mock when the gateway adds it; set stream-options=off, it
+// is never added, and the stream is metered by estimate, its log line
+// marked usage_estimated.
+func TestStreamOptionsOff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock := mockupstream.New(mockupstream.Config{Models: []string{"m1"}, StreamChunks: 4, RejectStreamOptions: true})
+	go mock.Serve(ln)
+	t.Cleanup(func() { mock.Shutdown() })
+	up := "http://" + ln.Addr().String()
+	keys := keysFile(t, "alice:"+keyAlice+"  models=*\n")
+	body := `{"model":"m1","stream":true}`
+
+	g := startGateway(t, server.Config{KeysFile: keys, Upstreams: []string{up}})
+	if resp, b := do(t, "POST", g.url+"/v1/chat/completions", "Bearer "+keyAlice, body); resp.StatusCode != 400 || !strings.Contains(b, "stream_options") {
+		t.Fatalf("without the setting: %d %s, want the upstream's 400", resp.StatusCode, b)
+	}
+
+	g = startGateway(t, server.Config{KeysFile: keys, Upstreams: []string{up + " stream-options=off"}, AccessLogFormat: logsink.FormatJSON})
+	if resp, b := do(t, "POST", g.url+"/v1/chat/completions", "Bearer "+keyAlice, body); resp.StatusCode != 200 || strings.Contains(b, "usage") {
+		t.Fatalf("stream-options=off: %d %s", resp.StatusCode, b)
+	}
+	var m strings.Builder
+	g.WriteMetrics(&m)
+	if !strings.Contains(m.String(), `authgate_tokens_total{key_id="alice",model="m1",type="completion"} 4`) {
+		t.Fatalf("the stream was not metered by its 4 content events:\n%s", m.String())
+	}
+	lines := g.logLines(t)
+	var e struct {
+		Completion *int64 `json:"completion_tokens"`
+		Estimated  *bool  `json:"usage_estimated"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &e); err != nil || e.Completion == nil || *e.Completion != 4 || e.Estimated == nil || !*e.Estimated {
+		t.Fatalf("log line %s: want 4 completion tokens, estimated", lines[len(lines)-1])
 	}
 }

@@ -59,6 +59,7 @@ type Served struct {
 	Upstream, Model string
 	Usage           openai.Usage
 	Metered         bool
+	Estimated       bool // Usage was counted by the gateway, not reported
 }
 
 // Serve answers ctx's request of key_id keyID, whose model list is
@@ -134,7 +135,7 @@ func (rt *Router) route(ctx *fasthttp.RequestCtx, keyID string, patterns []strin
 			apierr.Write(ctx, fasthttp.StatusBadRequest, inspect.BodyNoModel)
 			return Served{}
 		}
-		t, ok := rt.admit(ctx, lim, &f, keyID, "")
+		t, ok := rt.admit(ctx, lim, &f, keyID, "", "")
 		if !ok {
 			return Served{}
 		}
@@ -150,7 +151,7 @@ func (rt *Router) route(ctx *fasthttp.RequestCtx, keyID string, patterns []strin
 		}
 		return Served{Model: shown(name)}
 	}
-	t, ok := rt.admit(ctx, lim, &f, keyID, shown(name))
+	t, ok := rt.admit(ctx, lim, &f, keyID, shown(name), model)
 	if !ok {
 		return Served{Model: shown(name)}
 	}

@@ -33,21 +33,28 @@ type ticket struct {
 	adm     tokens.Admission
 	res     tokens.Result // the admission's, for the headers
 	prompt  int64         // the prompt's upper bound
+	read    bool          // the body was read: prompt is known
 }
 
 // admit decides a read request under lim (nil: no token limit): it
 // returns the request's ticket (nil for one neither streamed nor
 // limited), or answers 429 and reports false. keyID and model (its name
-// in the metrics) are the stream's meter's.
-func (rt *Router) admit(ctx *fasthttp.RequestCtx, lim *tokens.Limiter, f *inspect.Found, keyID, model string) (*ticket, bool) {
+// in the metrics) are the stream's meter's; served is the model the
+// upstream is asked for ("" for the default pool).
+func (rt *Router) admit(ctx *fasthttp.RequestCtx, lim *tokens.Limiter, f *inspect.Found, keyID, model, served string) (*ticket, bool) {
 	r := &f.Request
 	if lim == nil && !r.Stream {
 		return nil, true
 	}
 	// A stream that did not ask for its usage is asked for it, and its
 	// usage chunk kept from the client; unless it asked for running usage
-	// alone, which include_usage would turn on in every chunk.
-	t := &ticket{inject: r.Stream && !r.IncludeUsage && !r.ContinuousUsage && usagePath(ctx.Path())}
+	// alone, which include_usage would turn on in every chunk, or an
+	// upstream that may serve it refuses stream_options.
+	t := &ticket{
+		inject: r.Stream && !r.IncludeUsage && !r.ContinuousUsage && usagePath(ctx.Path()) && rt.Proxy.AcceptsStreamOptions(served),
+		prompt: int64(r.PromptBound),
+		read:   f.Body != nil,
+	}
 	if r.Stream {
 		t.meter = rt.Tokens.Stream(keyID, model, t.inject)
 	}
@@ -58,7 +65,6 @@ func (rt *Router) admit(ctx *fasthttp.RequestCtx, lim *tokens.Limiter, f *inspec
 			if out <= 0 {
 				out = rt.DefaultMaxTokens
 			}
-			t.prompt = int64(r.PromptBound)
 			n = t.prompt + int64(out)*int64(max(r.N, 1))
 		}
 		adm, res := lim.Admit(time.Now(), n)
@@ -106,12 +112,28 @@ func (t *ticket) finish(actual int64) {
 // DropUsageChunk is the stream's meter's.
 func (t *ticket) DropUsageChunk() bool { return t.meter != nil && t.meter.DropUsageChunk() }
 
-// StreamEnded meters the stream and ends its admission with the tokens
-// it reported, or, without a usage, its prompt's bound and a token per
-// content event, at most the reservation (docs/http.md#token-limits).
+// Estimate is the usage of a stream that reported none: a prompt token
+// per four bytes of its body, and a completion token per content event
+// (docs/http.md#token-metering); false if the body was not read.
+func (t *ticket) Estimate(contentEvents int) (openai.Usage, bool) {
+	if !t.read {
+		return openai.Usage{}, false
+	}
+	p := int((t.prompt + 3) / 4)
+	return openai.Usage{Prompt: p, Completion: contentEvents, Total: p + contentEvents}, true
+}
+
+// StreamEnded meters the stream, by its usage or else its Estimate, and
+// ends its admission with the tokens it reported, or, without a usage,
+// its prompt's bound and a token per content event, at most the
+// reservation (docs/http.md#token-limits).
 func (t *ticket) StreamEnded(u openai.Usage, hasUsage bool, contentEvents int) {
 	if t.meter != nil {
-		t.meter.StreamEnded(u, hasUsage, contentEvents)
+		if est, ok := t.Estimate(contentEvents); !hasUsage && ok {
+			t.meter.StreamEnded(est, true, contentEvents)
+		} else {
+			t.meter.StreamEnded(u, hasUsage, contentEvents)
+		}
 	}
 	if hasUsage {
 		t.finish(int64(u.Total))

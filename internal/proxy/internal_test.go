@@ -117,6 +117,13 @@ func TestParseUpstreams(t *testing.T) {
 	badErr("http://a models=x|y|x", `model "x" listed twice`)
 	badErr("http://a models=x models=y", "models given twice")
 	badErr("http://a weight=2", `unknown option "weight"`)
+	ok("http://a stream-options=off models=m", "http://a stream-options=off models=m")
+	ok("http://a stream-options=on", "http://a stream-options=on")
+	badErr("http://a stream-options=no", "want off or on")
+	badErr("http://a stream-options=off stream-options=on", "stream-options given twice")
+	if it, err := parseUpstreamItem("http://a stream-options=off"); err != nil || !it.noStreamOptions {
+		t.Errorf("stream-options=off: %+v, %v", it, err)
+	}
 	badErr("http://a models", "not name=value")
 	badErr("http://a, http://b sk-secret-0123456789", "upstream 2 of 2")
 	badErr("http://a models=x\x01y", "control character")

@@ -201,6 +201,19 @@ func (p *Proxy) ServeModel(ctx *fasthttp.RequestCtx, served string) (name string
 	return p.serve(ctx, ups)
 }
 
+// AcceptsStreamOptions reports whether every upstream that may serve
+// the model served ("" for the default pool) takes a request with
+// stream_options: none of them is set stream-options=off.
+func (p *Proxy) AcceptsStreamOptions(served string) bool {
+	ups, _ := p.table.Load().pool(served)
+	for _, up := range ups {
+		if up.noStreamOptions {
+			return false
+		}
+	}
+	return true
+}
+
 // pool returns the upstreams that serve the model served (every upstream
 // for ""), and reports false if none does.
 func (t *routeTable) pool(served string) ([]*upstream, bool) {

@@ -25,6 +25,8 @@ type upstream struct {
 	models   atomic.Pointer[modelSet]
 	discover bool // the health check reads the model list
 
+	noStreamOptions bool // stream-options=off: never add stream_options
+
 	_        [64]byte
 	inflight atomic.Int64 // requests sent and not yet finished
 	healthy  atomic.Bool
@@ -66,6 +68,7 @@ func newUpstream(raw string, dial func(ctx context.Context, network, addr string
 	if it.declared {
 		up.models.Store(declaredSet(it.models, created))
 	}
+	up.noStreamOptions = it.noStreamOptions
 	up.healthy.Store(true) // until a check says otherwise
 	return up, nil
 }

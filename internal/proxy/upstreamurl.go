@@ -16,9 +16,11 @@ var ErrNoUpstream = errors.New("proxy: no upstream configured")
 // ParseUpstreams splits a comma-separated UPSTREAM_URL value into its
 // items and checks each one: a base URL (scheme http or https, a host, no
 // query, fragment or user info), optionally followed by options separated
-// by whitespace, name=value as in the keys file. The one option is
+// by whitespace, name=value as in the keys file. The options are
 // models=ID|ID…, the models the upstream serves
-// (docs/configuration.md#models-and-routing).
+// (docs/configuration.md#models-and-routing), and stream-options=off for
+// a server that refuses a request with stream_options, which the gateway
+// then does not add (docs/http.md#token-metering).
 // Blank items are an error, not skipped. The items are returned trimmed,
 // options included, as Config.Upstreams takes them.
 func ParseUpstreams(s string) ([]string, error) {
@@ -39,10 +41,12 @@ func ParseUpstreams(s string) ([]string, error) {
 
 // upstreamItem is one parsed item of Config.Upstreams.
 type upstreamItem struct {
-	url      *url.URL
-	raw      string   // the URL as written: the upstream's name
-	models   []string // declared models, in the order written
-	declared bool     // models= was given
+	url              *url.URL
+	raw              string   // the URL as written: the upstream's name
+	models           []string // declared models, in the order written
+	declared         bool     // models= was given
+	noStreamOptions  bool     // stream-options=off
+	streamOptionsSet bool
 }
 
 // maxModelID is the longest model id accepted, declared, aliased or
@@ -67,11 +71,20 @@ func parseUpstreamItem(s string) (upstreamItem, error) {
 		switch {
 		case !ok:
 			return it, fmt.Errorf("upstream URL %q: an option is not name=value", u.Redacted())
+		case name == "stream-options":
+			if it.streamOptionsSet {
+				return it, fmt.Errorf("upstream URL %q: option stream-options given twice", u.Redacted())
+			}
+			if value != "off" && value != "on" {
+				return it, fmt.Errorf("upstream URL %q: stream-options=: want off or on", u.Redacted())
+			}
+			it.streamOptionsSet, it.noStreamOptions = true, value == "off"
+			continue
 		case name != "models":
 			if isOptionName(name) {
-				return it, fmt.Errorf("upstream URL %q: unknown option %q (the one option is models=)", u.Redacted(), name)
+				return it, fmt.Errorf("upstream URL %q: unknown option %q (the options are models= and stream-options=)", u.Redacted(), name)
 			}
-			return it, fmt.Errorf("upstream URL %q: unknown option (the one option is models=)", u.Redacted())
+			return it, fmt.Errorf("upstream URL %q: unknown option (the options are models= and stream-options=)", u.Redacted())
 		case it.declared:
 			return it, fmt.Errorf("upstream URL %q: option models given twice", u.Redacted())
 		}
