@@ -37,8 +37,15 @@ type Account struct {
 	// Tokens holds the key_id to its tpm= and tpd= (or the defaults):
 	// reserve at admission, reconcile at the end (docs/http.md#token-limits);
 	// nil for a shared pseudo key_id.
-	Tokens *tokens.Limiter
-	acc    atomic.Pointer[Access]
+	Tokens       *tokens.Limiter
+	tokenLimited atomic.Bool // Tokens has a limit on: set with its limits
+	acc          atomic.Pointer[Access]
+}
+
+// setTokenLimits sets a's token limits to l.
+func (a *Account) setTokenLimits(l tokens.Limits) {
+	a.Tokens.SetLimits(l)
+	a.tokenLimited.Store(l.TPM > 0 || l.TPD > 0)
 }
 
 // Acquire takes one of the key_id's concurrency slots for an admitted
@@ -56,13 +63,7 @@ func (a *Account) Acquire() (tokens.Slot, []byte) {
 }
 
 // TokenLimited reports whether a's requests are held to a token limit.
-func (a *Account) TokenLimited() bool {
-	if a.Tokens == nil {
-		return false
-	}
-	l := a.Tokens.Limits()
-	return l.TPM > 0 || l.TPD > 0
-}
+func (a *Account) TokenLimited() bool { return a.tokenLimited.Load() }
 
 // Access is what a key_id's settings allow: its models and expiry
 // (docs/keys-file.md#settings). It is replaced whole when a reload
@@ -186,7 +187,9 @@ func (as *Registry) Get(keyID string, rpm int, s auth.Settings) *Account {
 		Conc:    tokens.NewConcurrency(0), // SetAccess sets its limit
 	}
 	if as.Tokens != nil {
-		a.Tokens = as.Tokens.Get(keyID, as.tokenLimits(s))
+		lim := as.tokenLimits(s)
+		a.Tokens = as.Tokens.Get(keyID, lim)
+		a.setTokenLimits(lim) // a Limiter kept across a reload keeps its counts
 	}
 	a.SetAccess(s)
 	got, _ := as.m.LoadOrStore(keyID, a)
@@ -212,7 +215,7 @@ func (as *Registry) Sync(keys *auth.KeySet, defaultRPM int) {
 		}
 		a.SetAccess(id.Settings)
 		if a.Tokens != nil {
-			a.Tokens.SetLimits(as.tokenLimits(id.Settings))
+			a.setTokenLimits(as.tokenLimits(id.Settings))
 		}
 		return true
 	})

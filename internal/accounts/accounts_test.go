@@ -39,3 +39,43 @@ func TestConcurrencyFollowsSettings(t *testing.T) {
 		t.Fatalf("in flight %d after two releases of three, want 1", n)
 	}
 }
+
+// TestTokenLimitsFollowReload: a key_id's token limits are its tpm= and
+// tpd=, else the defaults; a reload that sets or clears them changes
+// TokenLimited and the limiter, which keeps its counts. (A limit that
+// was off when a request was admitted did not count it: tokens spent
+// before tpd= is set do not count toward the day.)
+func TestTokenLimitsFollowReload(t *testing.T) {
+	r := &Registry{Period: time.Minute}
+	if err := r.OpenTokens(time.Minute, ""); err != nil {
+		t.Fatal(err)
+	}
+	a := r.Get("alice", 10, auth.Settings{})
+	if a.TokenLimited() {
+		t.Fatal("limited without tpm=, tpd= or a default")
+	}
+	keys := func(s auth.Settings) *auth.KeySet {
+		ks, warns := auth.NewKeySet([]auth.Entry{{Line: 1, KeyID: "alice", Digest: [32]byte{1}, Settings: s}})
+		if len(warns) > 0 {
+			t.Fatal(warns)
+		}
+		return ks
+	}
+	r.Sync(keys(auth.Settings{TPM: 50}), 10)
+	if !a.TokenLimited() || a.Tokens.Limits().TPM != 50 {
+		t.Fatalf("after tpm=50: limited %v, %+v", a.TokenLimited(), a.Tokens.Limits())
+	}
+	adm, res := a.Tokens.Admit(time.Now(), 30)
+	if !res.Allowed() {
+		t.Fatal(res)
+	}
+	adm.Finish(30)
+	r.DefaultTPD = 1000
+	r.Sync(keys(auth.Settings{}), 10)
+	if l := a.Tokens.Limits(); !a.TokenLimited() || l.TPM != 0 || l.TPD != 1000 {
+		t.Fatalf("after clearing tpm= with a TPD default: %+v", l)
+	}
+	if u := a.Tokens.UsageAt(time.Now()); u.WindowUsed != 30 {
+		t.Fatalf("the window's 30 tokens were lost across the reload: %+v", u)
+	}
+}
