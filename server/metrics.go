@@ -110,6 +110,9 @@ func (g *Gateway) initMetrics() {
 		// fasthttp's count; -1 before Serve.
 		return float64(max(g.srv.GetOpenConnectionsCount(), 0))
 	})
+	m.set.NewGauge("authgate_inspect_bytes_reserved", func() float64 {
+		return float64(g.inspect.InUse())
+	})
 	m.set.RegisterMetricsWriter(g.writeMetrics)
 	g.metrics = m
 }

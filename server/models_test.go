@@ -101,7 +101,9 @@ func startModelGateway(t *testing.T) (*gateway, *modelUpstream, *modelUpstream) 
 // pollUntil polls cond until it holds, failing the test after 10 s.
 func pollUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// Long, for a loaded CI machine running every package with -race: a
+	// condition that holds ends the wait at once.
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -359,15 +361,12 @@ func TestInspectBounds(t *testing.T) {
 	_, done := stalledBody(t, g.url, 40<<10)
 	defer done()
 	pollUntil(t, "the stalled body to hold its reservation", func() bool {
-		resp, body := do(t, "POST", g.url+"/v1/completions", "Bearer "+keyAlice, `{"model":"m2","prompt":"`+strings.Repeat("y", 40<<10)+`"}`)
-		if resp.StatusCode == 503 {
-			if resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, "server_busy") {
-				t.Fatalf("503 without Retry-After or code: %v %s", resp.Header, body)
-			}
-			return true
-		}
-		return false
+		return metricsOf(g)["authgate_inspect_bytes_reserved"] >= 40<<10
 	})
+	resp, body = do(t, "POST", g.url+"/v1/completions", "Bearer "+keyAlice, `{"model":"m2","prompt":"`+strings.Repeat("y", 40<<10)+`"}`)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, "server_busy") {
+		t.Fatalf("a body past INSPECT_MEMORY: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
 	if resp, _ := do(t, "POST", g.url+"/v1/completions", "Bearer "+keyAlice, `{"model":"m2"}`); resp.StatusCode != 200 {
 		t.Fatalf("a small body after the 503: %d", resp.StatusCode)
 	}
