@@ -110,6 +110,14 @@ func TestTokenLimits(t *testing.T) {
 	if a := limits["alice"]; a.Tokens == nil || *a.Tokens != counted || *a.Reserved != 0 || a.TPM != 100 || limits["bob"].Tokens != nil {
 		t.Fatalf("/limits: %s", lb)
 	}
+	// Every reservation was an upper bound: nothing used beyond one.
+	m := metricsOf(g)
+	if v, ok := m[`authgate_tokens_over_reservation_total{key_id="alice"}`]; !ok || v != 0 {
+		t.Fatalf("estimation error %v (present %v)", v, ok)
+	}
+	if v, ok := m[`authgate_requests_in_flight{key_id="alice"}`]; !ok || v != 0 {
+		t.Fatalf("alice's requests in flight %v (present %v)", v, ok)
+	}
 }
 
 // TestTokenLimitsConcurrent: requests in flight hold their reservations,

@@ -312,6 +312,23 @@ func WriteMetrics(bb *bytes.Buffer, accts []*Account) {
 			fmt.Fprintf(bb, "authgate_rate_limited_total{key_id=\"%s\"} %d\n", stats.EscapeLabel(a.KeyID), n)
 		}
 	}
+	// The token limits' estimation error (docs/http.md#token-limits): the
+	// tokens requests used beyond their reservations, and the requests in
+	// flight, of each token-limited key_id.
+	now := time.Now()
+	metrics.WriteMetadataIfNeeded(bb, "authgate_tokens_over_reservation_total", "counter")
+	for _, a := range accts {
+		if a.TokenLimited() {
+			u := a.Tokens.UsageAt(now)
+			fmt.Fprintf(bb, "authgate_tokens_over_reservation_total{key_id=\"%s\"} %d\n", stats.EscapeLabel(a.KeyID), u.EstimationError)
+		}
+	}
+	metrics.WriteMetadataIfNeeded(bb, "authgate_requests_in_flight", "gauge")
+	for _, a := range accts {
+		if a.Conc != nil {
+			fmt.Fprintf(bb, "authgate_requests_in_flight{key_id=\"%s\"} %d\n", stats.EscapeLabel(a.KeyID), a.Conc.InFlight())
+		}
+	}
 }
 
 // Delete forgets keyID's account: its next request starts a new one, with
