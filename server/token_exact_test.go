@@ -1,0 +1,96 @@
+package server_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/authgate/authgate/mockupstream"
+	"github.com/authgate/authgate/server"
+)
+
+// TestTokenLimitsExact: one key_id with tpm=20000 and 200 concurrent
+// streams with max_tokens=100, all in one window. The upstream's own
+// tally of the usage it reported for the requests it served stays within
+// the limit (every reservation is an upper bound, so the estimation error
+// is zero), and the tokens the gateway recorded equal that tally: every
+// completed stream metered exactly.
+func TestTokenLimitsExact(t *testing.T) {
+	const (
+		limit   = 20000
+		streams = 200
+		chunks  = 5
+	)
+	var tally atomic.Int64 // the usage the upstream reported
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock := mockupstream.New(mockupstream.Config{StreamChunks: chunks, ChunkDelay: time.Millisecond})
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsPost() {
+			// The mock's usage: a prompt token per four bytes of the body
+			// as received, a completion token per content chunk.
+			tally.Add(int64(max(1, (len(ctx.PostBody())+3)/4) + chunks))
+		}
+		mock.Handler(ctx)
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	g := startGateway(t, server.Config{
+		KeysFile:  keysFile(t, "alice:"+keyAlice+"  tpm="+strconv.Itoa(limit)+" rpm=1000000\n"),
+		Upstreams: []string{"http://" + ln.Addr().String()},
+	})
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int64
+	for range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", g.url+"/v1/chat/completions", strings.NewReader(`{"stream":true,"max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`))
+			req.Header.Set("Authorization", "Bearer "+keyAlice)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case err != nil:
+				t.Error(err)
+			case resp.StatusCode == 200 && strings.HasSuffix(string(body), "data: [DONE]\n\n"):
+				ok.Add(1)
+			case resp.StatusCode == 429:
+				refused.Add(1)
+			default:
+				t.Errorf("status %d: %q", resp.StatusCode, body)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() == 0 || refused.Load() == 0 {
+		t.Fatalf("%d admitted, %d refused: the test needs both", ok.Load(), refused.Load())
+	}
+	var recorded int64
+	pollUntil(t, "every stream's tokens recorded", func() bool {
+		m := metricsOf(g)
+		recorded = int64(m[`authgate_tokens_total{key_id="alice",model="",type="prompt"}`] + m[`authgate_tokens_total{key_id="alice",model="",type="completion"}`])
+		return recorded == tally.Load()
+	})
+	if recorded > limit {
+		t.Fatalf("the upstream reported %d tokens for the admitted requests, over tpm=%d", recorded, limit)
+	}
+	if v := metricsOf(g)[`authgate_tokens_over_reservation_total{key_id="alice"}`]; v != 0 {
+		t.Fatalf("estimation error %v", v)
+	}
+	t.Logf("%d streams admitted, %d refused; %d tokens, upstream and gateway alike, of %d", ok.Load(), refused.Load(), recorded, limit)
+}
