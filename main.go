@@ -122,6 +122,11 @@ var settings = []setting{
 		c.gw.KeysFile = v
 		return nil
 	}},
+	{"TOKEN_METERING", "token-metering", "true", "read the token usage of every answer and stream (false: only of key_ids with tpm= or tpd=)", func(c *serveConfig, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.gw.NoMetering = !b
+		return err
+	}},
 	{"TOKENS_PER_MINUTE", "tpm", "0", "default token limit per key_id in any sliding 60 s window, 0 for none (keys file: tpm=)", func(c *serveConfig, v string) error {
 		n, err := parseCount(v, 0)
 		c.gw.DefaultTPM = int64(n)

@@ -113,6 +113,10 @@ type Config struct {
 	// day; zero means none (docs/http.md#token-limits).
 	DefaultTPM, DefaultTPD int64
 
+	// NoMetering turns token metering off where no token limit needs it
+	// (TOKEN_METERING=false; docs/http.md#token-metering).
+	NoMetering bool
+
 	// StateDir is where the key_ids' tokens of the UTC day are saved
 	// (tokens.StateFile), every StateSaveInterval and on Close, and read
 	// back by New, so that tpd= survives a restart; a crash loses at most

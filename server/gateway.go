@@ -115,6 +115,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.proxy = p
 	g.tokens = metering.New(p.Listed)
+	g.tokens.Off = cfg.NoMetering
 	g.inspect = inspect.NewBudget(min(cfg.InspectMaxBody, cfg.MaxRequestBody), cfg.InspectMemory)
 	g.router = &modelroute.Router{Proxy: p, Inspect: g.inspect, Tokens: g.tokens, Models: &g.models,
 		WriteTimeout: cfg.WriteTimeout, DefaultMaxTokens: cfg.DefaultMaxTokens}

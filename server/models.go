@@ -40,8 +40,7 @@ func (g *Gateway) streamMeter(ctx *fasthttp.RequestCtx) proxy.Meter {
 	return sl
 }
 
-// estimator is a Meter that can estimate the usage of a stream that
-// reported none (modelroute's, for a request it read).
+// estimator is a Meter that estimates a stream's usage (modelroute's).
 type estimator interface {
 	Estimate(contentEvents int) (openai.Usage, bool)
 }
@@ -49,12 +48,10 @@ type estimator interface {
 // streamLogKey is the user-value key of a request's streamLog.
 type streamLogKey struct{}
 
-// streamLog is a metered stream's Meter, which also writes the request's
-// access-log line (and counts it in the metrics) when the stream ends,
-// so that the line has the stream's tokens and its whole duration. The
-// handler hands it the line's fields (hold) as it returns; the proxy
-// ends the stream after that, as fasthttp writes the body, while the
-// request is still ctx's.
+// streamLog is a stream's Meter that also writes the request's log line
+// (and metrics) as the stream ends, with its tokens and whole duration:
+// the handler hands it the line's fields (hold) as it returns, and the
+// stream ends after, as fasthttp writes it, while the request is ctx's.
 type streamLog struct {
 	proxy.Meter
 	g     *Gateway
@@ -68,8 +65,7 @@ type streamLog struct {
 	slot  tokens.Slot // the request's concurrency slot
 }
 
-// takeStreamLog returns the streamLog of ctx's streamed response, if it
-// has one, and forgets it.
+// takeStreamLog returns and forgets ctx's streamed response's streamLog.
 func takeStreamLog(ctx *fasthttp.RequestCtx) *streamLog {
 	sl, _ := ctx.UserValue(streamLogKey{}).(*streamLog)
 	if sl == nil {
@@ -82,8 +78,7 @@ func takeStreamLog(ctx *fasthttp.RequestCtx) *streamLog {
 	return sl
 }
 
-// hold keeps the fields of the request's log line, and its concurrency
-// slot, for StreamEnded.
+// hold keeps the request's log line's fields and slot for StreamEnded.
 func (sl *streamLog) hold(acct *accounts.Account, start time.Time, requestID []byte, sv served, slot tokens.Slot) {
 	sl.acct, sl.start, sl.sv, sl.held, sl.slot = acct, start, sv, true, slot
 	sl.ridN = copy(sl.rid[:], requestID)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,3 +148,53 @@ func TestTokenMeteringOnePool(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestNoMetering: with metering off, a key_id without a token limit has
+// its answers and streams passed on unread (its stream not asked for
+// usage, asserted inside the upstream), nothing counted and null tokens
+// logged; a token-limited key_id is metered all the same.
+func TestNoMetering(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32 // requests that reached the upstream asking for usage
+	mock := mockupstream.New(mockupstream.Config{Models: []string{"m1"}})
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if strings.Contains(string(ctx.PostBody()), "include_usage") {
+			asked.Add(1)
+		}
+		mock.Handler(ctx)
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	g := startGateway(t, server.Config{
+		KeysFile:        keysFile(t, "alice:"+keyAlice+"  models=*\nbob:"+keyBob+"  tpm=100000\n"),
+		Upstreams:       []string{"http://" + ln.Addr().String()},
+		AccessLogFormat: logsink.FormatJSON,
+		NoMetering:      true,
+	})
+	for _, key := range []string{keyAlice, keyBob} {
+		for _, body := range []string{`{"model":"m1"}`, `{"model":"m1","stream":true}`} {
+			if resp, b := do(t, "POST", g.url+"/v1/chat/completions", "Bearer "+key, body); resp.StatusCode != 200 || strings.Contains(b, `"choices":[]`) {
+				t.Fatalf("%s: %d %s", body, resp.StatusCode, b)
+			}
+		}
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("%d requests asked the upstream for usage, want 1 (bob's stream)", n)
+	}
+	var m strings.Builder
+	g.WriteMetrics(&m)
+	if strings.Contains(m.String(), `key_id="alice",model`) || !strings.Contains(m.String(), `authgate_tokens_total{key_id="bob",model="m1",type="completion"} 10`) {
+		t.Fatalf("metrics:\n%s", m.String())
+	}
+	for _, l := range g.logLines(t) {
+		if strings.Contains(l, `"key_id":"alice"`) && !strings.Contains(l, `"prompt_tokens":null`) {
+			t.Fatalf("alice's line has tokens: %s", l)
+		}
+		if strings.Contains(l, `"key_id":"bob"`) && strings.Contains(l, `"prompt_tokens":null`) {
+			t.Fatalf("bob's line has none: %s", l)
+		}
+	}
+}

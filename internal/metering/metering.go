@@ -19,6 +19,10 @@ import (
 type Counter struct {
 	tokens stats.Tokens
 	listed func(model []byte) (string, bool)
+	// Off turns metering off where no limit needs it
+	// (TOKEN_METERING=false): Stream's meters read no events, and the
+	// router does not call Response; set before use.
+	Off bool
 }
 
 // New returns a Counter that names an unrouted response's model by
@@ -60,6 +64,9 @@ type streamMeter struct {
 }
 
 func (m *streamMeter) DropUsageChunk() bool { return m.drop }
+
+// Events reports whether the stream is read: unless metering is off.
+func (m *streamMeter) Events() bool { return !m.c.Off }
 
 // StreamEnded counts the last usage the stream reported: a running total
 // with continuous usage, the final count otherwise, so that a stream cut

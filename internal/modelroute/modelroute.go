@@ -78,12 +78,16 @@ func (rt *Router) Serve(ctx *fasthttp.RequestCtx, keyID string, patterns []strin
 	} else {
 		return rt.route(ctx, keyID, patterns, lim)
 	}
-	rt.meterAnswer(ctx, &sv, keyID)
+	rt.meterAnswer(ctx, &sv, keyID, false)
 	return sv
 }
 
-// meterAnswer meters an upstream's 200 held whole.
-func (rt *Router) meterAnswer(ctx *fasthttp.RequestCtx, sv *Served, keyID string) {
+// meterAnswer meters an upstream's 200 held whole, unless metering is off
+// and no token limit (limited) needs it.
+func (rt *Router) meterAnswer(ctx *fasthttp.RequestCtx, sv *Served, keyID string, limited bool) {
+	if rt.Tokens.Off && !limited {
+		return
+	}
 	if sv.Upstream != "" && !ctx.Response.IsBodyStream() && ctx.Response.StatusCode() == fasthttp.StatusOK {
 		sv.Usage, sv.Metered = rt.Tokens.Response(keyID, sv.Model, ctx.Response.Body())
 	}

@@ -51,7 +51,8 @@ func (rt *Router) admit(ctx *fasthttp.RequestCtx, lim *tokens.Limiter, f *inspec
 	// alone, which include_usage would turn on in every chunk, or an
 	// upstream that may serve it refuses stream_options.
 	t := &ticket{
-		inject: r.Stream && !r.IncludeUsage && !r.ContinuousUsage && usagePath(ctx.Path()) && rt.Proxy.AcceptsStreamOptions(served),
+		inject: r.Stream && !r.IncludeUsage && !r.ContinuousUsage && usagePath(ctx.Path()) && rt.Proxy.AcceptsStreamOptions(served) &&
+			(lim != nil || !rt.Tokens.Off),
 		prompt: int64(r.PromptBound),
 		read:   f.Body != nil,
 	}
@@ -82,7 +83,7 @@ func (rt *Router) admit(ctx *fasthttp.RequestCtx, lim *tokens.Limiter, f *inspec
 // answer is a stream, whose end does (StreamEnded). Token-limited
 // responses get their x-ratelimit-*-tokens headers.
 func (rt *Router) settle(ctx *fasthttp.RequestCtx, t *ticket, sv *Served, keyID string) {
-	rt.meterAnswer(ctx, sv, keyID)
+	rt.meterAnswer(ctx, sv, keyID, t != nil && t.limited)
 	if t == nil {
 		return
 	}
@@ -109,14 +110,21 @@ func (t *ticket) finish(actual int64) {
 	}
 }
 
+// Events reports whether the stream's events are read: to reconcile a
+// token-limited request, to drop an injected usage chunk, or to meter.
+func (t *ticket) Events() bool {
+	return t.limited || t.inject || (t.meter != nil && t.meter.Events())
+}
+
 // DropUsageChunk is the stream's meter's.
 func (t *ticket) DropUsageChunk() bool { return t.meter != nil && t.meter.DropUsageChunk() }
 
 // Estimate is the usage of a stream that reported none: a prompt token
 // per four bytes of its body, and a completion token per content event
-// (docs/http.md#token-metering); false if the body was not read.
+// (docs/http.md#token-metering); false if the body was not read or the
+// stream is not metered.
 func (t *ticket) Estimate(contentEvents int) (openai.Usage, bool) {
-	if !t.read {
+	if !t.read || !t.Events() { // not read, or not metered
 		return openai.Usage{}, false
 	}
 	p := int((t.prompt + 3) / 4)

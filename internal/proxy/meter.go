@@ -11,6 +11,9 @@ import (
 // arrives. Any other stream is passed on as it comes and reports no
 // usage.
 type Meter interface {
+	// Events reports whether the stream's events are to be read (a
+	// stream of server-sent events only): false passes it on unread.
+	Events() bool
 	// DropUsageChunk reports whether the stream's usage-only chunk (the
 	// one stream_options.include_usage adds) is to be kept from the
 	// client: the gateway asked for it on the client's behalf.

@@ -422,7 +422,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	x.inner = upResp.BodyStream()
 	if p.newMeter != nil {
 		if m := p.newMeter(ctx); m != nil {
-			x.startMeter(m, bytes.HasPrefix(upResp.Header.ContentType(), strEventStream))
+			x.startMeter(m, m.Events() && bytes.HasPrefix(upResp.Header.ContentType(), strEventStream))
 		}
 	}
 	pc.SetWriteDeadline(time.Time{})
