@@ -154,6 +154,9 @@ func (b *bench) run(ctx context.Context) error {
 	if err := b.routingCost(ctx); err != nil {
 		return err
 	}
+	if err := b.meteringCost(ctx); err != nil {
+		return err
+	}
 	if err := b.streaming(ctx); err != nil {
 		return err
 	}
@@ -174,7 +177,7 @@ func (b *bench) estimate(nScenarios int) time.Duration {
 	o := b.o
 	closed := time.Duration(nScenarios*o.repeats) * (o.warmup + o.duration + 2*time.Second)
 	logWarmup, logDuration := pairRunTimes(o)
-	closed += time.Duration(2*3*o.costPairs) * (logWarmup + logDuration + time.Second)
+	closed += time.Duration(2*4*o.costPairs) * (logWarmup + logDuration + time.Second)
 	stream := time.Duration(2*o.repeats) * (o.duration / 2)
 	nOpen := 2
 	if o.peers {

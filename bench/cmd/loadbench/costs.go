@@ -53,6 +53,25 @@ func (b *bench) routingCost(ctx context.Context) error {
 	return nil
 }
 
+// meteringCost measures what token metering costs: -cost-pairs pairs of
+// proxy runs of the gateway with metering on (authgate) and off
+// (authgate-nometer, TOKEN_METERING=false), back to back, in alternating
+// order. Its bar: on at least 0.9 of off's throughput.
+func (b *bench) meteringCost(ctx context.Context) error {
+	on, off := b.targets["authgate"], b.targets["authgate-nometer"]
+	var pairs []report.CostPair
+	err := b.runPairs(ctx, "metering cost", proxyPath, on, off, b.o.costPairs, func(i int, ron, roff report.ClosedRun) {
+		p := report.CostPair{On: ron, Off: roff, OnFirst: aFirst(i)}
+		b.logf("metering cost pair %d: on %9.0f req/s, off %9.0f req/s: %.1f%%", i+1, p.On.RPS, p.Off.RPS, p.Cost())
+		pairs = append(pairs, p)
+	})
+	if err != nil {
+		return err
+	}
+	b.rep.SetMeteringCost(pairs)
+	return nil
+}
+
 // runCost is the whole run with -cost NAME: that cost's pairs alone,
 // reported in OUT/cost-NAME.{md,json}.
 func (b *bench) runCost(ctx context.Context) error {
@@ -61,10 +80,7 @@ func (b *bench) runCost(ctx context.Context) error {
 	}
 	warmup, duration := pairRunTimes(b.o)
 	b.logf("%s cost only: %d pairs, %v each (+%v warm-up)", b.o.costOnly, b.o.costPairs, duration, warmup)
-	run := b.logCost
-	if b.o.costOnly == "routing" {
-		run = b.routingCost
-	}
+	run := map[string]func(context.Context) error{"log": b.logCost, "routing": b.routingCost, "metering": b.meteringCost}[b.o.costOnly]
 	if err := run(ctx); err != nil {
 		return err
 	}

@@ -114,7 +114,7 @@ func main() {
 	flag.BoolVar(&o.skipBounds, "skip-bounds", false, "skip the search for the highest rate under each p99 bound")
 	flag.StringVar(&o.ab, "ab", os.Getenv("BENCH_AB"), "run only an A/B comparison of -bin (A) and this gateway binary (B): alternating pairs on the reject and proxy paths (env BENCH_AB)")
 	flag.IntVar(&o.abPairs, "ab-pairs", 6, "pairs of runs per path with -ab (at least 2)")
-	flag.StringVar(&o.costOnly, "cost", "", "run only one cost's alternating pairs, log or routing, into OUT/cost-NAME.{md,json}")
+	flag.StringVar(&o.costOnly, "cost", "", "run only one cost's alternating pairs, log, routing or metering, into OUT/cost-NAME.{md,json}")
 	flag.IntVar(&o.costPairs, "cost-pairs", 6, "pairs of runs per path of the log and routing costs (at least 2)")
 	render := flag.String("render", "", "run nothing: read this latest.json and write latest.md and latest.svg from it into -out")
 	flag.Parse()
@@ -128,8 +128,8 @@ func main() {
 	if o.warmup == 0 {
 		o.warmup = min(max(o.duration/5, time.Second), 2*time.Second)
 	}
-	if o.costOnly != "" && o.costOnly != "log" && o.costOnly != "routing" {
-		fmt.Fprintf(os.Stderr, "loadbench: -cost %q: want log or routing\n", o.costOnly)
+	if o.costOnly != "" && o.costOnly != "log" && o.costOnly != "routing" && o.costOnly != "metering" {
+		fmt.Fprintf(os.Stderr, "loadbench: -cost %q: want log, routing or metering\n", o.costOnly)
 		os.Exit(2)
 	}
 	if o.costPairs < 2 {

@@ -127,6 +127,17 @@ func (b *bench) startServers() error {
 	}
 	rt.proxies, rt.accessLog, rt.admin = true, routedLog, admin
 
+	// authgate-nometer: authgate with token metering off, for the
+	// metering cost's pairs.
+	nmLog := filepath.Join(b.dir, "authgate-nometer-access.log")
+	admin = adminAddr()
+	nm, err := launch("authgate-nometer", o.serverCPU, append(serveEnv(nmLog, admin), "TOKEN_METERING=false"),
+		func(a string) []string { return []string{o.bin, "serve", "--listen", a} })
+	if err != nil {
+		return err
+	}
+	nm.proxies, nm.accessLog, nm.admin = true, nmLog, admin
+
 	admin = adminAddr()
 	argv := []string{o.nolog, "-upstream", "http://" + up.addr, "-keys", keysFile, "-admin-listen", admin}
 	nl, err := launch("authgate-nolog", o.serverCPU, nil, func(a string) []string { return append(argv, "-listen", a) })

@@ -173,6 +173,15 @@ func (r *Report) markdown() string {
 		}
 	}
 
+	if mc := r.Metering; mc != nil {
+		b.WriteString("\n## Token metering cost, alternating pairs\n\n")
+		b.WriteString("Pairs of closed-loop proxy runs of authgate with token metering on and off (`TOKEN_METERING=false`), one right after the other; each pair's cost is the throughput lost with metering on.\n\n")
+		b.WriteString("| path | pairs | on, req/s (median) | off, req/s (median) | cost, median | (min–max) | cost by server CPU per request, median |\n")
+		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.1f%% | %.1f%%–%.1f%% | %.1f%% |\n", mc.Kind, len(mc.Pairs),
+			median(mc.Pairs, func(p CostPair) float64 { return p.On.RPS }), median(mc.Pairs, func(p CostPair) float64 { return p.Off.RPS }),
+			mc.Median, mc.Min, mc.Max, mc.CPUMedian)
+	}
 	if rc := r.Routing; rc != nil {
 		b.WriteString("\n## (i) Routing cost, alternating pairs\n\n")
 		b.WriteString("Pairs of closed-loop proxy runs of authgate routing by model between two declared pools and of authgate in front of one pool, one right after the other, the routed run first in every other pair; each pair's cost is the throughput the routed gateway lost.\n\n")

@@ -48,6 +48,11 @@ func (r *Report) ratios() []Ratio {
 			rc.Median, "%", "≤ 5%", bar(rc.Median <= 5))
 		add("routing by model, server CPU per request added (median of the pairs)", rc.CPUMedian, "%", "", nil)
 	}
+	if mc := r.Metering; mc != nil {
+		v := 1 - mc.Median/100
+		add(fmt.Sprintf("token metering on / off, proxied throughput (median of %d alternating pairs; cost %.1f%% to %.1f%%)", len(mc.Pairs), mc.Min, mc.Max),
+			v, "x", "≥ 0.9", bar(v >= 0.9))
+	}
 	if rt := r.closed("proxy/authgate-routed"); d != nil && rt != nil {
 		v := 100 * (1 - rt.Median.RPS/d.Median.RPS)
 		if r.Routing != nil {

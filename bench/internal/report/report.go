@@ -26,7 +26,8 @@ type Report struct {
 	Fixed     []OpenSum      `json:"fixed_rate_runs"`
 	Bounds    []BoundSum     `json:"latency_bounds,omitempty"`
 	LogCost   []CostSum      `json:"log_cost,omitempty"`
-	Routing   *CostSum       `json:"routing_cost,omitempty"` // proxy path, routed (on) against one pool (off)
+	Routing   *CostSum       `json:"routing_cost,omitempty"`  // proxy path, routed (on) against one pool (off)
+	Metering  *CostSum       `json:"metering_cost,omitempty"` // proxy path, token metering on against off
 	Ratios    []Ratio        `json:"ratios"`
 	AB        *ABRun         `json:"ab,omitempty"` // an A/B run's (StartAB), which has nothing else
 }
@@ -256,6 +257,12 @@ func costSum(kind string, pairs []CostPair) CostSum {
 // AddLogCost adds the log cost's pairs on path kind (reject or proxy).
 func (r *Report) AddLogCost(kind string, pairs []CostPair) {
 	r.LogCost = append(r.LogCost, costSum(kind, pairs))
+}
+
+// SetMeteringCost sets the metering cost's pairs, on the proxy path.
+func (r *Report) SetMeteringCost(pairs []CostPair) {
+	cs := costSum("proxy", pairs)
+	r.Metering = &cs
 }
 
 // SetRoutingCost sets the routing cost's pairs, on the proxy path.

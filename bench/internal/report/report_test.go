@@ -268,3 +268,34 @@ func TestRoutingCost(t *testing.T) {
 		}
 	}
 }
+
+// TestMeteringCost: the metering bar is on ≥ 0.9 × off, by the pairs'
+// median cost.
+func TestMeteringCost(t *testing.T) {
+	pair := func(on, off float64) CostPair {
+		return CostPair{On: ClosedRun{RPS: on, CPUPerReq: 1e6 / on}, Off: ClosedRun{RPS: off, CPUPerReq: 1e6 / off}}
+	}
+	for _, tc := range []struct {
+		pairs []CostPair
+		met   bool
+	}{
+		{[]CostPair{pair(95, 100), pair(80, 100), pair(97, 100)}, true}, // median cost 5%
+		{[]CostPair{pair(85, 100), pair(88, 100), pair(95, 100)}, false},
+	} {
+		r := sampleReport()
+		r.SetMeteringCost(tc.pairs)
+		r.Finish()
+		var got *Ratio
+		for i, ra := range r.Ratios {
+			if strings.HasPrefix(ra.Name, "token metering on / off") {
+				got = &r.Ratios[i]
+			}
+		}
+		if got == nil || got.Met == nil || *got.Met != tc.met {
+			t.Fatalf("metering bar %+v, want met %v", got, tc.met)
+		}
+		if !strings.Contains(r.markdown(), "## Token metering cost, alternating pairs") {
+			t.Fatal("latest.md lacks the metering pairs' table")
+		}
+	}
+}
