@@ -14,15 +14,8 @@ import (
 // The closed loop's (g) rows are one run of each per repeat, always in the
 // same order, which a drift of the machine's speed within a repeat biases.
 func (b *bench) logCost(ctx context.Context) error {
-	o := b.o
-	on, off := b.targets["authgate"], b.targets["authgate-nolog"]
 	for _, pp := range pairPaths {
-		var pairs []report.CostPair
-		err := b.runPairs(ctx, "log cost", pp, on, off, o.costPairs, func(i int, ron, roff report.ClosedRun) {
-			p := report.CostPair{On: ron, Off: roff, OnFirst: aFirst(i)}
-			b.logf("log cost %-6s pair %d: log on %9.0f req/s, off %9.0f req/s: %.1f%%", pp.kind, i+1, p.On.RPS, p.Off.RPS, p.Cost())
-			pairs = append(pairs, p)
-		})
+		pairs, err := b.costPairs(ctx, "log cost", pp, "authgate", "authgate-nolog")
 		if err != nil {
 			return err
 		}
@@ -38,19 +31,11 @@ func (b *bench) logCost(ctx context.Context) error {
 // loop's (i) row alone compares medians of runs minutes apart, which this
 // machine's drift of speed outweighs.
 func (b *bench) routingCost(ctx context.Context) error {
-	o := b.o
-	routed, one := b.targets["authgate-routed"], b.targets["authgate"]
-	var pairs []report.CostPair
-	err := b.runPairs(ctx, "routing cost", proxyPath, routed, one, o.costPairs, func(i int, rr, ro report.ClosedRun) {
-		p := report.CostPair{On: rr, Off: ro, OnFirst: aFirst(i)}
-		b.logf("routing cost pair %d: routed %9.0f req/s, one pool %9.0f req/s: %.1f%%", i+1, p.On.RPS, p.Off.RPS, p.Cost())
-		pairs = append(pairs, p)
-	})
-	if err != nil {
-		return err
+	pairs, err := b.costPairs(ctx, "routing cost", proxyPath, "authgate-routed", "authgate")
+	if err == nil {
+		b.rep.SetRoutingCost(pairs)
 	}
-	b.rep.SetRoutingCost(pairs)
-	return nil
+	return err
 }
 
 // meteringCost measures what token metering costs: -cost-pairs pairs of
@@ -58,18 +43,23 @@ func (b *bench) routingCost(ctx context.Context) error {
 // (authgate-nometer, TOKEN_METERING=false), back to back, in alternating
 // order. Its bar: on at least 0.9 of off's throughput.
 func (b *bench) meteringCost(ctx context.Context) error {
-	on, off := b.targets["authgate"], b.targets["authgate-nometer"]
+	pairs, err := b.costPairs(ctx, "metering cost", proxyPath, "authgate", "authgate-nometer")
+	if err == nil {
+		b.rep.SetMeteringCost(pairs)
+	}
+	return err
+}
+
+// costPairs runs -cost-pairs pairs (runPairs) on path pp of the targets
+// named on (the feature on) and off, logging each pair as what.
+func (b *bench) costPairs(ctx context.Context, what string, pp pairPath, on, off string) ([]report.CostPair, error) {
 	var pairs []report.CostPair
-	err := b.runPairs(ctx, "metering cost", proxyPath, on, off, b.o.costPairs, func(i int, ron, roff report.ClosedRun) {
+	err := b.runPairs(ctx, what, pp, b.targets[on], b.targets[off], b.o.costPairs, func(i int, ron, roff report.ClosedRun) {
 		p := report.CostPair{On: ron, Off: roff, OnFirst: aFirst(i)}
-		b.logf("metering cost pair %d: on %9.0f req/s, off %9.0f req/s: %.1f%%", i+1, p.On.RPS, p.Off.RPS, p.Cost())
+		b.logf("%s %-6s pair %d: %s %9.0f req/s, %s %9.0f req/s: %.1f%%", what, pp.kind, i+1, on, p.On.RPS, off, p.Off.RPS, p.Cost())
 		pairs = append(pairs, p)
 	})
-	if err != nil {
-		return err
-	}
-	b.rep.SetMeteringCost(pairs)
-	return nil
+	return pairs, err
 }
 
 // runCost is the whole run with -cost NAME: that cost's pairs alone,

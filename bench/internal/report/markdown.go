@@ -162,34 +162,16 @@ func (r *Report) markdown() string {
 	}
 
 	if len(r.LogCost) > 0 {
-		b.WriteString("\n## (g) Access log cost, alternating pairs\n\n")
-		b.WriteString("Pairs of closed-loop runs of authgate with its access log and without, one right after the other, the log-on run first in every other pair; each pair's cost is the throughput it lost with the log on.\n\n")
-		b.WriteString("| path | pairs | log on, req/s (median) | log off, req/s (median) | cost, median | (min–max) | cost by server CPU per request, median |\n")
-		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-		for _, lc := range r.LogCost {
-			fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.1f%% | %.1f%%–%.1f%% | %.1f%% |\n", lc.Kind, len(lc.Pairs),
-				median(lc.Pairs, func(p CostPair) float64 { return p.On.RPS }), median(lc.Pairs, func(p CostPair) float64 { return p.Off.RPS }),
-				lc.Median, lc.Min, lc.Max, lc.CPUMedian)
-		}
+		costTable(&b, "(g) Access log cost", "Pairs of closed-loop runs of authgate with its access log and without, one right after the other, the log-on run first in every other pair; each pair's cost is the throughput it lost with the log on.",
+			"log on", "log off", r.LogCost...)
 	}
-
 	if mc := r.Metering; mc != nil {
-		b.WriteString("\n## Token metering cost, alternating pairs\n\n")
-		b.WriteString("Pairs of closed-loop proxy runs of authgate with token metering on and off (`TOKEN_METERING=false`), one right after the other; each pair's cost is the throughput lost with metering on.\n\n")
-		b.WriteString("| path | pairs | on, req/s (median) | off, req/s (median) | cost, median | (min–max) | cost by server CPU per request, median |\n")
-		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.1f%% | %.1f%%–%.1f%% | %.1f%% |\n", mc.Kind, len(mc.Pairs),
-			median(mc.Pairs, func(p CostPair) float64 { return p.On.RPS }), median(mc.Pairs, func(p CostPair) float64 { return p.Off.RPS }),
-			mc.Median, mc.Min, mc.Max, mc.CPUMedian)
+		costTable(&b, "Token metering cost", "Pairs of closed-loop proxy runs of authgate with token metering on and off (`TOKEN_METERING=false`), one right after the other; each pair's cost is the throughput lost with metering on.",
+			"on", "off", *mc)
 	}
 	if rc := r.Routing; rc != nil {
-		b.WriteString("\n## (i) Routing cost, alternating pairs\n\n")
-		b.WriteString("Pairs of closed-loop proxy runs of authgate routing by model between two declared pools and of authgate in front of one pool, one right after the other, the routed run first in every other pair; each pair's cost is the throughput the routed gateway lost.\n\n")
-		b.WriteString("| path | pairs | routed, req/s (median) | one pool, req/s (median) | cost, median | (min–max) | cost by server CPU per request, median |\n")
-		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.1f%% | %.1f%%–%.1f%% | %.1f%% |\n", rc.Kind, len(rc.Pairs),
-			median(rc.Pairs, func(p CostPair) float64 { return p.On.RPS }), median(rc.Pairs, func(p CostPair) float64 { return p.Off.RPS }),
-			rc.Median, rc.Min, rc.Max, rc.CPUMedian)
+		costTable(&b, "(i) Routing cost", "Pairs of closed-loop proxy runs of authgate routing by model between two declared pools and of authgate in front of one pool, one right after the other, the routed run first in every other pair; each pair's cost is the throughput the routed gateway lost.",
+			"routed", "one pool", *rc)
 	}
 
 	b.WriteString("\n## Ratios and the issue's bars\n\n")
@@ -215,4 +197,18 @@ func (r *Report) markdown() string {
 	}
 	b.WriteString("\nThe issue's last bar, no allocation per request on the admit and reject paths, is measured by the in-process benchmarks: `make bench-go` (`-benchmem`).\n")
 	return b.String()
+}
+
+// costTable writes a cost's section: its title, what its pairs are, and
+// a row per path of the pairs' medians (on and off, named so), the median
+// cost and its range, and the cost by server CPU per request.
+func costTable(b *strings.Builder, title, intro, on, off string, sums ...CostSum) {
+	fmt.Fprintf(b, "\n## %s, alternating pairs\n\n%s\n\n", title, intro)
+	fmt.Fprintf(b, "| path | pairs | %s, req/s (median) | %s, req/s (median) | cost, median | (min–max) | cost by server CPU per request, median |\n", on, off)
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, cs := range sums {
+		fmt.Fprintf(b, "| %s | %d | %.0f | %.0f | %.1f%% | %.1f%%–%.1f%% | %.1f%% |\n", cs.Kind, len(cs.Pairs),
+			median(cs.Pairs, func(p CostPair) float64 { return p.On.RPS }), median(cs.Pairs, func(p CostPair) float64 { return p.Off.RPS }),
+			cs.Median, cs.Min, cs.Max, cs.CPUMedian)
+	}
 }
