@@ -62,7 +62,7 @@ type streamLog struct {
 	rid   [forwarded.MaxRequestID]byte
 	ridN  int
 	sv    served
-	slot  tokens.Slot // the request's concurrency slot
+	slot  accounts.Slot // the request's concurrency slot
 }
 
 // takeStreamLog returns and forgets ctx's streamed response's streamLog.
@@ -79,7 +79,7 @@ func takeStreamLog(ctx *fasthttp.RequestCtx) *streamLog {
 }
 
 // hold keeps the request's log line's fields and slot for StreamEnded.
-func (sl *streamLog) hold(acct *accounts.Account, start time.Time, requestID []byte, sv served, slot tokens.Slot) {
+func (sl *streamLog) hold(acct *accounts.Account, start time.Time, requestID []byte, sv served, slot accounts.Slot) {
 	sl.acct, sl.start, sl.sv, sl.held, sl.slot = acct, start, sv, true, slot
 	sl.ridN = copy(sl.rid[:], requestID)
 }

@@ -30,10 +30,9 @@ type Account struct {
 	Window  *limiter.Window // nil: not rate-limited (auth disabled, fail-open)
 	Body429 []byte
 	Stats   stats.Requests // its metrics
-	// Conc counts the key_id's requests in flight and holds them to its
-	// concurrency= setting (docs/keys-file.md#settings); nil for a shared
-	// pseudo key_id, which has no limit.
-	Conc *tokens.Concurrency
+	// inflight counts the key_id's requests in flight, streams included,
+	// held to its concurrency= (Acquire); shared pseudo key_ids have none.
+	inflight atomic.Int64
 	// Tokens holds the key_id to its tpm= and tpd= (or the defaults):
 	// reserve at admission, reconcile at the end (docs/http.md#token-limits);
 	// nil for a shared pseudo key_id.
@@ -50,16 +49,35 @@ func (a *Account) setTokenLimits(l tokens.Limits) {
 
 // Acquire takes one of the key_id's concurrency slots for an admitted
 // request, which must release it as it ends; or returns the 429 body of a
-// request over the key_id's concurrency= (docs/http.md#rate-limit).
-func (a *Account) Acquire() (tokens.Slot, []byte) {
-	if a.Conc == nil {
-		return tokens.Slot{}, nil
+// request over the key_id's concurrency= (docs/http.md#rate-limit). A
+// slot is an atomic count: a request is admitted only if, counted, the
+// requests in flight are at most the limit, so never more are.
+func (a *Account) Acquire() (Slot, []byte) {
+	if a.Window == nil {
+		return Slot{}, nil // a shared pseudo key_id: not counted
 	}
-	slot, r := a.Conc.Acquire()
-	if !r.Allowed() {
-		return slot, a.Access().BodyBusy
+	k := a.Access()
+	if n := a.inflight.Add(1); k.Concurrency > 0 && n > int64(k.Concurrency) {
+		a.inflight.Add(-1)
+		return Slot{}, k.BodyBusy
 	}
-	return slot, nil
+	return Slot{a}, nil
+}
+
+// InFlight returns the key_id's requests in flight.
+func (a *Account) InFlight() int64 { return a.inflight.Load() }
+
+// Slot is an admitted request's concurrency slot, from Acquire: release
+// it once, as the request ends. Release on a released or zero Slot does
+// nothing.
+type Slot struct{ a *Account }
+
+// Release gives the slot back.
+func (s *Slot) Release() {
+	if s.a != nil {
+		s.a.inflight.Add(-1)
+		s.a = nil
+	}
 }
 
 // TokenLimited reports whether a's requests are held to a token limit.
@@ -99,9 +117,6 @@ func (a *Account) SetAccess(s auth.Settings) {
 	old := a.Access()
 	if slices.Equal(old.Models, s.ModelPatterns()) && old.Expires.Equal(s.Expires) && old.Concurrency == s.Concurrency {
 		return
-	}
-	if a.Conc != nil {
-		a.Conc.SetLimit(int64(s.Concurrency))
 	}
 	k := &Access{Models: s.ModelPatterns(), Expires: s.Expires, Concurrency: s.Concurrency}
 	if s.Concurrency > 0 {
@@ -184,7 +199,6 @@ func (as *Registry) Get(keyID string, rpm int, s auth.Settings) *Account {
 		KeyID:   keyID,
 		Window:  limiter.NewWindow(rpm, as.Period),
 		Body429: RateLimitBody(keyID),
-		Conc:    tokens.NewConcurrency(0), // SetAccess sets its limit
 	}
 	if as.Tokens != nil {
 		lim := as.tokenLimits(s)
@@ -325,8 +339,8 @@ func WriteMetrics(bb *bytes.Buffer, accts []*Account) {
 	}
 	metrics.WriteMetadataIfNeeded(bb, "authgate_requests_in_flight", "gauge")
 	for _, a := range accts {
-		if a.Conc != nil {
-			fmt.Fprintf(bb, "authgate_requests_in_flight{key_id=\"%s\"} %d\n", stats.EscapeLabel(a.KeyID), a.Conc.InFlight())
+		if a.Window != nil {
+			fmt.Fprintf(bb, "authgate_requests_in_flight{key_id=\"%s\"} %d\n", stats.EscapeLabel(a.KeyID), a.InFlight())
 		}
 	}
 }
@@ -374,7 +388,7 @@ func (as *Registry) Limits(now time.Time) map[string]KeyLimit {
 			return
 		}
 		k := KeyLimit{RequestsLastMinute: a.Window.CountAt(now), RateLimit: a.Window.Limit(),
-			InFlight: a.Conc.InFlight(), Concurrency: a.Access().Concurrency}
+			InFlight: a.InFlight(), Concurrency: a.Access().Concurrency}
 		if a.TokenLimited() {
 			u := a.Tokens.UsageAt(now)
 			k.TokensLastMinute, k.TokensReserved = &u.WindowUsed, &u.WindowReserved
