@@ -9,6 +9,7 @@ package redistest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -142,3 +143,89 @@ func (s *Server) Pause() { s.cmd.Process.Signal(syscall.SIGSTOP) }
 
 // Resume continues a paused server.
 func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Cluster is a Redis Cluster of real redis-server processes on loopback:
+// masters only, the hash slots spread evenly over them.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// StartCluster starts a Redis Cluster of n masters for t, stopped by t's
+// cleanup, and waits until every node says the cluster is ok. It needs
+// redis-cli (Debian's redis-tools, which redis-server depends on).
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{}
+	addrs := make([]string, n)
+	for i := range n {
+		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		c.Nodes = append(c.Nodes, s)
+		addrs[i] = s.Addr
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("redis-cli is not installed (apt-get install -y redis-tools): %v", err)
+	}
+	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, s := range c.Nodes {
+		for {
+			if info, err := s.Info("CLUSTER INFO"); err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redis cluster node %s is not ok after 20 s", s.Addr)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// URL is the cluster's redis:// URL: its first node, the others as addr=
+// parameters.
+func (c *Cluster) URL() string {
+	u := "redis://" + c.Nodes[0].Addr
+	for i, s := range c.Nodes[1:] {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		u += sep + "addr=" + s.Addr
+	}
+	return u
+}
+
+// Info sends one inline command on a new connection and returns its bulk
+// string answer whole (as CLUSTER INFO and INFO answer).
+func (s *Server) Info(cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	br := bufio.NewReader(c)
+	head, err := br.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(head, "$") && !strings.HasPrefix(head, "=") {
+		return strings.TrimRight(head, "\r\n"), nil
+	}
+	var n int
+	if _, err := fmt.Sscanf(head[1:], "%d", &n); err != nil || n < 0 {
+		return "", fmt.Errorf("%s answered %q", cmd, head)
+	}
+	buf := make([]byte, n+2)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}

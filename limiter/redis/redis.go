@@ -195,9 +195,9 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	// One connection, auto-pipelined; no client-side cache; dial and
-	// handshake bounded so that the probe, not a request, waits on them.
-	opt.ForceSingleClient = true
+	// One connection (per node of a Cluster), auto-pipelined; no
+	// client-side cache; dial and handshake bounded so that the probe, not
+	// a request, waits on them.
 	// One pipelined connection, not several: the probe that marks Redis up
 	// again then also reconnects the connection requests use.
 	opt.PipelineMultiplex = -1
@@ -229,7 +229,14 @@ func New(cfg Config) (*Limiter, error) {
 	for i := range r.blocks {
 		r.blocks[i].m = make(map[string]block)
 	}
+	// A Redis Cluster is found by asking the node of the URL (and those of
+	// its addr= parameters); one that cannot be reached yet is taken for a
+	// single Redis, connected to when it answers.
 	client, err := rueidis.NewClient(opt)
+	if client == nil {
+		opt.ForceSingleClient = true
+		client, err = rueidis.NewClient(opt)
+	}
 	if client == nil {
 		return nil, fmt.Errorf("redis at %s: %w", r.host, err)
 	}

@@ -31,6 +31,12 @@ type Limiter struct {
 	win    window
 	day    daily
 	excess int64 // the estimation error of Finish, limits off included
+
+	// With a Store (Registry's Config.Store), the Store decides under
+	// keyID and the limits above decide only what mode lets them.
+	keyID string
+	store Store
+	mode  FailureMode
 }
 
 // NewLimiter returns a Limiter with limits lim whose TPM window is period
@@ -57,7 +63,26 @@ func NewLimiter(lim Limits, period time.Duration) *Limiter {
 // limit's, else the concurrency limit's, else one of ScopeNone and Limit 0.
 //
 // After the key_id's first request, Admit does not allocate.
+//
+// A Limiter of a Registry with a Store asks the Store instead, which
+// shares the limits with other processes; when the Store cannot decide,
+// the Registry's FailureMode does: the limits of this Limiter (FailLocal),
+// an admission reserving nothing (FailOpen), or a refusal of Kind
+// Unavailable (FailClosed).
 func (l *Limiter) Admit(now time.Time, n int64) (Admission, Result) {
+	if l.store != nil {
+		lease, r, err := l.store.Admit(l.keyID, l.Limits(), n)
+		switch {
+		case err == nil && r.Kind != Admitted:
+			return Admission{}, r
+		case err == nil:
+			return Admission{l: l, n: max(n, 0), shared: true, lease: lease}, r
+		case l.mode == FailOpen:
+			return Admission{l: l, n: max(n, 0), shared: true}, Result{Kind: Admitted, Requested: max(n, 0)}
+		case l.mode == FailClosed:
+			return Admission{}, Result{Kind: Unavailable, Requested: max(n, 0)}
+		}
+	}
 	wt, dt, n := int64(now.Sub(epoch)), now.UnixNano(), max(n, 0)
 	l.mu.Lock()
 	r := pick(l.conc.check(), l.win.check(wt, n), l.day.check(dt, n))
@@ -102,6 +127,8 @@ type Admission struct {
 	l        *Limiter
 	n        int64
 	win, day Reservation // zero for a limit that was off
+	shared   bool        // decided by the Limiter's Store, or its FailOpen
+	lease    Lease       // the Store's; nil for FailOpen
 }
 
 // Tokens returns the tokens reserved at admission, n; 0 once finished. A
@@ -119,6 +146,16 @@ func (a *Admission) Finish(actual int64) {
 		return
 	}
 	actual = max(actual, 0)
+	if a.shared {
+		if a.lease != nil {
+			a.lease.Finish(actual)
+			l.mu.Lock()
+			l.excess += max(actual-a.n, 0)
+			l.mu.Unlock()
+		}
+		*a = Admission{}
+		return
+	}
 	l.mu.Lock()
 	l.excess += max(actual-a.n, 0)
 	if a.win.w != nil {
@@ -131,6 +168,31 @@ func (a *Admission) Finish(actual int64) {
 	l.mu.Unlock()
 	*a = Admission{}
 }
+
+// AcquireSlot takes one of the key_id's concurrency slots in the
+// Limiter's Store, of which limit may be held at once, for a request that
+// must Finish the Lease as it ends. ok is false without a Store, and when
+// the Store cannot decide and the mode is FailLocal: the caller counts
+// the slot itself. A refusal (ConcurrencyExceeded, or Unavailable with
+// FailClosed) has a nil Lease; so has FailOpen's admission.
+func (l *Limiter) AcquireSlot(limit int64) (lease Lease, r Result, ok bool) {
+	if l.store == nil {
+		return nil, Result{}, false
+	}
+	lease, r, err := l.store.Admit(l.keyID, Limits{Concurrency: limit}, 0)
+	switch {
+	case err == nil:
+		return lease, r, true
+	case l.mode == FailOpen:
+		return nil, Result{Kind: Admitted, Scope: ScopeConcurrency}, true
+	case l.mode == FailClosed:
+		return nil, Result{Kind: Unavailable, Scope: ScopeConcurrency}, true
+	}
+	return nil, Result{}, false
+}
+
+// Shared reports whether the Limiter's limits are decided by a Store.
+func (l *Limiter) Shared() bool { return l.store != nil }
 
 // Limits returns the current limits.
 func (l *Limiter) Limits() Limits {

@@ -13,6 +13,11 @@ type Config struct {
 	// start: each key_id's Limiter starts its day with the state's total.
 	// nil starts every key_id at zero.
 	State *State
+	// Store, if set, shares every key_id's limits with the other
+	// processes using it (see Store); FailureMode says what happens to a
+	// request it cannot decide. nil: the limits are this process's.
+	Store       Store
+	FailureMode FailureMode
 }
 
 // Registry holds one Limiter per key_id, created on the key_id's first
@@ -25,6 +30,8 @@ type Config struct {
 type Registry struct {
 	m      sync.Map // key_id → *Limiter
 	period time.Duration
+	store  Store
+	mode   FailureMode
 
 	mu sync.Mutex
 	// restored is Config.State's totals of the key_ids not yet in m, so
@@ -39,7 +46,7 @@ type dayTotal struct {
 
 // NewRegistry returns an empty Registry configured by cfg.
 func NewRegistry(cfg Config) *Registry {
-	r := &Registry{period: cfg.Period, restored: map[string]dayTotal{}}
+	r := &Registry{period: cfg.Period, store: cfg.Store, mode: cfg.FailureMode, restored: map[string]dayTotal{}}
 	if cfg.State != nil {
 		for id, e := range cfg.State.Keys {
 			if day, ok := parseDay(e.Date); ok {
@@ -60,6 +67,7 @@ func (r *Registry) Get(keyID string, lim Limits) *Limiter {
 		return l.(*Limiter)
 	}
 	l := NewLimiter(lim, r.period)
+	l.keyID, l.store, l.mode = keyID, r.store, r.mode
 	r.mu.Lock()
 	e, restored := r.restored[keyID]
 	r.mu.Unlock()

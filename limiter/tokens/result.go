@@ -19,9 +19,12 @@ const (
 	TooLarge
 	// ConcurrencyExceeded: the key_id has its limit of requests in flight.
 	ConcurrencyExceeded
+	// Unavailable: the Limiter's Store could not decide and its
+	// FailureMode is FailClosed; nothing was recorded.
+	Unavailable
 )
 
-var kindNames = [...]string{"admitted", "limited", "too-large", "concurrency-exceeded"}
+var kindNames = [...]string{"admitted", "limited", "too-large", "concurrency-exceeded", "unavailable"}
 
 // String returns the kind's name for logs and metric labels.
 func (k Kind) String() string {
