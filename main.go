@@ -91,6 +91,7 @@ type serveConfig struct {
 	shutdownGrace time.Duration
 	redisURL      string        // REDIS_URL; empty: limits in this process
 	redisTimeout  time.Duration // REDIS_TIMEOUT
+	redisLease    time.Duration // REDIS_LEASE
 }
 
 // setting is one configuration value: an environment variable and a flag
@@ -309,6 +310,11 @@ var settings = []setting{
 		c.redisTimeout = d
 		return err
 	}},
+	{"REDIS_LEASE", "redis-lease", "15s", "how long a request's shared slot and token reservation outlive a replica that stops renewing them (killed)", func(c *serveConfig, v string) error {
+		d, err := parsePositiveDuration(v)
+		c.redisLease = d
+		return err
+	}},
 }
 
 // loadServeConfig builds serve's configuration from args and the
@@ -400,6 +406,9 @@ func runServe(args []string, getenv env, stdout, stderr io.Writer) int {
 		}
 		defer r.Close()
 		cfg.gw.Limiter = r
+		tk := redis.NewTokens(r, redis.TokensConfig{Period: cfg.gw.RateWindow, Lease: cfg.redisLease})
+		defer tk.Close() // before r.Close
+		cfg.gw.TokenStore = tk
 	}
 	gw, err := server.New(cfg.gw)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/authgate/authgate/internal/adminguard"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/limiter/tokens"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -95,8 +96,16 @@ type Config struct {
 	// decide (REDIS_FAILURE_MODE): FailureLocal (the zero value) decides it
 	// with the built-in window of this process, FailureOpen admits it, and
 	// FailureClosed answers 503 in OpenAI's shape
-	// ("rate_limiter_unavailable"). Ignored without a Limiter.
+	// ("rate_limiter_unavailable"). It also applies to TokenStore.
 	LimiterFailureMode FailureMode
+
+	// TokenStore, if set, shares the token limits (tpm=, tpd=) and the
+	// concurrency= slots between replicas (tokens.Store; the CLI builds
+	// package limiter/redis's Tokens for REDIS_URL), LimiterFailureMode
+	// saying what a request gets when it cannot decide (local: this
+	// process's own limits). The gateway does not close it; a store with a
+	// method WriteMetrics(io.Writer) adds its lines to /metrics.
+	TokenStore tokens.Store
 
 	// RateWindow is the length of the sliding window every limit counts in.
 	// Zero means 60 s (the constant RateWindow);

@@ -24,6 +24,7 @@ import (
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/internal/stats"
+	"github.com/authgate/authgate/limiter/tokens"
 	"github.com/authgate/authgate/logsink"
 )
 
@@ -80,6 +81,8 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: cfg.Logger}
 	g.admin.guard = adminguard.New(cfg.AdminToken)
 	g.accounts.Period = cfg.RateWindow
+	g.accounts.Store = cfg.TokenStore
+	g.accounts.StoreFailure = map[FailureMode]tokens.FailureMode{FailureOpen: tokens.FailOpen, FailureClosed: tokens.FailClosed}[cfg.LimiterFailureMode]
 	if err := g.accounts.OpenTokens(cfg.RateWindow, cfg.StateDir); err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -156,16 +155,16 @@ func (g *Gateway) decide(ctx *fasthttp.RequestCtx, step func(*fasthttp.RequestCt
 	// held in their interfaces directly, and the user values keep their
 	// capacity across the requests of a pooled RequestCtx.
 	ctx.SetUserValue(accountKey{}, acct)
-	slot, busy := acct.Acquire()
+	slot, code, busy := acct.Acquire()
 	if busy != nil {
-		apierr.Write(ctx, fasthttp.StatusTooManyRequests, busy)
+		apierr.Write(ctx, code, busy)
 		ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 		g.logRequest(ctx, acct, start, requestID, served{})
 		return
 	}
 	sv := step(ctx)
 	if acct.Window != nil {
-		setRateHeaders(ctx, res)
+		apierr.SetRateHeaders(ctx, res.Limit, res.Remaining, res.Reset)
 	}
 	ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 	if sl := takeStreamLog(ctx); sl != nil {
@@ -270,10 +269,10 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, start time.Time, requestID []b
 			d.acct = g.none
 		}
 	case limiterDown:
-		apierr.Write(ctx, fasthttp.StatusServiceUnavailable, body503Limiter)
+		apierr.Write(ctx, fasthttp.StatusServiceUnavailable, apierr.LimiterUnavailable)
 	case limited:
-		writeRateLimited(ctx, d.acct, d.res)
-		setRateHeaders(ctx, d.res)
+		apierr.WriteRateLimited(ctx, d.acct.Body429, d.res.Reset)
+		apierr.SetRateHeaders(ctx, d.res.Limit, d.res.Remaining, d.res.Reset)
 	}
 	ctx.Response.Header.SetCanonical(strXRequestID, requestID)
 	g.logRequest(ctx, d.acct, start, requestID, served{})
@@ -298,26 +297,6 @@ func (g *Gateway) authorize(authz []byte) (*accounts.Account, auth.Reason) {
 		reason = auth.ReasonUnknown
 	}
 	return nil, reason
-}
-
-// writeRateLimited writes acct's precomputed 429 and its retry headers.
-func writeRateLimited(ctx *fasthttp.RequestCtx, acct *accounts.Account, res limiter.Result) {
-	ctx.Response.SetStatusCode(fasthttp.StatusTooManyRequests)
-	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
-	ctx.Response.SetBodyRaw(acct.Body429)
-	var buf [24]byte
-	ms := int64((res.Reset + time.Millisecond - 1) / time.Millisecond)
-	ctx.Response.Header.SetCanonical(strRetryAfterMs, strconv.AppendInt(buf[:0], ms, 10))
-	ctx.Response.Header.SetCanonical(strRetryAfter, strconv.AppendInt(buf[:0], apierr.RetryAfterSeconds(res.Reset), 10))
-}
-
-// setRateHeaders adds OpenAI's x-ratelimit-*-requests headers for res.
-func setRateHeaders(ctx *fasthttp.RequestCtx, res limiter.Result) {
-	var buf [24]byte
-	h := &ctx.Response.Header
-	h.SetCanonical(strRateLimitLimit, strconv.AppendInt(buf[:0], int64(res.Limit), 10))
-	h.SetCanonical(strRateLimitRemaining, strconv.AppendInt(buf[:0], int64(res.Remaining), 10))
-	h.SetCanonical(strRateLimitReset, apierr.AppendDuration(buf[:0], res.Reset))
 }
 
 func writeText(ctx *fasthttp.RequestCtx, status int, body []byte) {

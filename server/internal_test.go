@@ -76,8 +76,6 @@ func TestUnknownKeysAllocateNoState(t *testing.T) {
 func TestHeaderNamesCanonical(t *testing.T) {
 	for _, k := range [][]byte{
 		strAuthorization, strXRequestID,
-		strRetryAfter, strRetryAfterMs, strRateLimitLimit, strRateLimitRemaining,
-		strRateLimitReset,
 	} {
 		if !isCanonical(k) {
 			t.Errorf("%q is not in the form fasthttp's normalizing gives it", k)

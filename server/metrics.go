@@ -177,6 +177,9 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 			w.WriteMetrics(&bb)
 		}
 	}
+	if w, ok := g.cfg.TokenStore.(interface{ WriteMetrics(io.Writer) }); ok {
+		w.WriteMetrics(&bb)
+	}
 
 	st := g.AccessLogStats()
 	metrics.WriteCounterUint64(&bb, `authgate_access_log_lines_total{result="written"}`, st.Written)

@@ -23,14 +23,9 @@ var (
 	// Header names, in the form fasthttp's normalizing gives them, so that
 	// the request path sets them with SetCanonical, without a copy and a
 	// normalizing pass each (TestHeaderNamesCanonical).
-	strAuthorization      = []byte("Authorization")
-	strExpect             = []byte("Expect")
-	strXRequestID         = []byte("X-Request-Id")
-	strRetryAfter         = []byte("Retry-After")
-	strRetryAfterMs       = []byte("Retry-After-Ms")
-	strRateLimitLimit     = []byte("X-Ratelimit-Limit-Requests")
-	strRateLimitRemaining = []byte("X-Ratelimit-Remaining-Requests")
-	strRateLimitReset     = []byte("X-Ratelimit-Reset-Requests")
+	strAuthorization = []byte("Authorization")
+	strExpect        = []byte("Expect")
+	strXRequestID    = []byte("X-Request-Id")
 
 	// body401 is indexed by auth.Reason.
 	body401 = func() [auth.ReasonUnknown + 1][]byte {
@@ -45,7 +40,4 @@ var (
 	// body400BareLF answers a request head whose lines end in a bare LF
 	// (listen.ErrBareLFHead).
 	body400BareLF = apierr.Body("Malformed HTTP request: lines of the request head must end in CRLF", "invalid_request_error", "bad_request")
-	// body503Limiter answers when the shared rate limiter (Redis) cannot
-	// decide and REDIS_FAILURE_MODE is closed.
-	body503Limiter = apierr.Body("The rate limiter is unavailable", "api_error", "rate_limiter_unavailable")
 )

@@ -16,6 +16,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/authgate/authgate/internal/redistest"
+	"github.com/authgate/authgate/limiter/redis"
 	"github.com/authgate/authgate/mockupstream"
 	"github.com/authgate/authgate/server"
 )
@@ -27,8 +29,27 @@ import (
 // for a slow upstream. Afterwards nothing is left held: no request in
 // flight, no token reserved in the window or the day, no concurrency
 // slot.
-func TestTokenChaos(t *testing.T) {
-	const requests = 400
+func TestTokenChaos(t *testing.T) { tokenChaos(t, 1, nil) }
+
+// TestTokenChaosSharedRedis: the same over four gateways sharing their
+// limits through one Redis: afterwards nothing is held in Redis either.
+func TestTokenChaosSharedRedis(t *testing.T) {
+	url := redistest.Start(t).URL()
+	var stores []*redis.Tokens
+	tokenChaos(t, 4, func(cfg *server.Config) { stores = append(stores, shareRedis(t, url, cfg)) })
+	pollUntil(t, "nothing held in Redis", func() bool {
+		u, err := stores[0].Usage("alice")
+		return err == nil && u.InFlight == 0 && u.Reservations == 0 && u.TokensReserved == 0 && u.WindowTokens > 0
+	})
+	for i, s := range stores {
+		if n := s.Held(); n != 0 {
+			t.Errorf("gateway %d still renews %d leases", i, n)
+		}
+	}
+}
+
+func tokenChaos(t *testing.T, replicas int, configure func(*server.Config)) {
+	const requests = 2000
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -51,11 +72,15 @@ func TestTokenChaos(t *testing.T) {
 	}}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
-	g := startGateway(t, server.Config{
-		KeysFile:        keysFile(t, "alice:"+keyAlice+"  tpm=1000000000 tpd=1000000000 concurrency=1000 rpm=1000000\n"),
-		Upstreams:       []string{"http://" + ln.Addr().String()},
-		UpstreamTimeout: 100 * time.Millisecond,
-	})
+	keys := keysFile(t, "alice:"+keyAlice+"  tpm=1000000000 tpd=1000000000 concurrency=1000 rpm=1000000\n")
+	var gws []*gateway
+	for range replicas {
+		cfg := server.Config{KeysFile: keys, Upstreams: []string{"http://" + ln.Addr().String()}, UpstreamTimeout: 100 * time.Millisecond}
+		if configure != nil {
+			configure(&cfg)
+		}
+		gws = append(gws, startGateway(t, cfg))
+	}
 
 	kinds := []string{"whole", "stream", "stream-left", "left-before", "reset", "slow"}
 	var wg sync.WaitGroup
@@ -65,6 +90,7 @@ func TestTokenChaos(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
+				g := gws[i%replicas]
 				kind := kinds[i%len(kinds)]
 				body := `{"max_tokens":50,"messages":[]}`
 				if kind != "whole" && kind != "slow" {
@@ -98,18 +124,24 @@ func TestTokenChaos(t *testing.T) {
 	close(work)
 	wg.Wait()
 
-	pollUntil(t, "every request's holdings given back", func() bool {
-		lj, _ := json.Marshal(g.Limits(time.Now()))
-		var m map[string]struct {
-			InFlight    int64  `json:"in_flight"`
-			Reserved    *int64 `json:"tokens_reserved"`
-			ReservedDay *int64 `json:"tokens_reserved_today"`
-			Tokens      *int64 `json:"tokens_last_minute"`
+	for i, g := range gws {
+		pollUntil(t, fmt.Sprintf("every request's holdings given back in gateway %d", i), func() bool {
+			lj, _ := json.Marshal(g.Limits(time.Now()))
+			var m map[string]struct {
+				InFlight    int64  `json:"in_flight"`
+				Reserved    *int64 `json:"tokens_reserved"`
+				ReservedDay *int64 `json:"tokens_reserved_today"`
+				Tokens      *int64 `json:"tokens_last_minute"`
+			}
+			json.Unmarshal(lj, &m)
+			a := m["alice"]
+			// With Redis, the local counts stay at zero (Redis holds them).
+			return a.InFlight == 0 && a.Reserved != nil && *a.Reserved == 0 && *a.ReservedDay == 0 && (*a.Tokens > 0 || configure != nil)
+		})
+		if v := metricsOf(g)[`authgate_requests_in_flight{key_id="alice"}`]; v != 0 {
+			t.Errorf("gateway %d: authgate_requests_in_flight %v after every request ended", i, v)
 		}
-		json.Unmarshal(lj, &m)
-		a := m["alice"]
-		return a.InFlight == 0 && a.Reserved != nil && *a.Reserved == 0 && *a.ReservedDay == 0 && *a.Tokens > 0
-	})
+	}
 }
 
 // quietLogger drops a fasthttp server's log: the chaos upstream's resets

@@ -13,6 +13,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/authgate/authgate/internal/redistest"
+	"github.com/authgate/authgate/limiter/redis"
 	"github.com/authgate/authgate/mockupstream"
 	"github.com/authgate/authgate/server"
 )
@@ -23,7 +25,31 @@ import (
 // the limit (every reservation is an upper bound, so the estimation error
 // is zero), and the tokens the gateway recorded equal that tally: every
 // completed stream metered exactly.
-func TestTokenLimitsExact(t *testing.T) {
+func TestTokenLimitsExact(t *testing.T) { tokenLimitsExact(t, 1, nil) }
+
+// TestTokenLimitsExactSharedRedis: the same with the streams spread over
+// four gateways sharing their limits through one Redis.
+func TestTokenLimitsExactSharedRedis(t *testing.T) {
+	url := redistest.Start(t).URL()
+	tokenLimitsExact(t, 4, func(cfg *server.Config) { shareRedis(t, url, cfg) })
+}
+
+// shareRedis makes cfg's gateway share its limits through the Redis at
+// url, on a connection of its own, as a replica does. Leases last an hour:
+// a slot or reservation not given back stays held for the whole test.
+func shareRedis(t *testing.T, url string, cfg *server.Config) *redis.Tokens {
+	t.Helper()
+	r, err := redis.New(redis.Config{URL: url, Timeout: 5 * time.Second, Window: cfg.RateWindow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := redis.NewTokens(r, redis.TokensConfig{Period: cfg.RateWindow, Lease: time.Hour})
+	t.Cleanup(func() { tk.Close(); r.Close() })
+	cfg.Limiter, cfg.TokenStore = r, tk
+	return tk
+}
+
+func tokenLimitsExact(t *testing.T, replicas int, configure func(*server.Config)) {
 	const (
 		limit   = 20000
 		streams = 200
@@ -45,13 +71,19 @@ func TestTokenLimitsExact(t *testing.T) {
 	}}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
-	g := startGateway(t, server.Config{
-		KeysFile:  keysFile(t, "alice:"+keyAlice+"  tpm="+strconv.Itoa(limit)+" rpm=1000000\n"),
-		Upstreams: []string{"http://" + ln.Addr().String()},
-	})
+	keys := keysFile(t, "alice:"+keyAlice+"  tpm="+strconv.Itoa(limit)+" rpm=1000000\n")
+	var gws []*gateway
+	for range replicas {
+		cfg := server.Config{KeysFile: keys, Upstreams: []string{"http://" + ln.Addr().String()}}
+		if configure != nil {
+			configure(&cfg)
+		}
+		gws = append(gws, startGateway(t, cfg))
+	}
 	var wg sync.WaitGroup
 	var ok, refused atomic.Int64
-	for range streams {
+	for i := range streams {
+		g := gws[i%replicas]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -82,15 +114,21 @@ func TestTokenLimitsExact(t *testing.T) {
 	}
 	var recorded int64
 	pollUntil(t, "every stream's tokens recorded", func() bool {
-		m := metricsOf(g)
-		recorded = int64(m[`authgate_tokens_total{key_id="alice",model="",type="prompt"}`] + m[`authgate_tokens_total{key_id="alice",model="",type="completion"}`])
+		recorded = 0
+		for _, g := range gws {
+			m := metricsOf(g)
+			recorded += int64(m[`authgate_tokens_total{key_id="alice",model="",type="prompt"}`] + m[`authgate_tokens_total{key_id="alice",model="",type="completion"}`])
+		}
 		return recorded == tally.Load()
 	})
 	if recorded > limit {
 		t.Fatalf("the upstream reported %d tokens for the admitted requests, over tpm=%d", recorded, limit)
 	}
-	if v := metricsOf(g)[`authgate_tokens_over_reservation_total{key_id="alice"}`]; v != 0 {
-		t.Fatalf("estimation error %v", v)
+	for _, g := range gws {
+		if v := metricsOf(g)[`authgate_tokens_over_reservation_total{key_id="alice"}`]; v != 0 {
+			t.Fatalf("estimation error %v", v)
+		}
 	}
-	t.Logf("%d streams admitted, %d refused; %d tokens, upstream and gateway alike, of %d", ok.Load(), refused.Load(), recorded, limit)
+	t.Logf("%d gateway(s): %d streams admitted, %d refused; %d tokens, upstream and gateway alike, of %d",
+		replicas, ok.Load(), refused.Load(), recorded, limit)
 }

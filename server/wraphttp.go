@@ -149,7 +149,7 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case limiterDown:
 		h["Content-Type"] = hdrContentTypeJSON
 		w.WriteHeader(http.StatusServiceUnavailable)
-		n, _ := w.Write(body503Limiter)
+		n, _ := w.Write(apierr.LimiterUnavailable)
 		g.logHTTP(r, acct, shard, start, http.StatusServiceUnavailable, int64(n), requestID)
 		return
 	}
@@ -166,12 +166,12 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.logHTTP(r, acct, shard, start, http.StatusTooManyRequests, int64(n), requestID)
 		return
 	}
-	slot, busy := acct.Acquire()
+	slot, code, busy := acct.Acquire()
 	if busy != nil {
 		h["Content-Type"] = hdrContentTypeJSON
-		w.WriteHeader(http.StatusTooManyRequests)
+		w.WriteHeader(code)
 		n, _ := w.Write(busy)
-		g.logHTTP(r, acct, shard, start, http.StatusTooManyRequests, int64(n), requestID)
+		g.logHTTP(r, acct, shard, start, code, int64(n), requestID)
 		return
 	}
 	defer slot.Release()

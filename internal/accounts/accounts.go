@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
 	"github.com/authgate/authgate/auth"
 	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/stats"
@@ -48,20 +50,34 @@ func (a *Account) setTokenLimits(l tokens.Limits) {
 }
 
 // Acquire takes one of the key_id's concurrency slots for an admitted
-// request, which must release it as it ends; or returns the 429 body of a
-// request over the key_id's concurrency= (docs/http.md#rate-limit). A
-// slot is an atomic count: a request is admitted only if, counted, the
-// requests in flight are at most the limit, so never more are.
-func (a *Account) Acquire() (Slot, []byte) {
+// request, which must release it as it ends; or returns the status and
+// body refusing a request over the key_id's concurrency=
+// (docs/http.md#rate-limit): 429, or 503 when the slots are shared
+// through a Store that cannot decide and the failure mode is closed. A
+// local slot is an atomic count: a request is admitted only if, counted,
+// the requests in flight are at most the limit, so never more are.
+func (a *Account) Acquire() (Slot, int, []byte) {
 	if a.Window == nil {
-		return Slot{}, nil // a shared pseudo key_id: not counted
+		return Slot{}, 0, nil // a shared pseudo key_id: not counted
 	}
 	k := a.Access()
+	if k.Concurrency > 0 && a.Tokens != nil {
+		if lease, r, ok := a.Tokens.AcquireSlot(int64(k.Concurrency)); ok {
+			switch r.Kind {
+			case tokens.Admitted:
+				a.inflight.Add(1)
+				return Slot{a, lease}, 0, nil
+			case tokens.Unavailable:
+				return Slot{}, fasthttp.StatusServiceUnavailable, apierr.LimiterUnavailable
+			}
+			return Slot{}, fasthttp.StatusTooManyRequests, k.BodyBusy
+		}
+	}
 	if n := a.inflight.Add(1); k.Concurrency > 0 && n > int64(k.Concurrency) {
 		a.inflight.Add(-1)
-		return Slot{}, k.BodyBusy
+		return Slot{}, fasthttp.StatusTooManyRequests, k.BodyBusy
 	}
-	return Slot{a}, nil
+	return Slot{a, nil}, 0, nil
 }
 
 // InFlight returns the key_id's requests in flight.
@@ -70,13 +86,19 @@ func (a *Account) InFlight() int64 { return a.inflight.Load() }
 // Slot is an admitted request's concurrency slot, from Acquire: release
 // it once, as the request ends. Release on a released or zero Slot does
 // nothing.
-type Slot struct{ a *Account }
+type Slot struct {
+	a     *Account
+	lease tokens.Lease // the slot in a Store; nil for a local one
+}
 
 // Release gives the slot back.
 func (s *Slot) Release() {
 	if s.a != nil {
 		s.a.inflight.Add(-1)
-		s.a = nil
+		if s.lease != nil {
+			s.lease.Finish(0)
+		}
+		*s = Slot{}
 	}
 }
 
@@ -140,8 +162,13 @@ type Registry struct {
 	// DefaultTPM and DefaultTPD for key_ids without tpm= or tpd=.
 	Tokens                 *tokens.Registry
 	DefaultTPM, DefaultTPD int64
-	saver                  *tokens.Saver // OpenTokens'; nil without a directory
-	saverClosed            atomic.Bool
+	// Store, if set before OpenTokens, shares the token limits and the
+	// concurrency slots with other processes, StoreFailure saying what a
+	// request gets when it cannot decide (tokens.Store).
+	Store        tokens.Store
+	StoreFailure tokens.FailureMode
+	saver        *tokens.Saver // OpenTokens'; nil without a directory
+	saverClosed  atomic.Bool
 }
 
 // StateSaveInterval is how often OpenTokens' saver saves the tokens of
@@ -161,7 +188,7 @@ func (as *Registry) OpenTokens(period time.Duration, dir string) error {
 			return fmt.Errorf("%w (in %s; remove the file to start the day from zero)", err, dir)
 		}
 	}
-	as.Tokens = tokens.NewRegistry(tokens.Config{Period: period, State: state})
+	as.Tokens = tokens.NewRegistry(tokens.Config{Period: period, State: state, Store: as.Store, FailureMode: as.StoreFailure})
 	if dir != "" {
 		as.saver = tokens.NewSaver(dir, as.Tokens, StateSaveInterval)
 	}

@@ -14,23 +14,23 @@ import (
 func TestConcurrencyFollowsSettings(t *testing.T) {
 	r := &Registry{Period: time.Minute}
 	a := r.Get("alice", 10, auth.Settings{Concurrency: 1})
-	slot, busy := a.Acquire()
+	slot, _, busy := a.Acquire()
 	if busy != nil {
 		t.Fatal("the first request was refused")
 	}
-	if _, busy := a.Acquire(); busy == nil {
+	if _, _, busy := a.Acquire(); busy == nil {
 		t.Fatal("a second request was admitted under concurrency=1")
 	}
 	if b := string(a.Access().BodyBusy); !strings.Contains(b, "limit 1 requests") || !strings.Contains(b, `"code":"concurrency_limit_exceeded"`) {
 		t.Fatalf("429 body %s", b)
 	}
 	a.SetAccess(auth.Settings{Concurrency: 2})
-	second, busy := a.Acquire()
+	second, _, busy := a.Acquire()
 	if busy != nil || a.InFlight() != 2 || !strings.Contains(string(a.Access().BodyBusy), "limit 2 requests") {
 		t.Fatalf("after raising to 2: refused %s, in flight %d, body %s", busy, a.InFlight(), a.Access().BodyBusy)
 	}
 	a.SetAccess(auth.Settings{})
-	if _, busy := a.Acquire(); busy != nil || a.Access().BodyBusy != nil {
+	if _, _, busy := a.Acquire(); busy != nil || a.Access().BodyBusy != nil {
 		t.Fatal("without concurrency= a request was refused, or a 429 body kept")
 	}
 	slot.Release()
@@ -39,7 +39,7 @@ func TestConcurrencyFollowsSettings(t *testing.T) {
 	if n := a.InFlight(); n != 1 {
 		t.Fatalf("in flight %d after two releases of three, want 1", n)
 	}
-	if s, busy := NewShared("auth-disabled").Acquire(); busy != nil || s != (Slot{}) {
+	if s, _, busy := NewShared("auth-disabled").Acquire(); busy != nil || s != (Slot{}) {
 		t.Fatal("a shared pseudo key_id got a counted slot or a refusal")
 	}
 }

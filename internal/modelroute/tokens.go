@@ -14,7 +14,6 @@ import (
 )
 
 var (
-	strRetryAfterMs          = []byte("retry-after-ms")
 	strRateLimitLimitTokens  = []byte("x-ratelimit-limit-tokens")
 	strRateLimitRemainTokens = []byte("x-ratelimit-remaining-tokens")
 	strRateLimitResetTokens  = []byte("x-ratelimit-reset-tokens")
@@ -153,13 +152,16 @@ func (t *ticket) StreamEnded(u openai.Usage, hasUsage bool, contentEvents int) {
 // refuseTokens answers the 429 of a request refused by a token limit, in
 // OpenAI's words, with the retry time when waiting helps.
 func refuseTokens(ctx *fasthttp.RequestCtx, keyID string, res tokens.Result) {
+	if res.Kind == tokens.Unavailable {
+		// Shared limits that cannot be decided, failure mode closed.
+		apierr.Write(ctx, fasthttp.StatusServiceUnavailable, apierr.LimiterUnavailable)
+		apierr.SetRetry(ctx, time.Second)
+		return
+	}
 	msg := tokens.AppendMessage(nil, keyID, res)
 	apierr.Write(ctx, fasthttp.StatusTooManyRequests, apierr.Body(string(msg), "tokens", tokens.Code(res)))
 	if res.Kind == tokens.Limited {
-		var buf [24]byte
-		ms := int64((res.RetryAfter + time.Millisecond - 1) / time.Millisecond)
-		ctx.Response.Header.SetCanonical(strRetryAfterMs, strconv.AppendInt(buf[:0], ms, 10))
-		ctx.Response.Header.SetCanonical(strRetryAfter, strconv.AppendInt(buf[:0], apierr.RetryAfterSeconds(res.RetryAfter), 10))
+		apierr.SetRetry(ctx, res.RetryAfter)
 	}
 	setTokenHeaders(ctx, res)
 }
