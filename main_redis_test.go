@@ -4,11 +4,17 @@ package main
 // real redis-server (docs/operations.md#several-replicas).
 
 import (
+	"io"
+	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate/internal/redistest"
+	"github.com/authgate/authgate/limiter/redis"
+	"github.com/authgate/authgate/mockupstream"
 )
 
 // Two replicas, one Redis: 60 concurrent requests of a key_id with rpm=20
@@ -96,4 +102,59 @@ func TestServeRedisWrongPasswordExits2(t *testing.T) {
 	if r.code != exitUsage || !strings.Contains(r.stderr, "REDIS_URL") || strings.Contains(r.stderr, "hunter2secret") {
 		t.Fatalf("exit %d, stderr:\n%s\nwant exit 2 naming REDIS_URL without the password", r.code, r.stderr)
 	}
+}
+
+// A replica killed with SIGKILL mid-stream cannot give back its requests'
+// concurrency slots and token reservations in Redis; they expire within
+// REDIS_LEASE (1.5 s here; the test would wait 15 s, longer than it
+// polls, for the default).
+func TestServeKilledReplicaLeaksNothingPastTheLease(t *testing.T) {
+	srv := redistest.Start(t)
+	up := startUpstreamWith(t, mockupstream.Config{StreamChunks: 10000, ChunkDelay: 20 * time.Millisecond})
+	key := testKey(t)
+	keys := "team:" + key + " concurrency=2 tpm=1000000\n"
+	var replicas []*proc
+	for range 2 {
+		environ, _ := gatewayEnv(t, up, &keys, map[string]string{"REDIS_URL": srv.URL(), "REDIS_TIMEOUT": "1m", "REDIS_LEASE": "1500ms"})
+		replicas = append(replicas, startServe(t, environ))
+	}
+	doomed, survivor := replicas[0], replicas[1]
+	// Two streams through the doomed replica hold both slots.
+	for range 2 {
+		req, _ := http.NewRequest("POST", doomed.base+"/v1/chat/completions", strings.NewReader(`{"stream":true,"messages":[]}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := doomed.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if _, err := io.ReadFull(resp.Body, make([]byte, 20)); resp.StatusCode != 200 || err != nil {
+			t.Fatalf("stream: %d, %v", resp.StatusCode, err)
+		}
+	}
+	r, err := redis.New(redis.Config{URL: srv.URL(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	store := redis.NewTokens(r, redis.TokensConfig{})
+	defer store.Close()
+	u, err := store.Usage("team")
+	if err != nil || u.InFlight != 2 || u.Reservations != 2 {
+		t.Fatalf("Redis holds %+v (%v), want the two streams' slots and reservations", u, err)
+	}
+	// The slots are the key_id's, whichever replica holds them.
+	if got := survivor.do("POST", "/v1/chat/completions", "Bearer "+key, chatBody); got.status != 429 || !strings.Contains(got.body, "concurrency_limit_exceeded") {
+		t.Fatalf("a third request while two streams run: %d %s, want 429 concurrency_limit_exceeded", got.status, got.body)
+	}
+	doomed.signal(syscall.SIGKILL)
+	doomed.wait(waitLimit)
+	eventually(t, "the killed replica's slots and reservations expire", func() bool {
+		u, err := store.Usage("team")
+		return err == nil && u.InFlight == 0 && u.Reservations == 0 && u.TokensReserved == 0
+	})
+	if got := survivor.do("POST", "/v1/chat/completions", "Bearer "+key, chatBody); got.status != 200 {
+		t.Fatalf("after the lease: %d %s, want 200", got.status, got.body)
+	}
+	survivor.checkStderrClean(key)
 }

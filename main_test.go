@@ -1055,14 +1055,17 @@ type upstream struct {
 	ids   []string
 }
 
-func startUpstream(t *testing.T) *upstream {
+func startUpstream(t *testing.T) *upstream { return startUpstreamWith(t, mockupstream.Config{}) }
+
+// startUpstreamWith is startUpstream with the mock configured by cfg.
+func startUpstreamWith(t *testing.T, cfg mockupstream.Config) *upstream {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	u := &upstream{url: "http://" + ln.Addr().String()}
-	mock := mockupstream.New(mockupstream.Config{})
+	mock := mockupstream.New(cfg)
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		u.mu.Lock()
 		u.auths = append(u.auths, string(ctx.Request.Header.Peek("Authorization")))

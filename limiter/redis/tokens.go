@@ -38,7 +38,7 @@ type TokensConfig struct {
 
 // Tokens is a tokens.Store whose state lives in Redis, so that every
 // process using the same Redis (and KeyPrefix) shares each key_id's TPM
-// window, TPD day and requests in flight (docs/configuration.md#redis).
+// window, TPD day and requests in flight (docs/operations.md#several-replicas).
 //
 // A key_id has four keys, hash-tagged with its key_id so that they live on
 // one node of a Redis Cluster and one script can update them atomically:
