@@ -36,10 +36,10 @@ func TestTokenChaos(t *testing.T) { tokenChaos(t, 1, nil) }
 func TestTokenChaosSharedRedis(t *testing.T) {
 	url := redistest.Start(t).URL()
 	var stores []*redis.Tokens
-	tokenChaos(t, 4, func(cfg *server.Config) { stores = append(stores, shareRedis(t, url, cfg)) })
+	gws := tokenChaos(t, 4, func(cfg *server.Config) { stores = append(stores, shareRedis(t, url, cfg)) })
 	pollUntil(t, "nothing held in Redis", func() bool {
-		u, err := stores[0].Usage("alice")
-		return err == nil && u.InFlight == 0 && u.Reservations == 0 && u.TokensReserved == 0 && u.WindowTokens > 0
+		sh := gws[0].Limits(time.Now())["alice"].Shared // /limits asks Redis
+		return sh != nil && sh.InFlight == 0 && sh.Reservations == 0 && sh.TokensReserved == 0 && sh.WindowTokens > 0
 	})
 	for i, s := range stores {
 		if n := s.Held(); n != 0 {
@@ -48,7 +48,7 @@ func TestTokenChaosSharedRedis(t *testing.T) {
 	}
 }
 
-func tokenChaos(t *testing.T, replicas int, configure func(*server.Config)) {
+func tokenChaos(t *testing.T, replicas int, configure func(*server.Config)) []*gateway {
 	const requests = 2000
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -142,6 +142,7 @@ func tokenChaos(t *testing.T, replicas int, configure func(*server.Config)) {
 			t.Errorf("gateway %d: authgate_requests_in_flight %v after every request ended", i, v)
 		}
 	}
+	return gws
 }
 
 // quietLogger drops a fasthttp server's log: the chaos upstream's resets

@@ -124,9 +124,27 @@ func tokenLimitsExact(t *testing.T, replicas int, configure func(*server.Config)
 	if recorded > limit {
 		t.Fatalf("the upstream reported %d tokens for the admitted requests, over tpm=%d", recorded, limit)
 	}
+	var window int64
 	for _, g := range gws {
-		if v := metricsOf(g)[`authgate_tokens_over_reservation_total{key_id="alice"}`]; v != 0 {
+		m := metricsOf(g)
+		if v := m[`authgate_tokens_over_reservation_total{key_id="alice"}`]; v != 0 {
 			t.Fatalf("estimation error %v", v)
+		}
+		if v := m[`authgate_tokens_total{key_id="alice",model="",type="completion"}`]; v == 0 {
+			t.Fatal("no completion tokens metered")
+		}
+		window += *g.Limits(time.Now())["alice"].TokensLastMinute
+	}
+	if replicas == 1 && window != recorded {
+		// Every stream's reservation replaced by its upstream usage.
+		t.Fatalf("the window holds %d tokens, want the %d the upstream reported", window, recorded)
+	}
+	if replicas > 1 {
+		// The shared window holds what the upstream reported, nothing
+		// more, and no reservation: /limits shows Redis's counts.
+		sh := gws[0].Limits(time.Now())["alice"].Shared
+		if sh == nil || sh.WindowTokens != recorded || sh.TokensReserved != 0 || sh.Reservations != 0 {
+			t.Fatalf("/limits shared %+v, want %d tokens in the window and nothing reserved", sh, recorded)
 		}
 	}
 	t.Logf("%d gateway(s): %d streams admitted, %d refused; %d tokens, upstream and gateway alike, of %d",

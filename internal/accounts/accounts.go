@@ -404,12 +404,20 @@ type KeyLimit struct {
 	TokensReservedDay *int64 `json:"tokens_reserved_today,omitempty"`
 	TokensPerMinute   int64  `json:"tpm,omitempty"`
 	TokensPerDay      int64  `json:"tpd,omitempty"`
+	// Shared is the key_id's state in the Store that shares its token and
+	// concurrency limits between replicas (docs/operations.md#several-replicas),
+	// when there is one and it answered; the fields above are then what
+	// this process counted itself.
+	Shared *tokens.StoreUsage `json:"shared,omitempty"`
 }
 
 // Limits returns the state at now of every rate-limited account, by
 // key_id, for the admin /limits page. The map is the caller's.
 func (as *Registry) Limits(now time.Time) map[string]KeyLimit {
 	out := make(map[string]KeyLimit)
+	usage, _ := as.Store.(interface {
+		Usage(keyID string) (tokens.StoreUsage, error)
+	})
 	as.Each(func(a *Account) {
 		if a.Window == nil {
 			return
@@ -421,6 +429,11 @@ func (as *Registry) Limits(now time.Time) map[string]KeyLimit {
 			k.TokensLastMinute, k.TokensReserved = &u.WindowUsed, &u.WindowReserved
 			k.TokensToday, k.TokensReservedDay = &u.DayUsed, &u.DayReserved
 			k.TokensPerMinute, k.TokensPerDay = u.Limits.TPM, u.Limits.TPD
+		}
+		if (a.TokenLimited() || k.Concurrency > 0) && usage != nil {
+			if u, err := usage.Usage(a.KeyID); err == nil {
+				k.Shared = &u
+			}
 		}
 		out[a.KeyID] = k
 	})

@@ -140,7 +140,7 @@ func (rt *Router) route(ctx *fasthttp.RequestCtx, keyID string, patterns []strin
 			return Served{}
 		}
 		t, ok := rt.admit(ctx, lim, &f, keyID, "", "")
-		if !ok {
+		if !ok || !rt.edit(ctx, &f, t, openai.Edit{IncludeUsage: t != nil && t.inject}) {
 			return Served{}
 		}
 		sv := Served{Upstream: rt.serve(ctx, "")}
@@ -159,29 +159,40 @@ func (rt *Router) route(ctx *fasthttp.RequestCtx, keyID string, patterns []strin
 	if !ok {
 		return Served{Model: shown(name)}
 	}
-	r := &f.Request
-	inject := t != nil && t.inject
-	edit := openai.Edit{IncludeUsage: inject}
+	edit := openai.Edit{IncludeUsage: t != nil && t.inject}
 	if model != name {
 		edit.Model = model // an alias: the upstream gets the model it serves
 	}
-	// A multipart body keeps the alias (docs/http.md#model-routing).
-	if (edit.Model != "" || inject) && f.Body != nil && !bytes.HasPrefix(ctx.Request.Header.ContentType(), strMultipart) {
-		err := rt.Inspect.Rewrite(f.Body, func(dst, body []byte) []byte {
-			return r.AppendBody(dst, body, edit)
-		})
-		if err != nil {
-			apierr.Write(ctx, fasthttp.StatusServiceUnavailable, inspect.BodyBusy)
-			ctx.Response.Header.SetCanonical(strRetryAfter, strOne)
-			t.finish(0)
-			return Served{Model: shown(name)}
-		}
-		ctx.Request.SetBodyRaw(f.Body.Bytes())
+	if !rt.edit(ctx, &f, t, edit) {
+		return Served{Model: shown(name)}
 	}
 	sv := Served{Upstream: rt.serve(ctx, model), Model: shown(name)}
 	rt.Models.Count(name, ctx.Response.StatusCode(), uint32(ctx.ConnID()))
 	rt.settle(ctx, t, &sv, keyID)
 	return sv
+}
+
+// edit applies e to the request's body, if it changes anything: the
+// model an alias stands for, the stream's include_usage. A multipart body
+// is left as it is (docs/http.md#model-routing). It reports false, having
+// answered 503 and ended t's admission, when no buffer is free for the
+// new body.
+func (rt *Router) edit(ctx *fasthttp.RequestCtx, f *inspect.Found, t *ticket, e openai.Edit) bool {
+	if (e.Model == "" && !e.IncludeUsage) || f.Body == nil || bytes.HasPrefix(ctx.Request.Header.ContentType(), strMultipart) {
+		return true
+	}
+	r := &f.Request
+	err := rt.Inspect.Rewrite(f.Body, func(dst, body []byte) []byte {
+		return r.AppendBody(dst, body, e)
+	})
+	if err != nil {
+		apierr.Write(ctx, fasthttp.StatusServiceUnavailable, inspect.BodyBusy)
+		ctx.Response.Header.SetCanonical(strRetryAfter, strOne)
+		t.finish(0)
+		return false
+	}
+	ctx.Request.SetBodyRaw(f.Body.Bytes())
+	return true
 }
 
 // serveModels answers GET /v1/models and /v1/models/{id} from the

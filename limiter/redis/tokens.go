@@ -434,13 +434,7 @@ func (t *Tokens) renewOnce() {
 
 // Usage is one key_id's state in Redis, for the admin /limits page and
 // tests.
-type Usage struct {
-	InFlight       int64 // slots held
-	Reservations   int64 // reservations held
-	TokensReserved int64 // their tokens
-	WindowTokens   int64 // committed and reserved in the window
-	DayTokens      int64 // committed and reserved today (UTC, as of the last admission)
-}
+type Usage = tokens.StoreUsage
 
 // Usage returns keyID's state in Redis; expired leases are not counted.
 func (t *Tokens) Usage(keyID string) (Usage, error) {

@@ -31,6 +31,17 @@ type Lease interface {
 	Finish(actual int64)
 }
 
+// StoreUsage is one key_id's state in a Store, for the admin /limits
+// page: a Store with a method Usage(keyID string) (StoreUsage, error)
+// shows it there.
+type StoreUsage struct {
+	InFlight       int64 `json:"in_flight"`          // slots held
+	Reservations   int64 `json:"reservations"`       // reservations held
+	TokensReserved int64 `json:"tokens_reserved"`    // their tokens
+	WindowTokens   int64 `json:"tokens_last_minute"` // committed and reserved in the TPM window
+	DayTokens      int64 `json:"tokens_today"`       // committed and reserved today (UTC)
+}
+
 // FailureMode says what a Limiter with a Store does with a request the
 // Store cannot decide.
 type FailureMode uint8
