@@ -82,6 +82,8 @@ type Tokens struct {
 	renewals, renewFailures, lost atomic.Uint64
 }
 
+var _ tokens.Store = (*Tokens)(nil)
+
 // admitScript decides one request; see Tokens. KEYS: w, d, l, c.
 // ARGV: TPM, TPD, concurrency, n, the lease's member name, lease, period,
 // bucket width (µs); and, from tests only, the now in µs.
