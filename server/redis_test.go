@@ -6,6 +6,7 @@ package server_test
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/authgate/authgate/internal/redistest"
 	"github.com/authgate/authgate/limiter/redis"
+	"github.com/authgate/authgate/mockupstream"
 	"github.com/authgate/authgate/server"
 )
 
@@ -276,4 +278,71 @@ func plusOne(t *testing.T, s string) string {
 		t.Fatalf("metric value %q: %v", s, err)
 	}
 	return strconv.Itoa(n + 1)
+}
+
+// Token limits and concurrency slots shared through Redis (a TokenStore
+// alone: the request windows stay local) follow REDIS_FAILURE_MODE when
+// Redis is gone: local decides with this gateway's own token limits, open
+// admits whatever the limits say, closed answers 503.
+func TestRedisTokenFailureModes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock := mockupstream.New(mockupstream.Config{})
+	go mock.Serve(ln)
+	t.Cleanup(func() { mock.Shutdown() })
+	const (
+		small = `{"max_tokens":100,"messages":[]}`  // reserves 133 of tpm=300
+		large = `{"max_tokens":1000,"messages":[]}` // more than tpm=300 alone
+	)
+	for _, tc := range []struct {
+		mode                 server.FailureMode
+		small, large, concur int // statuses with Redis down
+	}{
+		{server.FailureLocal, 200, 429, 200},
+		{server.FailureOpen, 200, 200, 200},
+		{server.FailureClosed, 503, 503, 503},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			srv := redistest.Start(t)
+			r, err := redis.New(redis.Config{URL: srv.URL(), Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tk := redis.NewTokens(r, redis.TokensConfig{})
+			t.Cleanup(func() { tk.Close(); r.Close() })
+			g := startGateway(t, server.Config{
+				KeysFile:           keysFile(t, "alice:"+keyAlice+" tpm=300\nbob:"+keyBob+" concurrency=1\n"),
+				TokenStore:         tk,
+				LimiterFailureMode: tc.mode,
+				Upstreams:          []string{"http://" + ln.Addr().String()},
+			})
+			chat := func(key, body string) (int, string) {
+				resp, b := do(t, "POST", g.url+"/v1/chat/completions", "Bearer "+key, body)
+				return resp.StatusCode, b
+			}
+			if s, b := chat(keyAlice, large); s != 429 || !strings.Contains(b, "Request too large for alice") {
+				t.Fatalf("Redis up, a request over tpm: %d %s", s, b)
+			}
+			if s, _ := chat(keyAlice, small); s != 200 {
+				t.Fatalf("Redis up, small request: %d", s)
+			}
+			if u, err := tk.Usage("alice"); err != nil || u.WindowTokens == 0 {
+				t.Fatalf("Redis up: alice's usage in Redis %+v, %v: want the small request's tokens", u, err)
+			}
+			srv.Kill()
+			got := [3]int{}
+			got[0], _ = chat(keyAlice, small)
+			got[1], _ = chat(keyAlice, large)
+			var body string
+			got[2], body = chat(keyBob, small)
+			if got != [3]int{tc.small, tc.large, tc.concur} {
+				t.Fatalf("with Redis down: %v, want %v", got, [3]int{tc.small, tc.large, tc.concur})
+			}
+			if tc.mode == server.FailureClosed && !strings.Contains(body, `"code":"rate_limiter_unavailable"`) {
+				t.Fatalf("503 body %s", body)
+			}
+		})
+	}
 }
