@@ -91,46 +91,37 @@ var _ tokens.Store = (*Tokens)(nil)
 // the window's tokens have all left, µs until enough have left for n to
 // fit (TPM over), µs until the newest bucket leaves once n is in it,
 // bucket, day, now}.
-const admitScript = expireLua + `
+const admitScript = expireLua + windowLua + `
 local now = tonumber(ARGV[9])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local tpm, tpd, conc, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local member, lease, period, width = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local member, lease = ARGV[5], tonumber(ARGV[6])
+period, width = tonumber(ARGV[7]), tonumber(ARGV[8])
 expire(now)
 local inflight = redis.call('ZCARD', KEYS[4])
 local cur = math.floor(now / width)
 local today = math.floor(now / 86400000000)
-local used, buckets, vals = 0, {}, {}
-if tpm > 0 then
-  local h = redis.call('HGETALL', KEYS[1])
-  for i = 1, #h, 2 do
-    local b, v = tonumber(h[i]), tonumber(h[i + 1])
-    if (b + 1) * width + period - 1 <= now then
-      redis.call('HDEL', KEYS[1], h[i])
-    elseif v > 0 then
-      used = used + v
-      buckets[#buckets + 1] = b
-      vals[b] = v
-    end
-  end
-end
-table.sort(buckets)
+local used, lo, hi = 0, nil, nil
+if tpm > 0 then used, lo, hi = trim(now) end
 local day = 0
 if tpd > 0 then
   local d = redis.call('HMGET', KEYS[2], 'day', 't')
   if tonumber(d[1]) == today then day = tonumber(d[2]) or 0 end
 end
-local reset, retry = 0, 0
-if #buckets > 0 then reset = (buckets[#buckets] + 1) * width + period - 1 - now end
 local ok = (conc <= 0 or inflight < conc) and (tpm <= 0 or used + n <= tpm) and (tpd <= 0 or day + n <= tpd)
+local reset, retry = 0, 0
+if used > 0 then reset = leaves(newest(lo, hi)) - now end
 if tpm > 0 and n <= tpm and used + n > tpm then
   local need, freed = used + n - tpm, 0
-  for _, b in ipairs(buckets) do
-    freed = freed + vals[b]
-    if freed >= need then retry = (b + 1) * width + period - 1 - now break end
+  local f = {}
+  for b = lo, hi do f[#f + 1] = b end
+  local v = redis.call('HMGET', KEYS[1], unpack(f))
+  for i, b in ipairs(f) do
+    freed = freed + (tonumber(v[i]) or 0)
+    if freed >= need then retry = leaves(b) - now break end
   end
 end
 if ok then
@@ -142,6 +133,9 @@ if ok then
   if tpm > 0 or tpd > 0 then
     if tpm > 0 and n > 0 then
       redis.call('HINCRBY', KEYS[1], cur, n)
+      redis.call('HINCRBY', KEYS[1], 's', n)
+      if not lo then redis.call('HSET', KEYS[1], 'lo', cur) end
+      if not hi or cur > hi then redis.call('HSET', KEYS[1], 'hi', cur) end
       redis.call('PEXPIRE', KEYS[1], math.ceil((period + width) / 1000) + 1000)
     end
     if tpd > 0 then
@@ -155,8 +149,43 @@ if ok then
     redis.call('PEXPIRE', KEYS[2], 172800000)
   end
 end
-local newReset = (cur + 1) * width + period - 1 - now
-return {ok and 1 or 0, inflight, used, day, reset, retry, newReset, cur, today, now}
+return {ok and 1 or 0, inflight, used, day, reset, retry, leaves(cur) - now, cur, today, now}
+`
+
+// windowLua is the TPM window's hash (KEYS[1]): a field per bucket
+// holding the tokens admitted in it, 's' their sum, 'lo' and 'hi' the
+// oldest and newest buckets that may hold tokens. A bucket b leaves the
+// window when its last instant does, at leaves(b). trim drops the
+// buckets that left, so a decision costs O(1) amortised, not a pass over
+// the 600 buckets of a full window; a refusal alone reads them all, to
+// find its retry time.
+const windowLua = `
+local period, width
+local function leaves(b) return (b + 1) * width + period - 1 end
+local function trim(now)
+  local h = redis.call('HMGET', KEYS[1], 's', 'lo', 'hi')
+  local sum, lo, hi = tonumber(h[1]) or 0, tonumber(h[2]), tonumber(h[3])
+  if not lo then return 0, nil, nil end
+  local first = math.floor((now - period + 1) / width)
+  if hi < first then
+    redis.call('DEL', KEYS[1])
+    return 0, nil, nil
+  end
+  if lo < first then
+    local f = {}
+    for b = lo, first - 1 do f[#f + 1] = b end
+    local v = redis.call('HMGET', KEYS[1], unpack(f))
+    for i = 1, #f do sum = sum - (tonumber(v[i]) or 0) end
+    redis.call('HDEL', KEYS[1], unpack(f))
+    lo = first
+    redis.call('HSET', KEYS[1], 's', sum, 'lo', lo)
+  end
+  return sum, lo, hi
+end
+local function newest(lo, hi)
+  while hi > lo and (tonumber(redis.call('HGET', KEYS[1], hi)) or 0) <= 0 do hi = hi - 1 end
+  return hi
+end
 `
 
 // finishScript ends one lease; see Tokens. KEYS: w, d, l, c. ARGV: the
@@ -164,7 +193,7 @@ return {ok and 1 or 0, inflight, used, day, reset, retry, newReset, cur, today, 
 // n, actual, bucket (-1: TPM off), day (-1: TPD off), period, width;
 // and, from tests only, the now in µs. Returns 1 if the reservation's
 // lease was still held.
-const finishScript = `
+const finishScript = windowLua + `
 local now = tonumber(ARGV[9])
 if not now then
   local t = redis.call('TIME')
@@ -174,15 +203,19 @@ if ARGV[1] ~= '' then redis.call('ZREM', KEYS[4], ARGV[1]) end
 local held = 0
 if ARGV[2] ~= '' then
   local n, actual = tonumber(ARGV[3]), tonumber(ARGV[4])
-  local b, day, period, width = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+  local b, day = tonumber(ARGV[5]), tonumber(ARGV[6])
+  period, width = tonumber(ARGV[7]), tonumber(ARGV[8])
   held = redis.call('ZREM', KEYS[3], ARGV[2])
   if held == 1 then redis.call('HINCRBY', KEYS[2], 'r', -n) end
   local delta = actual - n
   if delta ~= 0 then
-    if b >= 0 and (b + 1) * width + period - 1 > now then
-      local v = tonumber(redis.call('HGET', KEYS[1], b))
+    if b >= 0 then
+      local _, lo = trim(now)
+      local v = lo and b >= lo and tonumber(redis.call('HGET', KEYS[1], b))
       if v then
-        if v + delta <= 0 then redis.call('HDEL', KEYS[1], b) else redis.call('HINCRBY', KEYS[1], b, delta) end
+        local nv = math.max(v + delta, 0)
+        if nv == 0 then redis.call('HDEL', KEYS[1], b) else redis.call('HSET', KEYS[1], b, nv) end
+        redis.call('HINCRBY', KEYS[1], 's', nv - v)
       end
     end
     if day >= 0 and tonumber(redis.call('HGET', KEYS[2], 'day')) == day then
@@ -455,16 +488,12 @@ func (t *Tokens) Usage(keyID string) (Usage, error) {
 
 // usageScript reads a key_id's state, ending expired leases first. KEYS
 // as admitScript's; ARGV: period, width (µs).
-const usageScript = expireLua + `
+const usageScript = expireLua + windowLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 expire(now)
-local period, width = tonumber(ARGV[1]), tonumber(ARGV[2])
-local used = 0
-local h = redis.call('HGETALL', KEYS[1])
-for i = 1, #h, 2 do
-  if (tonumber(h[i]) + 1) * width + period - 1 > now then used = used + tonumber(h[i + 1]) end
-end
+period, width = tonumber(ARGV[1]), tonumber(ARGV[2])
+local used = trim(now)
 local d = redis.call('HMGET', KEYS[2], 'day', 't', 'r')
 local day = 0
 if tonumber(d[1]) == math.floor(now / 86400000000) then day = tonumber(d[2]) or 0 end
