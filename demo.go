@@ -123,6 +123,7 @@ func runMockUpstream(args []string, stdout, stderr io.Writer) int {
 	chunks := fs.Int("stream-chunks", mockupstream.DefaultStreamChunks, "content chunks per streamed response")
 	delay := fs.Duration("chunk-delay", 0, "pause between streamed events")
 	eventBytes := fs.Int("event-bytes", 0, "pad each streamed content event with spaces in its text to at least this many bytes (0: no padding)")
+	replyBytes := fs.Int("reply-bytes", 0, "pad each chat completion not streamed with spaces in its content to at least this many bytes (0: no padding)")
 	rejectSO := fs.Bool("reject-stream-options", false, `answer 400 to chat and completion requests with "stream_options", as servers that forbid it do`)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -135,7 +136,7 @@ func runMockUpstream(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "authgate mock-upstream: cannot listen on %q: %v\n", *listen, err)
 		return exitFailure
 	}
-	cfg := mockupstream.Config{Model: *model, StreamChunks: *chunks, EventBytes: *eventBytes, ChunkDelay: *delay, RejectStreamOptions: *rejectSO}
+	cfg := mockupstream.Config{Model: *model, StreamChunks: *chunks, EventBytes: *eventBytes, ReplyBytes: *replyBytes, ChunkDelay: *delay, RejectStreamOptions: *rejectSO}
 	if *models != "" {
 		for m := range strings.SplitSeq(*models, ",") {
 			if m = strings.TrimSpace(m); m == "" {

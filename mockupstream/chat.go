@@ -58,10 +58,19 @@ func (m *Mock) chatCompletions(ctx *fasthttp.RequestCtx) {
 	words, cut := req.words(len(replyWords))
 	b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":"`...)
 	b = appendReply(b, words)
+	end := len(b)
 	b = append(b, `"},"logprobs":null,"finish_reason":`...)
 	b = appendFinish(b, cut)
 	b = append(b, `}],"usage":`...)
 	b = appendUsage(b, prompt, words)
 	b = append(b, '}')
+	if n := m.replyBytes - len(b); n > 0 {
+		// Config.ReplyBytes: spaces at the end of the content.
+		b = appendSpaces(b, n)
+		copy(b[end+n:], b[end:len(b)-n])
+		for i := end; i < end+n; i++ {
+			b[i] = ' '
+		}
+	}
 	ctx.Response.SwapBody(b)
 }

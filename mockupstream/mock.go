@@ -66,6 +66,12 @@ type Config struct {
 	// does not inject it.
 	RejectStreamOptions bool
 
+	// ReplyBytes, if positive, pads the content of a chat completion that
+	// is not streamed with spaces after its text, so that the body is at
+	// least this many bytes: for load tests of larger answers. The usage
+	// counts are unchanged. Zero means no padding (about 330 bytes).
+	ReplyBytes int
+
 	// ChunkDelay is the pause between two consecutive events of a streamed
 	// response (the first event is sent at once). Zero means no pause.
 	// The demo sets e.g. 50ms so that streaming is visible. A client that
@@ -120,6 +126,7 @@ type Mock struct {
 	pad    int // Config.EventBytes
 
 	rejectStreamOptions bool // Config.RejectStreamOptions
+	replyBytes          int  // Config.ReplyBytes
 
 	cat   atomic.Pointer[catalog] // the models served
 	catMu sync.Mutex              // serializes changes of cat
@@ -148,6 +155,7 @@ func New(cfg Config) *Mock {
 		done:   make(chan struct{}),
 
 		rejectStreamOptions: cfg.RejectStreamOptions,
+		replyBytes:          max(cfg.ReplyBytes, 0),
 	}
 	ids := cfg.Models
 	if len(ids) == 0 {

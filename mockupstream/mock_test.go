@@ -569,6 +569,42 @@ func TestStreamEventBytes(t *testing.T) {
 	f("/v1/chat/completions", `{"messages":[],"stream":true}`, 0, true)
 }
 
+// TestReplyBytes: ReplyBytes pads a chat completion's body to its size
+// with spaces at the end of the content, keeping it valid JSON with the
+// same words and usage.
+func TestReplyBytes(t *testing.T) {
+	f := func(replyBytes, wantLen int) {
+		t.Helper()
+		base := startMock(t, New(Config{ReplyBytes: replyBytes}))
+		resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(`{"messages":[]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var c struct {
+			Choices []struct {
+				Message struct{ Content string }
+			}
+			Usage struct {
+				CompletionTokens int `json:"completion_tokens"`
+			}
+		}
+		if err := json.Unmarshal(body, &c); err != nil {
+			t.Fatalf("ReplyBytes %d: %v: %s", replyBytes, err, body)
+		}
+		if wantLen > 0 && len(body) != wantLen {
+			t.Errorf("ReplyBytes %d: %d bytes, want %d", replyBytes, len(body), wantLen)
+		}
+		if got := strings.TrimRight(c.Choices[0].Message.Content, " "); got != replyText || c.Usage.CompletionTokens != len(replyWords) {
+			t.Errorf("ReplyBytes %d: content %q, %d completion tokens", replyBytes, got, c.Usage.CompletionTokens)
+		}
+	}
+	f(1024, 1024)
+	f(4096, 4096)
+	f(10, 0) // smaller than the answer: as it was
+}
+
 func btoi(b bool) int {
 	if b {
 		return 1
