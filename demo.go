@@ -122,6 +122,7 @@ func runMockUpstream(args []string, stdout, stderr io.Writer) int {
 	models := fs.String("models", "", "models to serve, comma-separated, as vLLM serves them: listed in /v1/models, others answered 404 (overrides --model)")
 	chunks := fs.Int("stream-chunks", mockupstream.DefaultStreamChunks, "content chunks per streamed response")
 	delay := fs.Duration("chunk-delay", 0, "pause between streamed events")
+	eventBytes := fs.Int("event-bytes", 0, "pad each streamed content event with spaces in its text to at least this many bytes (0: no padding)")
 	rejectSO := fs.Bool("reject-stream-options", false, `answer 400 to chat and completion requests with "stream_options", as servers that forbid it do`)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -134,7 +135,7 @@ func runMockUpstream(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "authgate mock-upstream: cannot listen on %q: %v\n", *listen, err)
 		return exitFailure
 	}
-	cfg := mockupstream.Config{Model: *model, StreamChunks: *chunks, ChunkDelay: *delay, RejectStreamOptions: *rejectSO}
+	cfg := mockupstream.Config{Model: *model, StreamChunks: *chunks, EventBytes: *eventBytes, ChunkDelay: *delay, RejectStreamOptions: *rejectSO}
 	if *models != "" {
 		for m := range strings.SplitSeq(*models, ",") {
 			if m = strings.TrimSpace(m); m == "" {

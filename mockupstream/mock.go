@@ -53,6 +53,13 @@ type Config struct {
 	// Zero or negative means DefaultStreamChunks.
 	StreamChunks int
 
+	// EventBytes, if positive, pads the text of each content chunk of a
+	// stream with spaces so that its event ("data: …" and the blank line
+	// after it) is at least this many bytes: for load tests of larger
+	// events. The usage counts are unchanged. Zero means no padding (a chat
+	// chunk is about 200 bytes).
+	EventBytes int
+
 	// RejectStreamOptions makes chat and completion requests that carry
 	// "stream_options" answer 400 (param "stream_options"), as servers do
 	// that forbid members they do not know: for the gateway's setting that
@@ -110,6 +117,7 @@ type Mock struct {
 	base   string // the first model: a request naming none is answered as it
 	chunks int
 	delay  time.Duration
+	pad    int // Config.EventBytes
 
 	rejectStreamOptions bool // Config.RejectStreamOptions
 
@@ -136,6 +144,7 @@ func New(cfg Config) *Mock {
 	m := &Mock{
 		chunks: cfg.StreamChunks,
 		delay:  cfg.ChunkDelay,
+		pad:    max(cfg.EventBytes, 0),
 		done:   make(chan struct{}),
 
 		rejectStreamOptions: cfg.RejectStreamOptions,

@@ -522,6 +522,53 @@ func TestStream(t *testing.T) {
 		"text_completion", DefaultModel, "Hello from the", true)
 }
 
+// TestStreamEventBytes: EventBytes pads each content event to its size
+// with spaces after the word, and leaves the other events and the words as
+// they were.
+func TestStreamEventBytes(t *testing.T) {
+	f := func(path, body string, eventBytes int, chat bool) {
+		t.Helper()
+		base := startMock(t, New(Config{StreamChunks: 3, EventBytes: eventBytes}))
+		resp := postStream(t, base+path, body)
+		defer resp.Body.Close()
+		r := bufio.NewReader(resp.Body)
+		var words []string
+		for i := 0; ; i++ {
+			e := readEvent(t, r)
+			if e.done {
+				break
+			}
+			size := len("data: ") + len(e.raw) + len("\n\n")
+			ch := e.chunk["choices"].([]any)[0].(map[string]any)
+			text, _ := ch["text"].(string)
+			if chat {
+				text, _ = ch["delta"].(map[string]any)["content"].(string)
+			}
+			content := ch["finish_reason"] == nil && (!chat || i > 0)
+			if !content {
+				if strings.HasSuffix(text, " ") {
+					t.Errorf("event %d, not a content chunk, padded: %s", i, e.raw)
+				}
+				continue
+			}
+			// Padded to exactly eventBytes, or not at all if it was as large.
+			padded := strings.HasSuffix(text, " ")
+			if size < eventBytes || padded && size != eventBytes {
+				t.Errorf("content event %d: %d bytes, want %d: %s", i, size, eventBytes, e.raw)
+			}
+			words = append(words, strings.TrimRight(text, " "))
+		}
+		if got := strings.Join(words, ""); got != "Hello from the" {
+			t.Errorf("words %q, want %q", got, "Hello from the")
+		}
+	}
+	f("/v1/chat/completions", `{"messages":[],"stream":true}`, 300, true)
+	f("/v1/chat/completions", `{"messages":[],"stream":true}`, 1000, true)
+	f("/v1/completions", `{"prompt":"x","stream":true}`, 400, false)
+	f("/v1/chat/completions", `{"messages":[],"stream":true}`, 100, true) // smaller than a chunk: as it was
+	f("/v1/chat/completions", `{"messages":[],"stream":true}`, 0, true)
+}
+
 func btoi(b bool) int {
 	if b {
 		return 1

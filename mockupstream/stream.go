@@ -26,6 +26,7 @@ type sseStream struct {
 	kind   streamKind
 	head   []byte // `data: {"id":…,"object":…,"created":…,"model":…` shared by every chunk
 	chunks int
+	pad    int // Config.EventBytes
 	delay  time.Duration
 	done   <-chan struct{} // closed by Shutdown: skip the remaining pauses
 	cut    bool            // max_tokens cut the chunks: finish_reason "length"
@@ -58,6 +59,7 @@ func (m *Mock) stream(ctx *fasthttp.RequestCtx, kind streamKind, idPrefix, model
 		kind:   kind,
 		head:   head,
 		chunks: chunks,
+		pad:    m.pad,
 		cut:    cut,
 		delay:  m.delay,
 		done:   m.done,
@@ -102,11 +104,14 @@ func (s *sseStream) write(w *bufio.Writer) {
 			buf = append(buf, ' ') // the word after a wrap-around needs its space
 		}
 		buf = append(buf, replyWords[i%len(replyWords)]...)
-		if s.kind == streamChat {
-			buf = append(buf, `"},"logprobs":null,"finish_reason":null}]`...)
-		} else {
-			buf = append(buf, `","index":0,"logprobs":null,"finish_reason":null}]`...)
+		tail := chatChunkTail
+		if s.kind != streamChat {
+			tail = textChunkTail
 		}
+		if n := s.pad - len(buf) - len(tail) - len("}\n\n"); n > 0 {
+			buf = appendSpaces(buf, n)
+		}
+		buf = append(buf, tail...)
 		buf = s.endEvent(buf, i+1)
 		if !e.send(buf) {
 			return
@@ -133,6 +138,20 @@ func (s *sseStream) write(w *bufio.Writer) {
 		}
 	}
 	e.send(append(buf[:0], eventDone...))
+}
+
+// The ends of a content chunk's choices, after its text.
+const (
+	chatChunkTail = `"},"logprobs":null,"finish_reason":null}]`
+	textChunkTail = `","index":0,"logprobs":null,"finish_reason":null}]`
+)
+
+// appendSpaces appends n spaces to dst.
+func appendSpaces(dst []byte, n int) []byte {
+	for range n {
+		dst = append(dst, ' ')
+	}
+	return dst
 }
 
 // endEvent ends a chunk event: with the usage of the completion tokens
