@@ -289,7 +289,7 @@ type loopConn struct {
 	fd     int
 	state  connState
 	reused bool      // the stream under way is not the connection's first
-	at     time.Time // csClosed: when to open it
+	at     time.Time // csClosed: when to open it; csConnecting: when it began
 	st     streamStat
 }
 
@@ -369,6 +369,9 @@ func (l *streamLoop) run(ctx context.Context) error {
 	return nil
 }
 
+// connectTimeout is the longest a connection may take to open.
+const connectTimeout = 5 * time.Second
+
 // pollTick is the pause of the streams' loop once it has read every
 // connection that was ready.
 const pollTick = time.Millisecond
@@ -382,6 +385,8 @@ func (l *streamLoop) sweep(now time.Time, opened int) {
 		case c.state == csStreaming && now.Sub(c.st.sent) > l.timeout:
 			c.st.fail(fmt.Errorf("no end after %v, %d events", l.timeout, c.st.got))
 			l.end(i, now)
+		case c.state == csConnecting && now.Sub(c.at) > connectTimeout:
+			l.failConnect(i, now, fmt.Errorf("connect: no answer in %v", connectTimeout))
 		case c.state == csClosed && c.fd == -1 && !c.at.IsZero() && !now.Before(c.at):
 			l.connect(i, now)
 		}
@@ -393,7 +398,7 @@ func (l *streamLoop) connect(i int, now time.Time) {
 	c := &l.conns[i]
 	c.at, c.reused = time.Time{}, false
 	if !now.Before(l.to) {
-		l.open--
+		l.retire(i)
 		return
 	}
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
@@ -415,7 +420,7 @@ func (l *streamLoop) connect(i int, now time.Time) {
 			l.send(i, now)
 		}
 	case errors.Is(err, syscall.EINPROGRESS):
-		c.state = csConnecting
+		c.state, c.at = csConnecting, now
 		l.ctl(syscall.EPOLL_CTL_ADD, i, syscall.EPOLLOUT)
 	default:
 		l.failConnect(i, now, fmt.Errorf("connect: %w", err))
@@ -441,6 +446,13 @@ func (l *streamLoop) failConnect(i int, now time.Time, err error) {
 	l.tally.add(&st, l.from, l.to)
 	l.close(i)
 	c.at = now.Add(50 * time.Millisecond)
+}
+
+// retire closes connection i for good: the window is over.
+func (l *streamLoop) retire(i int) {
+	l.close(i)
+	l.conns[i].at = time.Time{}
+	l.open--
 }
 
 // close closes connection i's socket (which leaves epoll with it).
@@ -497,6 +509,7 @@ func (l *streamLoop) ready(i int, buf, oob []byte) {
 			l.failConnect(i, now, fmt.Errorf("connect: %w", err))
 			return
 		}
+		c.at = time.Time{}
 		if l.ctl(syscall.EPOLL_CTL_MOD, i, syscall.EPOLLIN|syscall.EPOLLRDHUP) {
 			l.send(i, now)
 		}
@@ -535,8 +548,7 @@ func (l *streamLoop) end(i int, now time.Time) {
 	keep := c.st.outcome != failed && !c.st.r.close
 	switch {
 	case !now.Before(l.to):
-		l.close(i)
-		l.open--
+		l.retire(i)
 	case keep:
 		c.reused = true
 		l.send(i, now)
