@@ -93,7 +93,7 @@ func TestPeerConfigsScale(t *testing.T) {
 			t.Errorf("nginx.conf lacks %q", want)
 		}
 	}
-	for _, want := range []string{"maxconn 10100\n", "ulimit-n 20000\n", "option http-no-delay\n", "if { path /healthz }"} {
+	for _, want := range []string{"maxconn 10100\n", "ulimit-n 20000\n", "no strict-limits\n", "option http-no-delay\n", "if { path /healthz }"} {
 		if !strings.Contains(string(h), want) {
 			t.Errorf("haproxy.cfg lacks %q", want)
 		}
