@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -65,6 +66,10 @@ type StreamsResult struct {
 	GenCPUEvent  float64 `json:"gen_cpu_us_per_event"` // its CPU time per event of the window
 	Unstamped    int64   `json:"unstamped_reads"`      // reads the kernel did not stamp, timed by the generator's clock
 	FirstErr     string  `json:"first_error,omitempty"`
+	// ErrorKinds counts the errors by kind: "connect timeout", "connect",
+	// "write", "reset", "read", "closed" (mid-stream), "stream timeout",
+	// "status N", "malformed".
+	ErrorKinds map[string]int64 `json:"errors_by_kind,omitempty"`
 }
 
 // Failed returns the streams that did not complete: errors and truncated.
@@ -86,6 +91,7 @@ type streamTally struct {
 	completed, truncated, errs int64
 	events, measured           int64
 	firstErr                   string
+	kinds                      map[string]int64
 }
 
 // streamStat is one stream as it is read: fed the reads of its response
@@ -97,6 +103,7 @@ type streamStat struct {
 	got     int // its events so far
 	last    time.Time
 	outcome outcome
+	kind    string          // the kind of error it failed with (StreamsResult.ErrorKinds)
 	err     error           // why it failed
 	ttfe    time.Duration   // to its first event
 	gaps    []time.Duration // between its events
@@ -107,7 +114,7 @@ type streamStat struct {
 func (st *streamStat) begin(sent time.Time) {
 	st.r.reset()
 	st.sent, st.got, st.last = sent, 0, time.Time{}
-	st.outcome, st.err, st.ttfe, st.gaps, st.events = completed, nil, 0, st.gaps[:0], 0
+	st.outcome, st.kind, st.err, st.ttfe, st.gaps, st.events = completed, "", nil, 0, st.gaps[:0], 0
 }
 
 // onRead takes p, read at now, and reports whether the stream has ended
@@ -130,7 +137,7 @@ func (st *streamStat) onRead(p []byte, now, from, to time.Time) (end bool) {
 		}
 	}
 	if err != nil {
-		st.fail(err)
+		st.fail("malformed", err)
 		return true
 	}
 	if end {
@@ -146,17 +153,17 @@ func (st *streamStat) onEOF() {
 		st.judge()
 		return
 	}
-	st.fail(fmt.Errorf("connection closed after %d events", st.got))
+	st.fail("closed", fmt.Errorf("connection closed after %d events", st.got))
 }
 
-// fail ends the stream with err.
-func (st *streamStat) fail(err error) { st.outcome, st.err = failed, err }
+// fail ends the stream with err, of kind.
+func (st *streamStat) fail(kind string, err error) { st.outcome, st.kind, st.err = failed, kind, err }
 
 // judge sets the outcome of a response that is complete.
 func (st *streamStat) judge() {
 	switch {
 	case st.r.status != 200:
-		st.fail(fmt.Errorf("status %d, want 200", st.r.status))
+		st.fail("status "+strconv.Itoa(st.r.status), fmt.Errorf("status %d, want 200", st.r.status))
 	case st.got < st.want || !st.r.done:
 		st.outcome = truncated
 	default:
@@ -186,6 +193,10 @@ func (t *streamTally) add(st *streamStat, from, to time.Time) {
 		if t.firstErr == "" && st.err != nil {
 			t.firstErr = st.err.Error()
 		}
+		if t.kinds == nil {
+			t.kinds = map[string]int64{}
+		}
+		t.kinds[st.kind]++
 	}
 }
 
@@ -195,7 +206,7 @@ func (t *streamTally) result(conns int, plateau time.Duration) StreamsResult {
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	res := StreamsResult{
 		Conns: conns, Completed: t.completed, Truncated: t.truncated, Errors: t.errs,
-		Events: t.events, Measured: t.measured, FirstErr: t.firstErr,
+		Events: t.events, Measured: t.measured, FirstErr: t.firstErr, ErrorKinds: t.kinds,
 		TTFE50: us(t.ttfe.Quantile(0.5)), TTFE99: us(t.ttfe.Quantile(0.99)), TTFEMax: us(t.ttfe.Quantile(1)),
 		Gap50: us(t.gap.Quantile(0.5)), Gap99: us(t.gap.Quantile(0.99)), GapMax: us(t.gap.Quantile(1)),
 	}
@@ -383,10 +394,10 @@ func (l *streamLoop) sweep(now time.Time, opened int) {
 		c := &l.conns[i]
 		switch {
 		case c.state == csStreaming && now.Sub(c.st.sent) > l.timeout:
-			c.st.fail(fmt.Errorf("no end after %v, %d events", l.timeout, c.st.got))
+			c.st.fail("stream timeout", fmt.Errorf("no end after %v, %d events", l.timeout, c.st.got))
 			l.end(i, now)
 		case c.state == csConnecting && now.Sub(c.at) > connectTimeout:
-			l.failConnect(i, now, fmt.Errorf("connect: no answer in %v", connectTimeout))
+			l.failConnect(i, now, "connect timeout", fmt.Errorf("connect: no answer in %v", connectTimeout))
 		case c.state == csClosed && c.fd == -1 && !c.at.IsZero() && !now.Before(c.at):
 			l.connect(i, now)
 		}
@@ -403,7 +414,7 @@ func (l *streamLoop) connect(i int, now time.Time) {
 	}
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		l.failConnect(i, now, fmt.Errorf("socket: %w", err))
+		l.failConnect(i, now, "connect", fmt.Errorf("socket: %w", err))
 		return
 	}
 	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
@@ -423,7 +434,7 @@ func (l *streamLoop) connect(i int, now time.Time) {
 		c.state, c.at = csConnecting, now
 		l.ctl(syscall.EPOLL_CTL_ADD, i, syscall.EPOLLOUT)
 	default:
-		l.failConnect(i, now, fmt.Errorf("connect: %w", err))
+		l.failConnect(i, now, "connect", fmt.Errorf("connect: %w", err))
 	}
 }
 
@@ -440,9 +451,9 @@ func (l *streamLoop) ctl(op, i int, events uint32) bool {
 
 // failConnect counts a connection that could not open, closes it, and
 // opens it again 50 ms later: a server that refuses is not hammered.
-func (l *streamLoop) failConnect(i int, now time.Time, err error) {
+func (l *streamLoop) failConnect(i int, now time.Time, kind string, err error) {
 	c := &l.conns[i]
-	st := streamStat{outcome: failed, err: err}
+	st := streamStat{outcome: failed, kind: kind, err: err}
 	l.tally.add(&st, l.from, l.to)
 	l.close(i)
 	c.at = now.Add(50 * time.Millisecond)
@@ -476,7 +487,7 @@ func (l *streamLoop) send(i int, now time.Time) {
 		err = fmt.Errorf("wrote %d of the request's %d bytes", n, len(l.s.Request))
 	}
 	if err != nil && !l.retry(i, now) {
-		c.st.fail(fmt.Errorf("write: %w", err))
+		c.st.fail("write", fmt.Errorf("write: %w", err))
 		l.end(i, now)
 	}
 }
@@ -506,7 +517,7 @@ func (l *streamLoop) ready(i int, buf, oob []byte) {
 			err = syscall.Errno(errno)
 		}
 		if err != nil {
-			l.failConnect(i, now, fmt.Errorf("connect: %w", err))
+			l.failConnect(i, now, "connect", fmt.Errorf("connect: %w", err))
 			return
 		}
 		c.at = time.Time{}
@@ -533,7 +544,11 @@ func (l *streamLoop) ready(i int, buf, oob []byte) {
 			c.st.onEOF()
 			l.end(i, now)
 		default:
-			c.st.fail(fmt.Errorf("read after %d events: %w", c.st.got, err))
+			kind := "read"
+			if errors.Is(err, syscall.ECONNRESET) {
+				kind = "reset"
+			}
+			c.st.fail(kind, fmt.Errorf("read after %d events: %w", c.st.got, err))
 			l.end(i, now)
 		}
 	}

@@ -132,7 +132,7 @@ func TestStreamsFailing(t *testing.T) {
 	s := &Streams{Addr: addr, Request: []byte("GET / HTTP/1.1\r\n\r\n"), Conns: 1, Events: 1,
 		Start: time.Now(), Plateau: 100 * time.Millisecond}
 	res, err := s.Run(context.Background())
-	if err != nil || res.Errors < 1 || res.Completed+res.Truncated != 0 || !strings.Contains(res.FirstErr, "connection refused") {
+	if err != nil || res.Errors < 1 || res.Completed+res.Truncated != 0 || !strings.Contains(res.FirstErr, "connection refused") || res.ErrorKinds["connect"] != res.Errors {
 		t.Fatalf("nobody listening: %+v, %v", res, err)
 	}
 }
@@ -145,7 +145,7 @@ func TestStreamAccounting(t *testing.T) {
 	done := "data: [DONE]\n\n"
 	sent := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	from, to := sent.Add(-time.Second), sent.Add(time.Minute)
-	f := func(resp string, eof bool, wantOutcome outcome, wantErr string, wantGaps int) {
+	f := func(resp string, eof bool, wantOutcome outcome, wantKind, wantErr string, wantGaps int) {
 		t.Helper()
 		var st streamStat
 		st.want = want
@@ -185,18 +185,21 @@ func TestStreamAccounting(t *testing.T) {
 		if wantOutcome != completed && tl.measured != 0 {
 			t.Fatalf("%d streams measured that did not complete", tl.measured)
 		}
-		if wantOutcome == failed && !strings.Contains(tl.firstErr, wantErr) {
-			t.Fatalf("first error %q, want %q", tl.firstErr, wantErr)
+		if wantOutcome == failed && (!strings.Contains(tl.firstErr, wantErr) || tl.kinds[wantKind] != 2 || len(tl.kinds) != 1) {
+			t.Fatalf("first error %q, kinds %v; want %q, 2 of %q", tl.firstErr, tl.kinds, wantErr, wantKind)
+		}
+		if wantOutcome != failed && tl.kinds != nil {
+			t.Fatalf("error kinds %v of streams that did not fail", tl.kinds)
 		}
 	}
-	f(sseHead+chunked(ev, ev, ev, done), false, completed, "", 2)
-	f(sseHead+chunked(ev, ev, ev, ev, done), false, completed, "", 3)  // more than asked
-	f(sseHead+chunked(ev, ev, done), false, truncated, "", 1)          // an event short
-	f(sseHead+chunked(ev, ev, ev), false, truncated, "", 2)            // no [DONE]
-	f("HTTP/1.0 200 OK\r\n\r\n"+ev+ev+ev+done, true, completed, "", 2) // ends with the connection
-	f(sseHead+"a\r\n"+ev, true, failed, "connection closed after 1 events", 0)
-	f("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}", false, failed, "status 503", 0)
-	f("nonsense\r\n", false, failed, "malformed response", 0)
+	f(sseHead+chunked(ev, ev, ev, done), false, completed, "", "", 2)
+	f(sseHead+chunked(ev, ev, ev, ev, done), false, completed, "", "", 3)  // more than asked
+	f(sseHead+chunked(ev, ev, done), false, truncated, "", "", 1)          // an event short
+	f(sseHead+chunked(ev, ev, ev), false, truncated, "", "", 2)            // no [DONE]
+	f("HTTP/1.0 200 OK\r\n\r\n"+ev+ev+ev+done, true, completed, "", "", 2) // ends with the connection
+	f(sseHead+"a\r\n"+ev, true, failed, "closed", "connection closed after 1 events", 0)
+	f("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}", false, failed, "status 503", "status 503", 0)
+	f("nonsense\r\n", false, failed, "malformed", "malformed response", 0)
 
 	// Events are counted in the window only: a stream whose reads all
 	// come after it has none, and is still counted whole.

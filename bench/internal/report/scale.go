@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"html"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -154,15 +156,19 @@ func (s *ScaleReport) scaleMarkdown(b *strings.Builder) {
 	}
 	var errs, unstamped []string
 	for _, run := range s.Runs {
-		if run.Streams.FirstErr != "" {
-			errs = append(errs, fmt.Sprintf("%s at %d: %s", run.Target, run.Streams.Conns, run.Streams.FirstErr))
+		if run.Streams.Errors > 0 {
+			var kinds []string
+			for _, k := range slices.Sorted(maps.Keys(run.Streams.ErrorKinds)) {
+				kinds = append(kinds, fmt.Sprintf("%s %d", k, run.Streams.ErrorKinds[k]))
+			}
+			errs = append(errs, fmt.Sprintf("%s at %d: %s (the first: %s)", scaleName(run.Target), run.Streams.Conns, strings.Join(kinds, ", "), run.Streams.FirstErr))
 		}
 		if run.Streams.Unstamped > 0 {
 			unstamped = append(unstamped, fmt.Sprintf("%s at %d: %d", run.Target, run.Streams.Conns, run.Streams.Unstamped))
 		}
 	}
 	if len(errs) > 0 {
-		fmt.Fprintf(b, "\nFirst error of each run that had one: %s.\n", strings.Join(errs, "; "))
+		fmt.Fprintf(b, "\nErrors by kind: %s.\n", strings.Join(errs, "; "))
 	}
 	if len(unstamped) > 0 {
 		fmt.Fprintf(b, "\nReads the kernel did not stamp, timed by the generator's clock instead: %s.\n", strings.Join(unstamped, "; "))

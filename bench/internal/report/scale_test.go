@@ -20,6 +20,7 @@ func addScale(r *Report) {
 	r.StartScale(ScaleSettings{Events: 50, Interval: "40ms", EventBytes: 202, Ramp: "2s", Plateau: "10s", FDLimit: 20000, ServerCPU: "0", LoadCPU: "1"})
 	streams := func(conns int, ttfe, gap float64) loadgen.StreamsResult {
 		return loadgen.StreamsResult{Conns: conns, Completed: int64(conns) * 5, Truncated: 2, Errors: 1, EventsPerSec: float64(conns) * 25,
+			ErrorKinds: map[string]int64{"status 502": 1}, FirstErr: "status 502, want 200",
 			TTFE50: ttfe, TTFE99: 2 * ttfe, TTFEMax: 3 * ttfe, Gap50: gap, Gap99: gap + 1000, GapMax: gap + 5000, GenCPU: 0.2, GenCPUEvent: 5}
 	}
 	r.AddScale(ScaleRun{Target: "direct", Asked: 1000, Streams: streams(1000, 100, 40100), IdleRSS: 10 << 20, PeakRSS: 10<<20 + 1000*8192, ServerCPU: 0.3, CPUPerEvent: 9})
@@ -121,6 +122,7 @@ func TestScaleWrite(t *testing.T) {
 		// Added: through authgate less directly, at the same count.
 		"| 1000 | authgate | 350 | 700 | 1050 | +250 | +500 | +750 | 40150 | 41150 | 45150 | +50 | +50 | +50 |",
 		"| 9800 (10000 asked¹) | authgate | 900 | 1800 | 2700 | +700 | +1400 | +2100 |",
+		"Errors by kind: direct to the upstream at 1000: status 502 1 (the first: status 502, want 200); authgate at 1000:",
 		"## Idle clients",
 		"| nginx | `GET /healthz` | 10000 | 9990 | 4.0 | 13.8 | 1.0 |",
 		"| authgate | `GET /healthz` | 10000 | 10000 | 20.0 | 137.2 | 12.0 |",
