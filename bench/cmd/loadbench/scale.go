@@ -145,12 +145,12 @@ func (b *bench) scale(ctx context.Context) error {
 }
 
 // startScaleUpstream starts a mock upstream for one run on the load's
-// core, streaming as the scenario says.
-func (b *bench) startScaleUpstream() (*scaleServer, error) {
+// core, streaming as the scenario says with interval between events.
+func (b *bench) startScaleUpstream(interval time.Duration) (*scaleServer, error) {
 	o := b.o
 	a := mustFreeAddr()
 	p, err := b.start("scale-upstream", o.loadCPU, nil, nil, nil, o.bin, "mock-upstream", "--listen", a,
-		"--stream-chunks", strconv.Itoa(o.streamEvents-2), "--chunk-delay", o.streamInterval.String(),
+		"--stream-chunks", strconv.Itoa(o.streamEvents-2), "--chunk-delay", interval.String(),
 		"--event-bytes", strconv.Itoa(o.streamEventBytes))
 	if err != nil {
 		return nil, err
@@ -222,7 +222,7 @@ func (b *bench) startScaleServer(name string, upstream *scaleServer) (*scaleServ
 // fresh server name in front of it; it returns the server under test and
 // a function that stops both.
 func (b *bench) startScalePair(name string) (srv, up *scaleServer, stop func(), err error) {
-	up, err = b.startScaleUpstream()
+	up, err = b.startScaleUpstream(b.o.streamInterval)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -372,9 +372,10 @@ func (b *bench) idleRun(ctx context.Context, name string, n int) (report.IdleRun
 
 // eventSize returns the size on the wire of a content event of the
 // scenario's streams, read from one stream of a mock upstream started for
-// it.
+// it without pauses (a stream of 50 events 400 ms apart outlasts
+// RoundTrip's deadline).
 func (b *bench) eventSize(ctx context.Context) (int, error) {
-	up, err := b.startScaleUpstream()
+	up, err := b.startScaleUpstream(0)
 	if err != nil {
 		return 0, err
 	}
