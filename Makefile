@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/authgate
 PKGS    := ./...
 
-.PHONY: all build run test lint bench bench-peers bench-redis bench-go soak fuzz fmt clean
+.PHONY: all build run test lint bench bench-peers bench-redis bench-streams bench-go soak fuzz fmt clean
 
 all: build
 
@@ -41,6 +41,12 @@ bench:
 # The same, with nginx and HAProxy doing the gateway's job side by side.
 bench-peers:
 	bash bench/load.sh --peers
+
+# Only the streams-at-scale and idle-clients scenarios, through the gateway,
+# nginx and HAProxy (bench/README.md, "Streams at scale"), added to
+# bench/results/latest.*; BENCH_STREAMS (default 1000,5000,10000).
+bench-streams:
+	bash bench/load.sh --peers -streams-only
 
 # make bench plus the gateway with its limits in Redis (bench/README.md,
 # "Limits in Redis"); installs redis-server if missing.

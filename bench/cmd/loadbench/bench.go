@@ -42,6 +42,7 @@ type bench struct {
 	targets  map[string]*target
 	upstream *target // the mock upstream the proxies use, on the load's core
 	rep      report.Report
+	fdLimit  uint64 // open files per process, raised to the hard limit
 }
 
 // start starts a process (proc.Start) in the run's directory and keeps it
@@ -82,8 +83,11 @@ func (b *bench) logf(format string, args ...any) {
 func (b *bench) run(ctx context.Context) error {
 	o := b.o
 	bins := []string{o.bin, o.ceiling, o.nolog}
-	if o.ab != "" {
+	switch {
+	case o.ab != "":
 		bins = []string{o.bin, o.ab}
+	case o.streamsOnly:
+		bins = []string{o.bin}
 	}
 	for _, path := range bins {
 		if _, err := os.Stat(path); err != nil {
@@ -91,6 +95,9 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 	need := []string{o.wrk}
+	if o.streamsOnly {
+		need = nil
+	}
 	if o.serverCPU != "" || o.loadCPU != "" {
 		need = append(need, "taskset")
 	}
@@ -105,6 +112,9 @@ func (b *bench) run(ctx context.Context) error {
 	var err error
 	if b.dir, err = os.MkdirTemp("", "authgate-loadbench-"); err != nil {
 		return err
+	}
+	if o.streamsOnly {
+		return b.runStreamsOnly(ctx)
 	}
 	b.rep.Start(report.Settings{
 		Duration: o.duration.String(), Warmup: o.warmup.String(), Repeats: o.repeats, Conns: o.conns,
@@ -168,6 +178,11 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if !o.skipStreams {
+		if err := b.scale(ctx); err != nil {
+			return err
+		}
+	}
 	b.rep.Finish()
 	return b.rep.Write(o.out, "latest", os.Stdout)
 }
@@ -188,5 +203,10 @@ func (b *bench) estimate(nScenarios int) time.Duration {
 	if !o.skipBounds {
 		open += time.Duration(nOpen*o.repeats*11) * probe
 	}
-	return closed + stream + open
+	var scale time.Duration
+	if !o.skipStreams {
+		scale = time.Duration(len(o.streamCounts)*len(b.scaleTargets())) *
+			(o.streamsRamp + o.streamsPlateau + time.Duration(o.streamEvents)*o.streamInterval + 3*time.Second)
+	}
+	return closed + stream + open + scale
 }

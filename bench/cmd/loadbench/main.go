@@ -15,6 +15,12 @@
 // started, on success, on failure and on SIGINT/SIGTERM. bench/README.md
 // describes the method.
 //
+// Then, unless -skip-streams, the streams-at-scale scenario (thousands of
+// event streams at once through each server, each server and its upstream
+// started afresh for each run) and the idle-clients one (scale.go); with
+// -streams-only it runs only these two and adds them to OUT/latest.json's
+// report.
+//
 // With -ab BIN_B it runs only an A/B comparison of two gateway binaries,
 // -bin (A) and BIN_B (B), such as two revisions bench/scripts/ab.sh
 // builds: alternating pairs of runs on the reject and proxy paths,
@@ -35,9 +41,11 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/authgate/authgate/bench/internal/proc"
 	"github.com/authgate/authgate/bench/internal/report"
 )
 
@@ -58,6 +66,58 @@ type options struct {
 	fixedShare               float64
 	bounds                   []time.Duration
 	skipBounds               bool
+
+	// The streams-at-scale and idle-clients scenarios (scale.go).
+	streamsOnly, skipStreams bool
+	streamCounts             []int
+	streamEvents             int
+	streamInterval           time.Duration
+	streamEventBytes         int
+	streamsPlateau           time.Duration
+	streamsRamp              time.Duration
+	idleConns                int
+}
+
+// envInt is the number in the environment variable name, def if it is
+// unset; a value that is not a number exits with an error.
+func envInt(name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "loadbench: %s %q: want a number\n", name, v)
+		os.Exit(2)
+	}
+	return n
+}
+
+// envDuration is envInt for a duration.
+func envDuration(name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "loadbench: %s %q: want a duration such as 40ms\n", name, v)
+		os.Exit(2)
+	}
+	return d
+}
+
+// parseCounts parses a comma-separated list of positive numbers.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func envOr(name, def string) string {
@@ -116,6 +176,15 @@ func main() {
 	flag.IntVar(&o.abPairs, "ab-pairs", 6, "pairs of runs per path with -ab (at least 2)")
 	flag.StringVar(&o.costOnly, "cost", "", "run only one cost's alternating pairs, log, routing or metering, into OUT/cost-NAME.{md,json}")
 	flag.IntVar(&o.costPairs, "cost-pairs", 6, "pairs of runs per path of the log and routing costs (at least 2)")
+	flag.BoolVar(&o.streamsOnly, "streams-only", false, "run only the streams-at-scale and idle-clients scenarios, and add them to OUT/latest.json's report (if any)")
+	flag.BoolVar(&o.skipStreams, "skip-streams", false, "skip the streams-at-scale and idle-clients scenarios")
+	streams := flag.String("streams", envOr("BENCH_STREAMS", "1000,5000,10000"), "streams at once of the streams-at-scale runs, comma-separated (env BENCH_STREAMS)")
+	flag.IntVar(&o.streamEvents, "stream-events", envInt("BENCH_STREAM_EVENTS", 50), "events per stream at scale, [DONE] not counted; at least 3 (env BENCH_STREAM_EVENTS)")
+	flag.DurationVar(&o.streamInterval, "stream-interval", envDuration("BENCH_STREAM_INTERVAL", 40*time.Millisecond), "pause between two events of a stream at scale (env BENCH_STREAM_INTERVAL)")
+	flag.IntVar(&o.streamEventBytes, "stream-event-bytes", envInt("BENCH_STREAM_EVENT_BYTES", 0), "pad content events at scale to this many bytes; 0: the mock's own, about 200 (env BENCH_STREAM_EVENT_BYTES)")
+	flag.DurationVar(&o.streamsPlateau, "streams-duration", envDuration("BENCH_STREAMS_DURATION", 10*time.Second), "measured time of each streams-at-scale run, once every stream is open (env BENCH_STREAMS_DURATION)")
+	flag.DurationVar(&o.streamsRamp, "streams-ramp", 0, "time over which the streams at scale open (0: one stream's length, at least 1s)")
+	flag.IntVar(&o.idleConns, "idle-conns", envInt("BENCH_IDLE_CONNS", 10000), "idle keep-alive connections of the idle-clients runs; 0: none (env BENCH_IDLE_CONNS)")
 	render := flag.String("render", "", "run nothing: read this latest.json and write latest.md and latest.svg from it into -out")
 	flag.Parse()
 	if *render != "" {
@@ -142,10 +211,28 @@ func main() {
 		os.Exit(2)
 	}
 	o.bounds = []time.Duration{time.Millisecond, 10 * time.Millisecond}
+	if o.streamCounts, err = parseCounts(*streams); err != nil {
+		fmt.Fprintf(os.Stderr, "loadbench: -streams %q: %v\n", *streams, err)
+		os.Exit(2)
+	}
+	if o.streamEvents < 3 || o.streamInterval < 0 || o.streamsPlateau < time.Second || o.idleConns < 0 {
+		fmt.Fprintln(os.Stderr, "loadbench: streams at scale: want at least 3 events, an interval of 0 or more, a duration of at least 1s, idle connections 0 or more")
+		os.Exit(2)
+	}
+	if o.streamsRamp == 0 {
+		o.streamsRamp = max(time.Duration(o.streamEvents)*o.streamInterval, time.Second)
+	}
+
+	// Room for the streams at scale, in this process and those it starts.
+	fdLimit, err := proc.RaiseFDLimit()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		os.Exit(1)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	b := &bench{o: o}
+	b := &bench{o: o, fdLimit: fdLimit}
 	err = b.run(ctx)
 	b.stopAll()
 	if ctx.Err() != nil {

@@ -46,3 +46,36 @@ func TestABReportName(t *testing.T) {
 		t.Errorf("abReportName = %q, want ab-authgate-ab-1a2b3c4", got)
 	}
 }
+
+func TestParseCounts(t *testing.T) {
+	f := func(in string, want []int, wantErr bool) {
+		t.Helper()
+		got, err := parseCounts(in)
+		if (err != nil) != wantErr || !slices.Equal(got, want) {
+			t.Errorf("parseCounts(%q) = %v, %v; want %v, error %v", in, got, err, want, wantErr)
+		}
+	}
+	f("1000,5000,10000", []int{1000, 5000, 10000}, false)
+	f(" 20 ", []int{20}, false)
+	f("1000,,2", nil, true)
+	f("0", nil, true)
+	f("many", nil, true)
+}
+
+func TestContentEventSize(t *testing.T) {
+	body := "data: {\"role\"}\n\ndata: {\"content\":\"Hello\"}\n\ndata: [DONE]\n\n"
+	if got, want := contentEventSize([]byte(body)), len("data: {\"content\":\"Hello\"}\n\n"); got != want {
+		t.Errorf("contentEventSize = %d, want %d", got, want)
+	}
+	if got := contentEventSize([]byte("data: [DONE]\n\n")); got != 0 {
+		t.Errorf("contentEventSize of a stream without content = %d, want 0", got)
+	}
+}
+
+func TestMaxStreams(t *testing.T) {
+	// This machine's hard limit: a proxy holds 9,800 streams.
+	b := &bench{fdLimit: 20000}
+	if got := b.maxStreams(); got != 9800 {
+		t.Errorf("maxStreams at 20,000 open files = %d, want 9800", got)
+	}
+}

@@ -180,59 +180,93 @@ func (b *bench) startServers() error {
 
 // startPeers starts nginx and HAProxy from the templates in -peers-dir.
 func (b *bench) startPeers(keys []keyset.Key, upstream string) error {
-	o := b.o
-	cfg := peers.Config{Dir: b.dir, Upstream: upstream, Workers: cpuCount(o.serverCPU), DefaultRPM: keyset.DefaultRPM}
-	var err error
-	var nginxMap string
-	if nginxMap, cfg.KeysMap, cfg.LimitsMap, err = peers.WriteMaps(b.dir, keys, &cfg); err != nil {
+	cfg, nginxMap, err := b.peersConfig(keys, upstream)
+	if err != nil {
 		return err
+	}
+	ng, err := b.startNginx("", cfg, nginxMap)
+	if err != nil {
+		return err
+	}
+	b.targets[ng.name] = ng
+	hp, err := b.startHAProxy("", cfg)
+	if err != nil {
+		return err
+	}
+	b.targets[hp.name] = hp
+	return nil
+}
+
+// peersConfig writes the key maps of keys into the run's directory and
+// returns the peers' configuration for them, in front of upstream (with
+// HAProxy's maps), and nginx's map.
+func (b *bench) peersConfig(keys []keyset.Key, upstream string) (cfg peers.Config, nginxMap string, err error) {
+	cfg = peers.Config{Dir: b.dir, Upstream: upstream, Workers: cpuCount(b.o.serverCPU), DefaultRPM: keyset.DefaultRPM}
+	nginxMap, cfg.KeysMap, cfg.LimitsMap, err = peers.WriteMaps(b.dir, keys, &cfg)
+	return cfg, nginxMap, err
+}
+
+// startNginx starts nginx configured by cfg with keysMap, its map (its
+// Listen and AccessLog chosen here), pinned to the server's core, and
+// returns it as a target named "nginx", or "nginx-"+suffix with its own
+// directory under the run's (nginx writes its pid file there).
+func (b *bench) startNginx(suffix string, cfg peers.Config, keysMap string) (*target, error) {
+	name := "nginx"
+	if suffix != "" {
+		name += "-" + suffix
+		cfg.Dir = filepath.Join(b.dir, name)
 	}
 	for _, d := range []string{"nginx-body", "nginx-proxy", "nginx-fastcgi", "nginx-uwsgi", "nginx-scgi"} {
-		if err := os.MkdirAll(filepath.Join(b.dir, d), 0o755); err != nil {
-			return err
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+			return nil, err
 		}
 	}
-
-	// nginx.
-	nc := cfg
-	nc.KeysMap = nginxMap
-	nc.Listen = mustFreeAddr()
-	nc.AccessLog = filepath.Join(b.dir, "nginx-access.log")
-	conf, err := peers.Render(filepath.Join(o.peersDir, "nginx.conf.tmpl"), b.dir, "nginx.conf", nc)
+	cfg.KeysMap = keysMap
+	cfg.Listen = mustFreeAddr()
+	cfg.AccessLog = filepath.Join(b.dir, name+"-access.log")
+	conf, err := peers.Render(filepath.Join(b.o.peersDir, "nginx.conf.tmpl"), b.dir, name+".conf", cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if out, err := exec.Command("nginx", "-t", "-q", "-c", conf).CombinedOutput(); err != nil {
-		return fmt.Errorf("nginx -t %s: %v: %s", conf, err, out)
+		return nil, fmt.Errorf("nginx -t %s: %v: %s", conf, err, out)
 	}
-	p, err := b.start("nginx", o.serverCPU, nil, nil, nil, "nginx", "-c", conf, "-g", "daemon off;")
+	p, err := b.start(name, b.o.serverCPU, nil, nil, nil, "nginx", "-c", conf, "-g", "daemon off;")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := proc.WaitListening(p, nc.Listen, 15*time.Second); err != nil {
-		return err
+	if err := proc.WaitListening(p, cfg.Listen, 15*time.Second); err != nil {
+		return nil, err
 	}
-	b.targets["nginx"] = &target{name: "nginx", addr: nc.Listen, procs: []*proc.Process{p}, proxies: true, accessLog: nc.AccessLog}
+	return &target{name: name, addr: cfg.Listen, procs: []*proc.Process{p}, proxies: true, accessLog: cfg.AccessLog}, nil
+}
 
-	// HAProxy, its log piped to cat, which appends it to the file.
-	hc := cfg
-	hc.Listen = mustFreeAddr()
-	hc.AccessLog = filepath.Join(b.dir, "haproxy-access.log")
-	conf, err = peers.Render(filepath.Join(o.peersDir, "haproxy.cfg.tmpl"), b.dir, "haproxy.cfg", hc)
+// startHAProxy starts HAProxy configured by cfg (its Listen and AccessLog
+// chosen here), its log piped to cat, which appends it to the file, both
+// pinned to the server's core, and returns it as a target named
+// "haproxy", or "haproxy-"+suffix.
+func (b *bench) startHAProxy(suffix string, cfg peers.Config) (*target, error) {
+	name := "haproxy"
+	if suffix != "" {
+		name += "-" + suffix
+	}
+	cfg.Listen = mustFreeAddr()
+	cfg.AccessLog = filepath.Join(b.dir, name+"-access.log")
+	conf, err := peers.Render(filepath.Join(b.o.peersDir, "haproxy.cfg.tmpl"), b.dir, name+".cfg", cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if out, err := exec.Command("haproxy", "-c", "-q", "-f", conf).CombinedOutput(); err != nil {
-		return fmt.Errorf("haproxy -c %s: %v: %s", conf, err, out)
+		return nil, fmt.Errorf("haproxy -c %s: %v: %s", conf, err, out)
 	}
-	logFile, err := os.OpenFile(hc.AccessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(cfg.AccessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer logFile.Close()
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// HAProxy's writes to the pipe do not block: a line that does not fit
 	// is dropped. cat shares HAProxy's core, so the pipe gets Linux's
@@ -240,22 +274,21 @@ func (b *bench) startPeers(keys []keyset.Key, upstream string) error {
 	// 64 KiB, to carry the log over the moments cat waits for the core.
 	// F_SETPIPE_SZ (1031) is Linux's; elsewhere the call just fails.
 	syscall.Syscall(syscall.SYS_FCNTL, pw.Fd(), 1031, 1<<20)
-	cat, err := b.start("haproxy-log", o.serverCPU, nil, pr, logFile, "cat")
+	cat, err := b.start(name+"-log", b.o.serverCPU, nil, pr, logFile, "cat")
 	pr.Close()
 	if err != nil {
 		pw.Close()
-		return err
+		return nil, err
 	}
-	p, err = b.start("haproxy", o.serverCPU, nil, nil, pw, "haproxy", "-db", "-f", conf)
+	p, err := b.start(name, b.o.serverCPU, nil, nil, pw, "haproxy", "-db", "-f", conf)
 	pw.Close()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := proc.WaitListening(p, hc.Listen, 15*time.Second); err != nil {
-		return err
+	if err := proc.WaitListening(p, cfg.Listen, 15*time.Second); err != nil {
+		return nil, err
 	}
-	b.targets["haproxy"] = &target{name: "haproxy", addr: hc.Listen, procs: []*proc.Process{p, cat}, proxies: true, accessLog: hc.AccessLog, lossyLog: true}
-	return nil
+	return &target{name: name, addr: cfg.Listen, procs: []*proc.Process{p, cat}, proxies: true, accessLog: cfg.AccessLog, lossyLog: true}, nil
 }
 
 // mustFreeAddr is proc.FreeAddr for a machine that has free loopback

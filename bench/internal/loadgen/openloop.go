@@ -1,7 +1,9 @@
 // Package loadgen holds the benchmark's own load generators, beside wrk:
-// a fixed-rate (open-loop) load in the manner of wrk2, and a streaming
-// client that times the events of streamed responses. bench/README.md
-// describes how each measures.
+// a fixed-rate (open-loop) load in the manner of wrk2, a streaming client
+// that times the events of streamed responses one stream at a time, the
+// streams-at-scale load that holds thousands of streams at once (Streams),
+// and idle keep-alive connections (OpenIdle). bench/README.md describes
+// how each measures.
 package loadgen
 
 import (

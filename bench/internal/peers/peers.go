@@ -31,6 +31,17 @@ type Config struct {
 	DefaultRate  string
 	DefaultBurst int
 	Classes      []LimitClass
+
+	// Scale configures the streams-at-scale and idle-clients scenarios'
+	// instances: responses passed on as they come (nginx's proxy_buffering
+	// off, HAProxy's http-no-delay), GET /healthz answered 200 by the
+	// proxy itself, and room for many connections: MaxConns client
+	// connections (HAProxy's maxconn), NoFile open files (nginx's
+	// worker_rlimit_nofile and worker_connections, HAProxy's ulimit-n).
+	// False: the other scenarios' limits (8,000 and 16,384).
+	Scale    bool
+	MaxConns int
+	NoFile   int
 }
 
 // LimitClass is one nginx limit_req zone: the key_ids whose rpm it is.

@@ -10,11 +10,15 @@ import (
 	"github.com/authgate/authgate/bench/internal/keyset"
 )
 
-// renderPeers renders both peer configurations into a temporary directory.
-func renderPeers(t *testing.T) (dir, nginxConf, haproxyConf string) {
+// renderPeers renders both peer configurations into a temporary directory,
+// the streams-at-scale ones if scale.
+func renderPeers(t *testing.T, scale bool) (dir, nginxConf, haproxyConf string) {
 	t.Helper()
 	dir = t.TempDir()
 	cfg := Config{Dir: dir, Upstream: "127.0.0.1:1", Workers: 1, DefaultRPM: keyset.DefaultRPM}
+	if scale {
+		cfg.Scale, cfg.MaxConns, cfg.NoFile = true, 10100, 20000
+	}
 	nginxMap, hk, hl, err := WriteMaps(dir, keyset.Keys(), &cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +38,7 @@ func renderPeers(t *testing.T) (dir, nginxConf, haproxyConf string) {
 }
 
 func TestPeerConfigs(t *testing.T) {
-	dir, nginxConf, haproxyConf := renderPeers(t)
+	dir, nginxConf, haproxyConf := renderPeers(t, false)
 	n, _ := os.ReadFile(nginxConf)
 	h, _ := os.ReadFile(haproxyConf)
 	for _, want := range []string{
@@ -66,8 +70,41 @@ func TestPeerConfigs(t *testing.T) {
 		t.Errorf("haproxy-limits.map = %q", limits)
 	}
 
-	// Where nginx and HAProxy are installed (`make bench-peers` installs
-	// them), they accept the configurations.
+	for _, absent := range []string{"proxy_buffering off;", "location = /healthz"} {
+		if strings.Contains(string(n), absent) {
+			t.Errorf("nginx.conf has %q outside the streams-at-scale scenario", absent)
+		}
+	}
+	if strings.Contains(string(h), "    option http-no-delay") || strings.Contains(string(h), "path /healthz") {
+		t.Error("haproxy.cfg has the streams-at-scale settings")
+	}
+	checkPeers(t, dir, nginxConf, haproxyConf)
+}
+
+// TestPeerConfigsScale: the streams-at-scale instances pass events on as
+// they come, answer /healthz themselves, and have room for 10,000
+// streams.
+func TestPeerConfigsScale(t *testing.T) {
+	dir, nginxConf, haproxyConf := renderPeers(t, true)
+	n, _ := os.ReadFile(nginxConf)
+	h, _ := os.ReadFile(haproxyConf)
+	for _, want := range []string{"worker_rlimit_nofile 20000;", "worker_connections 20000;", "proxy_buffering off;", "location = /healthz {"} {
+		if !strings.Contains(string(n), want) {
+			t.Errorf("nginx.conf lacks %q", want)
+		}
+	}
+	for _, want := range []string{"maxconn 10100\n", "ulimit-n 20000\n", "no strict-limits\n", "option http-no-delay\n", "if { path /healthz }"} {
+		if !strings.Contains(string(h), want) {
+			t.Errorf("haproxy.cfg lacks %q", want)
+		}
+	}
+	checkPeers(t, dir, nginxConf, haproxyConf)
+}
+
+// checkPeers: where nginx and HAProxy are installed (`make bench-peers`
+// installs them), they accept the configurations.
+func checkPeers(t *testing.T, dir, nginxConf, haproxyConf string) {
+	t.Helper()
 	if _, err := exec.LookPath("nginx"); err == nil {
 		os.MkdirAll(filepath.Join(dir, "nginx-body"), 0o755)
 		if out, err := exec.Command("nginx", "-t", "-q", "-c", nginxConf).CombinedOutput(); err != nil {

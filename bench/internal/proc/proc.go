@@ -187,3 +187,57 @@ func children(pid int) []int {
 	}
 	return out
 }
+
+// RSS returns the resident memory (VmRSS of /proc/PID/status, in bytes)
+// of pid and its child processes (nginx's workers); 0 for a pid that is
+// gone.
+func RSS(pid int) int64 {
+	total := statusRSS(pid)
+	for _, c := range children(pid) {
+		total += statusRSS(c)
+	}
+	return total
+}
+
+func statusRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	return parseVmRSS(b)
+}
+
+// parseVmRSS returns the VmRSS line's value of a /proc/PID/status, in
+// bytes; 0 if there is none (a zombie).
+func parseVmRSS(status []byte) int64 {
+	_, rest, ok := bytes.Cut(status, []byte("\nVmRSS:"))
+	if !ok {
+		return 0
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	f := strings.Fields(string(line)) // "1234", "kB"
+	if len(f) != 2 || f[1] != "kB" {
+		return 0
+	}
+	kb, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return kb << 10
+}
+
+// RaiseFDLimit raises this process's soft limit of open files to its hard
+// limit, so that the processes it starts inherit it too (Go raises its own
+// soft limit at start, but restores the original one in the processes it
+// starts unless the program sets the limit itself), and returns the limit.
+func RaiseFDLimit() (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("cannot read the open-files limit: %w", err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("cannot raise the open-files limit to %d: %w", lim.Max, err)
+	}
+	return lim.Cur, nil
+}

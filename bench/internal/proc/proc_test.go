@@ -14,3 +14,19 @@ func TestStatFields(t *testing.T) {
 		t.Error("negative CPU time")
 	}
 }
+
+func TestParseVmRSS(t *testing.T) {
+	f := func(status string, want int64) {
+		t.Helper()
+		if got := parseVmRSS([]byte(status)); got != want {
+			t.Errorf("parseVmRSS(%q) = %d, want %d", status, got, want)
+		}
+	}
+	f("Name:\tnginx\nVmHWM:\t    9000 kB\nVmRSS:\t    8264 kB\nRssAnon:\t 1 kB\n", 8264<<10)
+	f("Name:\tx\nVmRSS:\t12 kB", 12<<10)
+	f("Name:\tzombie\nState:\tZ (zombie)\n", 0)
+	f("Name:\tx\nVmRSS:\tlots\n", 0)
+	if RSS(os.Getpid()) <= 0 {
+		t.Error("no RSS for this process")
+	}
+}

@@ -29,7 +29,8 @@ type Report struct {
 	Routing   *CostSum       `json:"routing_cost,omitempty"`  // proxy path, routed (on) against one pool (off)
 	Metering  *CostSum       `json:"metering_cost,omitempty"` // proxy path, token metering on against off
 	Ratios    []Ratio        `json:"ratios"`
-	AB        *ABRun         `json:"ab,omitempty"` // an A/B run's (StartAB), which has nothing else
+	AB        *ABRun         `json:"ab,omitempty"`               // an A/B run's (StartAB), which has nothing else
+	Scale     *ScaleReport   `json:"streams_at_scale,omitempty"` // the streams-at-scale and idle-clients scenarios
 }
 
 // Scenario names a closed-loop scenario: the path (Kind), the server
@@ -286,6 +287,10 @@ func (r *Report) stream(target string) *StreamSum {
 func (r *Report) bound(target string, us float64) *BoundSum {
 	return find(r.Bounds, func(c *BoundSum) bool { return c.Target == target && c.BoundUS == us })
 }
+
+// FinishScale records the load at the end of the streams-at-scale
+// scenarios, which StartScale began.
+func (r *Report) FinishScale() { r.Scale.finish() }
 
 // Finish records the load at the end and computes the ratios.
 func (r *Report) Finish() {

@@ -19,6 +19,7 @@ var serverColor = map[string]string{
 	"ceiling":         "#8c8c8c",
 	"ceiling-gw":      "#bdbdbd",
 	"mock":            "#8c8c8c",
+	"direct":          "#8c8c8c",
 }
 
 var kindOrder = []string{"ceiling", "reject", "limit", "direct", "proxy"}
@@ -47,9 +48,50 @@ func niceMax(v float64) float64 {
 	return 40 * p
 }
 
-// svg draws the closed-loop scenarios' median throughput and p99 latency
-// side by side, one bar per server, grouped by scenario.
+// chart is one chart of the SVG: its elements and its size.
+type chart struct {
+	body string
+	w, h float64
+}
+
+// svg draws the report's charts one below the other: the closed-loop
+// scenarios' (closedChart) and the streams-at-scale ones' (scaleChart).
 func (r *Report) svg() string {
+	var charts []chart
+	if len(r.Closed) > 0 {
+		charts = append(charts, r.closedChart())
+	}
+	if r.Scale != nil && len(r.Scale.Runs)+len(r.Scale.Idle) > 0 {
+		charts = append(charts, r.Scale.chart())
+	}
+	var width, height float64
+	for _, c := range charts {
+		width, height = max(width, c.w), height+c.h
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="Helvetica, Arial, sans-serif" font-size="12">`+"\n", width, height, width, height)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#ffffff"/>`+"\n")
+	y := 0.0
+	for i, c := range charts {
+		if i == 0 {
+			b.WriteString(c.body)
+		} else {
+			fmt.Fprintf(&b, `<g transform="translate(0,%.0f)">`+"\n%s</g>\n", y, c.body)
+		}
+		y += c.h
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+// svgText writes a text element.
+func svgText(b *strings.Builder, x, y float64, anchor, style, s string) {
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="%s" %s>%s</text>`+"\n", x, y, anchor, style, html.EscapeString(s))
+}
+
+// closedChart draws the closed-loop scenarios' median throughput and p99
+// latency side by side, one bar per server, grouped by scenario.
+func (r *Report) closedChart() chart {
 	type row struct {
 		header string
 		c      *ClosedResult
@@ -93,11 +135,7 @@ func (r *Report) svg() string {
 	height := top + float64(len(rows))*rowH + 50
 
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="Helvetica, Arial, sans-serif" font-size="12">`+"\n", width, height, width, height)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#ffffff"/>`+"\n")
-	text := func(x, y float64, anchor, style, s string) {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s" %s>%s</text>`+"\n", x, y, anchor, style, html.EscapeString(s))
-	}
+	text := func(x, y float64, anchor, style, s string) { svgText(&b, x, y, anchor, style, s) }
 	m := r.Machine
 	text(10, 22, "start", `font-size="16" font-weight="bold"`, "authgate load benchmark: median of "+fmt.Sprint(r.Settings.Repeats)+" runs, "+fmt.Sprint(r.Settings.Conns)+" connections, closed loop (wrk)")
 	text(10, 40, "start", `fill="#555555"`, fmt.Sprintf("%s, commit %s; %s, %d cores", r.Generated, m.Commit, m.CPU, m.Cores))
@@ -134,8 +172,7 @@ func (r *Report) svg() string {
 	}
 	panel(x1, "Throughput (requests/s, higher is better)", maxRPS, "requests per second", func(c *ClosedResult) float64 { return c.Median.RPS })
 	panel(x2, "p99 latency (µs, lower is better)", maxP99, "microseconds", func(c *ClosedResult) float64 { return c.Median.P99 })
-	b.WriteString("</svg>\n")
-	return b.String()
+	return chart{body: b.String(), w: width, h: height}
 }
 
 // short formats v with a k or M suffix.

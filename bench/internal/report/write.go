@@ -32,16 +32,25 @@ func (r *Report) Write(dir, base string, stdout io.Writer) error {
 	return err
 }
 
-// Render rewrites latest.md and latest.svg in dir from the report in the
-// JSON file at path (after a change to how they are drawn).
-func Render(path, dir string) error {
+// Read returns the report in the JSON file at path (a run's latest.json).
+func Read(path string) (*Report, error) {
 	js, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var r Report
 	if err := json.Unmarshal(js, &r); err != nil {
-		return fmt.Errorf("cannot read %s: %w", path, err)
+		return nil, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// Render rewrites latest.md and latest.svg in dir from the report in the
+// JSON file at path (after a change to how they are drawn).
+func Render(path, dir string) error {
+	r, err := Read(path)
+	if err != nil {
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(r.markdown()), 0o644); err != nil {
 		return err
