@@ -1386,3 +1386,28 @@ func TestUpstreamAnswersBeforeBody(t *testing.T) {
 		t.Fatalf("status %d; want the upstream's 413", resp.StatusCode)
 	}
 }
+
+// TestUpstreamHeaderLimit: an upstream response head of up to 8 KiB is
+// passed on; a larger one answers 502 upstream_unavailable
+// (docs/http.md#upstream-errors), as nginx's proxy_buffer_size does.
+func TestUpstreamHeaderLimit(t *testing.T) {
+	f := func(valueBytes, want int) {
+		t.Helper()
+		upURL := startUpstream(t, func(ctx *fasthttp.RequestCtx) {
+			ctx.Response.Header.Set("X-Big", strings.Repeat("v", valueBytes))
+			ctx.SetBodyString("{}")
+		})
+		g := startGateway(t, server.Config{KeysFile: defaultKeys(t), Upstreams: []string{upURL}, HealthCheckInterval: noChecks})
+		resp, body := do(t, "POST", g.url+"/v1/chat/completions", "Bearer "+keyAlice, "{}")
+		if resp.StatusCode != want {
+			t.Fatalf("a head with a %d-byte header: status %d, want %d: %s", valueBytes, resp.StatusCode, want, body)
+		}
+		if want == 502 {
+			if _, code := apiErrorFields(t, body); code != "upstream_unavailable" {
+				t.Errorf("code %q", code)
+			}
+		}
+	}
+	f(7<<10, 200)
+	f(9<<10, 502)
+}

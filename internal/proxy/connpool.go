@@ -17,8 +17,7 @@ import (
 // It is owned by one request at a time, or idle in its pool.
 type upConn struct {
 	net.Conn
-	br        *bufio.Reader
-	bw        *bufio.Writer
+	br        *bufio.Reader   // held for the connection's life: the response's header must fit
 	raw       syscall.RawConn // of the TCP connection; nil if it has none
 	idleSince time.Time
 
@@ -62,8 +61,32 @@ const (
 	// connection is dropped here before the upstream drops it.
 	defaultIdleTimeout = 4 * time.Second
 	defaultMaxIdle     = 1024
-	upBufferSize       = 16 << 10
+	// upReadBufferSize is each upstream connection's read buffer: the
+	// most a response's header may take, as nginx's proxy_buffer_size
+	// (8 KiB on 64-bit systems). Bodies larger than it are read past it.
+	upReadBufferSize = 8 << 10
+	// upWriteBufferSize is the write buffer a request is written through,
+	// from writers, a pool: held while the request is written, not while
+	// its response streams.
+	upWriteBufferSize = 16 << 10
 )
+
+// writers is the pool of request write buffers (see upWriteBufferSize).
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, upWriteBufferSize) }}
+
+// writeRequest writes req to c through a pooled write buffer and flushes
+// it.
+func (c *upConn) writeRequest(req interface{ Write(*bufio.Writer) error }) error {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c.Conn)
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
+	return err
+}
 
 // peekAfter is how long a connection must have been idle for get to check
 // that it is still open. Upstreams close idle connections after their
@@ -121,8 +144,7 @@ func (p *connPool) dial() (*upConn, error) {
 		}
 		c.Conn = tc
 	}
-	c.br = bufio.NewReaderSize(c.Conn, upBufferSize)
-	c.bw = bufio.NewWriterSize(c.Conn, upBufferSize)
+	c.br = bufio.NewReaderSize(c.Conn, upReadBufferSize)
 	return c, nil
 }
 

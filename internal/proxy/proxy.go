@@ -351,10 +351,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 		}
 		ctx.Request.SetBodyStream(body, size)
 	}
-	err := ctx.Request.Write(pc.bw)
-	if err == nil {
-		err = pc.bw.Flush()
-	}
+	err := pc.writeRequest(&ctx.Request)
 	if err != nil {
 		ctx.Request.CloseBodyStream() // if Write did not get to it
 		bodyLeft, bodyErr := body.r != nil && !body.eof, body.err
