@@ -63,6 +63,7 @@ type options struct {
 	costOnly                 string // -cost: run only this cost's pairs
 	costPairs                int
 	streamDelay              time.Duration
+	replyBytes               int
 	fixedShare               float64
 	bounds                   []time.Duration
 	skipBounds               bool
@@ -170,6 +171,7 @@ func main() {
 	flag.BoolVar(&o.profile, "profile", os.Getenv("BENCH_PROFILE") != "", "also take CPU profiles of the gateway under the reject and proxy loads (OUT/profiles/)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations, logs)")
 	flag.DurationVar(&o.streamDelay, "stream-delay", 2*time.Millisecond, "the mock upstream's pause between streamed events")
+	flag.IntVar(&o.replyBytes, "reply-bytes", envInt("BENCH_REPLY_BYTES", 0), "pad the mock upstream's chat completions to this many bytes; 0: its own, about 330 (env BENCH_REPLY_BYTES)")
 	flag.Float64Var(&o.fixedShare, "fixed-share", 0.25, "the fixed-rate comparison's rate, as a share of the gateway's proxied throughput")
 	flag.BoolVar(&o.skipBounds, "skip-bounds", false, "skip the search for the highest rate under each p99 bound")
 	flag.StringVar(&o.ab, "ab", os.Getenv("BENCH_AB"), "run only an A/B comparison of -bin (A) and this gateway binary (B): alternating pairs on the reject and proxy paths (env BENCH_AB)")

@@ -43,7 +43,7 @@ func (b *bench) startServers() error {
 	// The upstream the proxies use, on the load's core; it also answers
 	// the streaming client directly.
 	up, err := launch("upstream", o.loadCPU, nil, func(a string) []string {
-		return []string{o.bin, "mock-upstream", "--listen", a, "--chunk-delay", o.streamDelay.String()}
+		return []string{o.bin, "mock-upstream", "--listen", a, "--chunk-delay", o.streamDelay.String(), "--reply-bytes", strconv.Itoa(o.replyBytes)}
 	})
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (b *bench) startServers() error {
 		return nil
 	}
 	if _, err := launch("mock", o.serverCPU, nil, func(a string) []string {
-		return []string{o.bin, "mock-upstream", "--listen", a, "--chunk-delay", o.streamDelay.String()}
+		return []string{o.bin, "mock-upstream", "--listen", a, "--chunk-delay", o.streamDelay.String(), "--reply-bytes", strconv.Itoa(o.replyBytes)}
 	}); err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (b *bench) startServers() error {
 	// benchmark's model, beside a second pool serving another: every
 	// request's body is read for its model and routed.
 	up2, err := launch("upstream-2", o.loadCPU, nil, func(a string) []string {
-		return []string{o.bin, "mock-upstream", "--listen", a, "--models", "other-model"}
+		return []string{o.bin, "mock-upstream", "--listen", a, "--models", "other-model", "--reply-bytes", strconv.Itoa(o.replyBytes)}
 	})
 	if err != nil {
 		return err
