@@ -325,14 +325,7 @@ func (r *Limiter) Allow(keyID string, limit int, now time.Time) (limiter.Result,
 		err = fmt.Errorf("script returned %d values, want 3", len(vals))
 	}
 	if err != nil {
-		r.failures.Add(1)
-		if rerr, ok := rueidis.IsRedisErr(err); ok && strings.HasPrefix(rerr.Error(), "WRONGTYPE") {
-			// One key_id's set overwritten by something else: that
-			// key_id fails, the others do not.
-			return limiter.Result{}, fmt.Errorf("%w: key %s%s: %s", ErrUnavailable, r.prefix, keyID, rerr.Error())
-		}
-		r.fail(err)
-		return limiter.Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return limiter.Result{}, r.failed(err, r.prefix+keyID)
 	}
 	res := limiter.Result{
 		Allowed:   vals[0] == 1,
@@ -396,6 +389,26 @@ func (r *Limiter) downErr() error {
 		return fmt.Errorf("%w: %v", ErrUnavailable, *p)
 	}
 	return ErrUnavailable
+}
+
+// failed counts a call that failed with err and returns the error to
+// report, wrapping ErrUnavailable. A WRONGTYPE error means one key
+// (named by key) was overwritten by something else: that key_id fails,
+// the others do not. Any other error marks Redis down (fail).
+func (r *Limiter) failed(err error, key string) error {
+	r.failures.Add(1)
+	if wrongType(err) {
+		return fmt.Errorf("%w: key %s: %v", ErrUnavailable, key, err)
+	}
+	r.fail(err)
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// wrongType reports whether err is Redis's WRONGTYPE: a key holding
+// another type than the script expects.
+func wrongType(err error) bool {
+	rerr, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(rerr.Error(), "WRONGTYPE")
 }
 
 // fail marks Redis down after err and starts the probe, logging the

@@ -341,9 +341,7 @@ func (t *Tokens) Admit(keyID string, lim tokens.Limits, n int64) (tokens.Lease, 
 		err = fmt.Errorf("script returned %d values, want 10", len(vals))
 	}
 	if err != nil {
-		r.failures.Add(1)
-		r.fail(err)
-		return nil, tokens.Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, tokens.Result{}, r.failed(err, t.prefix+"{"+keyID+"}")
 	}
 	us := func(v int64) time.Duration { return time.Duration(max(v, 0)) * time.Microsecond }
 	c := tokens.Counts{InFlight: vals[1], WindowUsed: vals[2], DayUsed: vals[3],
@@ -406,8 +404,7 @@ func (l *lease) Finish(actual int64) {
 		strconv.FormatInt(l.bucket, 10), strconv.FormatInt(l.day, 10), t.args[0], t.args[1]}).Error()
 	if err != nil {
 		t.lost.Add(1)
-		r.failures.Add(1)
-		r.fail(err)
+		r.failed(err, t.prefix+"{"+l.keyID+"}")
 	}
 }
 
@@ -462,7 +459,9 @@ func (t *Tokens) renewOnce() {
 		t.renewals.Add(1)
 		if err := res.Error(); err != nil {
 			t.renewFailures.Add(1)
-			t.r.fail(err)
+			if !wrongType(err) { // one key_id's keys overwritten: not Redis down
+				t.r.fail(err)
+			}
 		}
 	}
 }

@@ -278,3 +278,20 @@ func TestTokensFailureModes(t *testing.T) {
 	f(tokens.FailOpen, 150, tokens.Admitted)
 	f(tokens.FailClosed, 50, tokens.Unavailable)
 }
+
+// TestTokensWrongTypeFailsOneKeyID: a key_id's token keys overwritten by
+// something else fail that key_id's decisions, not everyone's.
+func TestTokensWrongTypeFailsOneKeyID(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newTokens(t, srv.URL(), redis.TokensConfig{})
+	if _, err := srv.Do("SET authgate:tk:{broken}:w x"); err != nil {
+		t.Fatal(err)
+	}
+	lim := tokens.Limits{TPM: 100}
+	if _, _, err := s.Admit("broken", lim, 1); !errors.Is(err, redis.ErrUnavailable) || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("Admit of the overwritten key_id: %v, want ErrUnavailable naming WRONGTYPE", err)
+	}
+	if _, r, err := s.Admit("fine", lim, 1); err != nil || !r.Allowed() {
+		t.Fatalf("Admit of another key_id: %+v, %v: want admitted (Redis is not down)", r, err)
+	}
+}
