@@ -300,7 +300,7 @@ type sample struct {
 // and its and the upstream's CPU time at both ends.
 func sampleWindow(ctx context.Context, srv, up *scaleServer, from, to time.Time) sample {
 	var s sample
-	if !sleepUntil(ctx, from) {
+	if !loadgen.SleepUntil(ctx, from) {
 		return s
 	}
 	cpu0, up0 := srv.t.cpu(), up.t.cpu()
@@ -317,19 +317,6 @@ func sampleWindow(ctx context.Context, srv, up *scaleServer, from, to time.Time)
 	s.peakRSS = max(s.peakRSS, srv.rss())
 	s.cpu, s.upCPU = srv.t.cpu()-cpu0, up.t.cpu()-up0
 	return s
-}
-
-// sleepUntil waits until t and reports whether ctx was not cancelled
-// meanwhile.
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	timer := time.NewTimer(time.Until(t))
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // idlePath is the request each idle client makes: the server's own

@@ -237,11 +237,11 @@ func (s *Streams) Run(ctx context.Context) (StreamsResult, error) {
 	cpuDone := make(chan struct{})
 	go func() {
 		defer close(cpuDone)
-		if !sleepUntil(ctx, from) {
+		if !SleepUntil(ctx, from) {
 			return
 		}
 		c0 := selfCPU()
-		if !sleepUntil(ctx, to) {
+		if !SleepUntil(ctx, to) {
 			return
 		}
 		c1 := selfCPU()
@@ -269,9 +269,9 @@ func (s *Streams) Run(ctx context.Context) (StreamsResult, error) {
 	return res, err
 }
 
-// sleepUntil waits until t and reports whether ctx was not cancelled
+// SleepUntil waits until t and reports whether ctx was not cancelled
 // meanwhile.
-func sleepUntil(ctx context.Context, t time.Time) bool {
+func SleepUntil(ctx context.Context, t time.Time) bool {
 	d := time.Until(t)
 	if d <= 0 {
 		return ctx.Err() == nil

@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"io"
 	"os"
 	"path/filepath"
@@ -92,24 +91,7 @@ func TestScaleWrite(t *testing.T) {
 
 		// The chart is well-formed XML with a bar per figure.
 		svg, _ := os.ReadFile(filepath.Join(dir, "latest.svg"))
-		d := xml.NewDecoder(bytes.NewReader(svg))
-		bars := 0
-		for {
-			tok, err := d.Token()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("latest.svg: %v", err)
-			}
-			if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
-				for _, a := range se.Attr {
-					if a.Name.Local == "fill" && a.Value != "#ffffff" {
-						bars++
-					}
-				}
-			}
-		}
+		bars := svgBars(t, svg)
 		if bars != wantBars {
 			t.Errorf("latest.svg has %d bars, want %d", bars, wantBars)
 		}
