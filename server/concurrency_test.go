@@ -19,13 +19,7 @@ import (
 // held whole, an upstream that cannot be reached, a stream the client
 // leaves; so the key_id is admitted again each time.
 func TestConcurrencyLimit(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mock := mockupstream.New(mockupstream.Config{StreamChunks: 1000, ChunkDelay: 10 * time.Millisecond})
-	go mock.Serve(ln)
-	t.Cleanup(func() { mock.Shutdown() })
+	_, upURL := startMock(t, mockupstream.Config{StreamChunks: 1000, ChunkDelay: 10 * time.Millisecond})
 	dead, err := net.Listen("tcp", "127.0.0.1:0") // an upstream that refuses connections
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +28,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	dead.Close()
 	g := startGateway(t, server.Config{
 		KeysFile:  keysFile(t, "alice:"+keyAlice+"  concurrency=1\nbob:"+keyBob+"\n"),
-		Upstreams: []string{"http://" + ln.Addr().String()},
+		Upstreams: []string{upURL},
 	})
 	gDead := startGateway(t, server.Config{
 		KeysFile:  keysFile(t, "alice:"+keyAlice+"  concurrency=1\n"),

@@ -6,7 +6,6 @@ package server_test
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -285,13 +284,7 @@ func plusOne(t *testing.T, s string) string {
 // Redis is gone: local decides with this gateway's own token limits, open
 // admits whatever the limits say, closed answers 503.
 func TestRedisTokenFailureModes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mock := mockupstream.New(mockupstream.Config{})
-	go mock.Serve(ln)
-	t.Cleanup(func() { mock.Shutdown() })
+	_, upURL := startMock(t, mockupstream.Config{})
 	const (
 		small = `{"max_tokens":100,"messages":[]}`  // reserves 133 of tpm=300
 		large = `{"max_tokens":1000,"messages":[]}` // more than tpm=300 alone
@@ -316,7 +309,7 @@ func TestRedisTokenFailureModes(t *testing.T) {
 				KeysFile:           keysFile(t, "alice:"+keyAlice+" tpm=300\nbob:"+keyBob+" concurrency=1\n"),
 				TokenStore:         tk,
 				LimiterFailureMode: tc.mode,
-				Upstreams:          []string{"http://" + ln.Addr().String()},
+				Upstreams:          []string{upURL},
 			})
 			chat := func(key, body string) (int, string) {
 				resp, b := do(t, "POST", g.url+"/v1/chat/completions", "Bearer "+key, body)

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -16,16 +15,10 @@ import (
 // its window (RateWindow, a few seconds here).
 func TestOpenAISDKTokens(t *testing.T) {
 	node, dir := sdkSetup(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mock := mockupstream.New(mockupstream.Config{Models: []string{"sdk-model"}})
-	go mock.Serve(ln)
-	t.Cleanup(func() { mock.Shutdown() })
+	_, upURL := startMock(t, mockupstream.Config{Models: []string{"sdk-model"}})
 	g := startGateway(t, server.Config{
 		KeysFile:   keysFile(t, "sdk-stream:"+keySDK+"  models=*\nsdk-tpm:"+keySDKChat+"  tpm=1000\n"),
-		Upstreams:  []string{"http://" + ln.Addr().String()},
+		Upstreams:  []string{upURL},
 		RateWindow: 3 * time.Second,
 	})
 	runSDK(t, node, dir, "tokens.test.mjs",

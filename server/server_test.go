@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/authgate/authgate/auth"
+	"github.com/authgate/authgate/mockupstream"
 	"github.com/authgate/authgate/server"
 )
 
@@ -709,4 +710,18 @@ func TestUpstreamPathPrefix(t *testing.T) {
 	if l := g.logLines(t)[0]; !strings.HasSuffix(l, " | alice | GET /v1/models | 200") {
 		t.Errorf("log line %q", l)
 	}
+}
+
+// startMock serves a mockupstream.Mock configured by cfg on a loopback
+// port until the test ends, and returns it with its URL.
+func startMock(t *testing.T, cfg mockupstream.Config) (*mockupstream.Mock, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock := mockupstream.New(cfg)
+	go mock.Serve(ln)
+	t.Cleanup(func() { mock.Shutdown() })
+	return mock, "http://" + ln.Addr().String()
 }

@@ -146,16 +146,10 @@ func TestStreamMetering(t *testing.T) {
 // gateway cut it, and its log line is written all the same, with those
 // tokens.
 func TestStreamMeteringClientGone(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mock := mockupstream.New(mockupstream.Config{Models: []string{"m1"}, StreamChunks: 500, ChunkDelay: 10 * time.Millisecond})
-	go mock.Serve(ln)
-	t.Cleanup(func() { mock.Shutdown() })
+	_, upURL := startMock(t, mockupstream.Config{Models: []string{"m1"}, StreamChunks: 500, ChunkDelay: 10 * time.Millisecond})
 	g := startGateway(t, server.Config{
 		KeysFile:            keysFile(t, "alice:"+keyAlice+"  models=m1\n"),
-		Upstreams:           []string{"http://" + ln.Addr().String()},
+		Upstreams:           []string{upURL},
 		HealthCheckInterval: 20 * time.Millisecond,
 		AccessLogFormat:     logsink.FormatJSON,
 	})
@@ -216,14 +210,8 @@ func TestStreamMeteringClientGone(t *testing.T) {
 // is never added, and the stream is metered by estimate, its log line
 // marked usage_estimated.
 func TestStreamOptionsOff(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mock := mockupstream.New(mockupstream.Config{Models: []string{"m1"}, StreamChunks: 4, RejectStreamOptions: true})
-	go mock.Serve(ln)
-	t.Cleanup(func() { mock.Shutdown() })
-	up := "http://" + ln.Addr().String()
+	_, upURL := startMock(t, mockupstream.Config{Models: []string{"m1"}, StreamChunks: 4, RejectStreamOptions: true})
+	up := upURL
 	keys := keysFile(t, "alice:"+keyAlice+"  models=*\n")
 	body := `{"model":"m1","stream":true}`
 

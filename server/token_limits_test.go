@@ -198,16 +198,10 @@ func TestTokenLimitsConcurrent(t *testing.T) {
 // TestTokenLimitsStream: a stream's reservation is held while it runs and
 // replaced by its usage when it ends (asked for on the client's behalf).
 func TestTokenLimitsStream(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mock := mockupstream.New(mockupstream.Config{StreamChunks: 3})
-	go mock.Serve(ln)
-	t.Cleanup(func() { mock.Shutdown() })
+	_, upURL := startMock(t, mockupstream.Config{StreamChunks: 3})
 	g := startGateway(t, server.Config{
 		KeysFile:  keysFile(t, "alice:"+keyAlice+"  tpm=1000\n"),
-		Upstreams: []string{"http://" + ln.Addr().String()},
+		Upstreams: []string{upURL},
 	})
 	resp, body := do(t, "POST", g.url+"/v1/chat/completions", "Bearer "+keyAlice, `{"stream":true,"max_tokens":50}`)
 	if resp.StatusCode != 200 || strings.Contains(body, `"choices":[]`) || resp.Header.Get("x-ratelimit-limit-tokens") != "1000" {
@@ -242,15 +236,9 @@ func TestTokensPerDaySurviveRestart(t *testing.T) {
 	if now := time.Now().UTC(); now.Truncate(24*time.Hour).Add(24*time.Hour).Sub(now) < 30*time.Second {
 		t.Skip("within 30 s of UTC midnight: the day's count would restart mid-test")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mock := mockupstream.New(mockupstream.Config{})
-	go mock.Serve(ln)
-	t.Cleanup(func() { mock.Shutdown() })
+	_, upURL := startMock(t, mockupstream.Config{})
 	dir, keys := t.TempDir(), keysFile(t, "alice:"+keyAlice+"  tpd=60\n")
-	cfg := server.Config{KeysFile: keys, Upstreams: []string{"http://" + ln.Addr().String()}, StateDir: dir}
+	cfg := server.Config{KeysFile: keys, Upstreams: []string{upURL}, StateDir: dir}
 	body := `{"max_tokens":5,"messages":[]}` // reserves 35, uses 8 + 5
 	g := startGateway(t, cfg)
 	for i := range 2 {
