@@ -5,7 +5,8 @@ import (
 	"io"
 )
 
-// streamBufferSize is the size of a StreamReader's read buffer.
+// streamBufferSize is the size of a StreamReader's read buffer, which it
+// makes only for a caller whose buffer is smaller.
 const streamBufferSize = 4 << 10
 
 // maxKeptOut is the largest buffer Reset keeps, of its own or its
@@ -29,7 +30,7 @@ type StreamReader struct {
 	Content  int
 
 	scan    SSEScanner
-	buf     []byte // what Src is read into
+	buf     []byte // what Src is read into for a caller with a smaller buffer
 	out     []byte // the events to return, copied from buf or the scanner
 	pending []byte // out's part not yet returned
 	srcErr  error  // Src's end or error, once read
@@ -66,11 +67,20 @@ func (r *StreamReader) Read(b []byte) (int, error) {
 			}
 			return 0, r.srcErr
 		}
-		if r.buf == nil {
-			r.buf = make([]byte, streamBufferSize)
+		// Src is read into b when b is large enough (fasthttp's 4 KiB copy
+		// buffer, in the proxy): the events are copied out of it before
+		// they are copied back, and the scanner keeps nothing of a chunk
+		// past the loop below. A stream then holds no read buffer of its
+		// own while it waits for its next event.
+		buf := b
+		if len(b) < streamBufferSize {
+			if r.buf == nil {
+				r.buf = make([]byte, streamBufferSize)
+			}
+			buf = r.buf
 		}
-		n, err := r.Src.Read(r.buf)
-		r.scan.Feed(r.buf[:n])
+		n, err := r.Src.Read(buf)
+		r.scan.Feed(buf[:n])
 		out := r.out[:0]
 		for ev, ok := r.scan.Next(); ok; ev, ok = r.scan.Next() {
 			if ev.Content {

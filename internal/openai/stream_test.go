@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"testing/iotest"
 )
 
 // chunked is a reader that returns src in pieces of n bytes, then err.
@@ -45,10 +44,10 @@ func TestStreamReader(t *testing.T) {
 			want = strings.Replace(stream, usage, "", 1)
 		}
 		for n := 1; n <= len(stream); n += 7 {
-			for _, out := range []int{1, 5, 4096} {
+			for _, out := range []int{1, 5, streamBufferSize, 2 * streamBufferSize} {
 				var r StreamReader
 				r.Reset(&chunked{src: stream, n: n, err: io.EOF}, drop)
-				got, err := io.ReadAll(iotest.OneByteReader(&limited{&r, out}))
+				got, err := readScribbling(&r, out)
 				if err != nil || string(got) != want {
 					t.Fatalf("drop %v, reads of %d, buffer %d: %q, %v; want %q", drop, n, out, got, err, want)
 				}
@@ -76,14 +75,43 @@ func TestStreamReader(t *testing.T) {
 	}
 }
 
-// limited reads from r at most n bytes at a time, as a reader with a small
-// buffer would.
-type limited struct {
-	r io.Reader
-	n int
+// readScribbling reads r to its end with one buffer of size bytes, as
+// fasthttp's body copy does, and overwrites the buffer after each read,
+// as fasthttp does when it reads the next piece into it: a reader that
+// kept a reference into the buffer would lose what it kept.
+func readScribbling(r io.Reader, size int) ([]byte, error) {
+	buf := make([]byte, size)
+	var got []byte
+	for {
+		n, err := r.Read(buf)
+		got = append(got, buf[:n]...)
+		for i := range buf {
+			buf[i] = 0xff
+		}
+		if errors.Is(err, io.EOF) {
+			return got, nil
+		}
+		if err != nil {
+			return got, err
+		}
+	}
 }
 
-func (l *limited) Read(b []byte) (int, error) { return l.r.Read(b[:min(len(b), l.n)]) }
+// TestStreamReaderUsesCallersBuffer: read with a buffer of
+// streamBufferSize or more, a StreamReader makes no buffer of its own.
+func TestStreamReaderUsesCallersBuffer(t *testing.T) {
+	const ev = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n"
+	for _, size := range []int{streamBufferSize - 1, streamBufferSize} {
+		var r StreamReader
+		r.Reset(&chunked{src: ev + ev + "data: [DONE]\n\n", n: 30, err: io.EOF}, true)
+		if got, err := readScribbling(&r, size); err != nil || string(got) != ev+ev+"data: [DONE]\n\n" {
+			t.Fatalf("buffer %d: %q, %v", size, got, err)
+		}
+		if own := r.buf != nil; own != (size < streamBufferSize) {
+			t.Fatalf("buffer %d: a read buffer of its own: %v", size, own)
+		}
+	}
+}
 
 // TestStreamReaderResetDropsLargeBuffers: after a stream with a large
 // event, Reset keeps no buffer over maxKeptOut, so a pooled reader holds
