@@ -168,7 +168,7 @@ func main() {
 	flag.StringVar(&o.loadCPU, "load-cpu", lookupOr("BENCH_LOAD_CPU", "1"), "taskset CPU list of the load and of the upstream behind the proxies (empty: no pinning)")
 	flag.BoolVar(&o.peers, "peers", false, "also run nginx and HAProxy doing the same job")
 	flag.BoolVar(&o.redis, "redis", os.Getenv("BENCH_REDIS") != "", "also run the gateway with its limits in a redis-server on the load's core (env BENCH_REDIS)")
-	flag.BoolVar(&o.profile, "profile", os.Getenv("BENCH_PROFILE") != "", "also take CPU profiles of the gateway under the reject and proxy loads (OUT/profiles/)")
+	flag.BoolVar(&o.profile, "profile", os.Getenv("BENCH_PROFILE") != "", "also take CPU profiles of the gateway under the reject and proxy loads, and its memory and CPU at the streams-at-scale and idle-clients plateaus (OUT/profiles/)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations, logs)")
 	flag.DurationVar(&o.streamDelay, "stream-delay", 2*time.Millisecond, "the mock upstream's pause between streamed events")
 	flag.IntVar(&o.replyBytes, "reply-bytes", envInt("BENCH_REPLY_BYTES", 0), "pad the mock upstream's chat completions to this many bytes; 0: its own, about 330 (env BENCH_REPLY_BYTES)")

@@ -176,13 +176,17 @@ func (b *bench) startScaleServer(name string, upstream *scaleServer) (*scaleServ
 	case "authgate":
 		accessLog := filepath.Join(b.dir, "authgate-scale-access.log")
 		a := mustFreeAddr()
+		admin := ""
+		if o.profile {
+			admin = mustFreeAddr()
+		}
 		var p *proc.Process
 		p, err = b.start("authgate-scale", o.serverCPU, []string{
 			"DATA_DIR=" + b.dir,
 			"AUTH_KEYS_FILE=" + filepath.Join(b.dir, "api_keys.txt"),
 			"UPSTREAM_URL=http://" + upstream.t.addr,
 			"ACCESS_LOG=" + accessLog,
-			"ADMIN_ADDR=",
+			"ADMIN_ADDR=" + admin,
 			"MAX_CONNS=" + strconv.FormatUint(b.fdLimit, 10),
 			"SHUTDOWN_DRAIN=0s",
 			"SHUTDOWN_GRACE=5s",
@@ -190,7 +194,7 @@ func (b *bench) startScaleServer(name string, upstream *scaleServer) (*scaleServ
 		if err != nil {
 			return nil, err
 		}
-		t = &target{name: name, addr: a, procs: []*proc.Process{p}, proxies: true, accessLog: accessLog}
+		t = &target{name: name, addr: a, procs: []*proc.Process{p}, proxies: true, accessLog: accessLog, admin: admin}
 		if err = proc.WaitListening(p, a, 15*time.Second); err != nil {
 			p.Stop()
 			return nil, err
@@ -267,8 +271,24 @@ func (b *bench) scaleRun(ctx context.Context, name string, asked, n int) (report
 		defer close(done)
 		s = sampleWindow(ctx, srv, up, from, to)
 	}()
+	profiled := make(chan error, 1)
+	go func() {
+		if !loadgen.SleepUntil(ctx, from.Add(st.Plateau/2)) {
+			profiled <- nil
+			return
+		}
+		name := fmt.Sprintf("streams-%d-%s", n, name)
+		if err := b.memProfile(ctx, srv.t, name); err != nil {
+			profiled <- err
+			return
+		}
+		profiled <- b.cpuProfile(ctx, srv.t, name, max(1, int(st.Plateau/time.Second)/2-1))
+	}()
 	res, err := st.Run(ctx)
 	<-done
+	if perr := <-profiled; err == nil {
+		err = perr
+	}
 	if err != nil {
 		return run, err
 	}
@@ -354,6 +374,9 @@ func (b *bench) idleRun(ctx context.Context, name string, n int) (report.IdleRun
 	}
 	run.PeakRSS = max(run.PeakRSS, srv.rss())
 	run.Open = ic.Open()
+	if err := b.memProfile(ctx, srv.t, fmt.Sprintf("idle-%d-%s", n, name)); err != nil {
+		return run, err
+	}
 	return run, ctx.Err()
 }
 
