@@ -2,10 +2,8 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/authgate/authgate/internal/accounts"
@@ -119,15 +117,11 @@ type KeyLimit = accounts.KeyLimit
 // caller's.
 func (g *Gateway) Limits(now time.Time) map[string]KeyLimit { return g.accounts.Limits(now) }
 
-// adminServer is the admin listener's state: its token, and its server,
-// created by the first ServeAdmin and stopped by Close.
+// adminServer is the admin listener's state: its token, and its servers
+// (stopped by Close).
 type adminServer struct {
 	guard adminguard.Guard // Config.AdminToken
-
-	mu     sync.Mutex
-	srv    *fasthttp.Server // nil until the first ServeAdmin
-	lns    []net.Listener   // listeners being served
-	closed bool
+	adminguard.Servers
 }
 
 // ServeAdmin serves AdminHandler on ln, with a server of its own, until
@@ -136,15 +130,8 @@ type adminServer struct {
 // returns nil after Shutdown or Close, else the listener's error; called
 // after them, it closes ln and returns nil at once.
 func (g *Gateway) ServeAdmin(ln net.Listener) error {
-	a := &g.admin
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		ln.Close()
-		return nil
-	}
-	if a.srv == nil {
-		a.srv = &fasthttp.Server{
+	return g.admin.Serve(ln, func() *fasthttp.Server {
+		return &fasthttp.Server{
 			Handler:               g.AdminHandler,
 			Name:                  "authgate-admin",
 			NoDefaultServerHeader: true,
@@ -154,36 +141,5 @@ func (g *Gateway) ServeAdmin(ln net.Listener) error {
 			SecureErrorLogMessage: true,
 			Logger:                &safelog.FasthttpLogger{L: g.log, Ignore: proxy.ErrClientLeft},
 		}
-	}
-	srv := a.srv
-	a.lns = append(a.lns, ln)
-	a.mu.Unlock()
-
-	err := srv.Serve(ln)
-	a.mu.Lock()
-	closed := a.closed
-	a.mu.Unlock()
-	if closed {
-		return nil
-	}
-	return err
-}
-
-// stop closes the admin listeners and idle admin connections; admin
-// requests in flight finish on their own.
-func (a *adminServer) stop() {
-	a.mu.Lock()
-	a.closed = true
-	srv, lns := a.srv, a.lns
-	a.lns = nil
-	a.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	srv.ShutdownWithContext(ctx) // closes idle connections; does not wait
+	})
 }

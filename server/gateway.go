@@ -367,7 +367,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 func (g *Gateway) Close() error {
 	g.closed.Store(true)
 	g.watcher.Stop()
-	g.admin.stop()
+	g.admin.Stop()
 	g.proxy.Close()
 	if err := g.accounts.CloseTokens(); err != nil {
 		g.log.Error("cannot save the tokens of the day", "dir", g.cfg.StateDir, "err", err)

@@ -1,7 +1,7 @@
 // Package adminguard decides who may use the admin listener (/metrics,
 // /limits, pprof): with a token, only requests bearing it; without, only
 // requests whose Host cannot be a DNS name rebound to the listener, and
-// pprof only on loopback connections.
+// pprof only on loopback connections. Servers runs its listeners.
 package adminguard
 
 import (
