@@ -62,12 +62,12 @@ func (b *bench) profiles(ctx context.Context) error {
 	return nil
 }
 
-// memProfile writes, for a target with an admin listener (authgate with
-// -profile), where its memory is at this moment: the runtime's figures and
-// goroutine count, then the live heap by allocation site, into
+// memProfile writes, with -profile, for a target with an admin listener
+// (authgate), where its memory is at this moment: the runtime's figures
+// and goroutine count, then the live heap by allocation site, into
 // OUT/profiles/NAME-heap.txt. Targets without one are skipped.
 func (b *bench) memProfile(ctx context.Context, t *target, name string) error {
-	if t.admin == "" {
+	if !b.o.profile || t.admin == "" {
 		return nil
 	}
 	dir := filepath.Join(b.o.out, "profiles")
@@ -110,11 +110,11 @@ func (b *bench) memProfile(ctx context.Context, t *target, name string) error {
 	return nil
 }
 
-// cpuProfile writes, for a target with an admin listener, a CPU profile
-// of the next secs seconds and its top functions into
+// cpuProfile writes, with -profile, for a target with an admin listener,
+// a CPU profile of the next secs seconds and its top functions into
 // OUT/profiles/NAME-cpu.{pprof,top.txt}. Targets without one are skipped.
 func (b *bench) cpuProfile(ctx context.Context, t *target, name string, secs int) error {
-	if t.admin == "" {
+	if !b.o.profile || t.admin == "" {
 		return nil
 	}
 	path := filepath.Join(b.o.out, "profiles", name+"-cpu.pprof")

@@ -26,8 +26,8 @@ func addScale(r *Report) {
 	r.AddScale(ScaleRun{Target: "authgate", Asked: 1000, Streams: streams(1000, 350, 40150), IdleRSS: 20 << 20, PeakRSS: 20<<20 + 1000*30720, ServerCPU: 0.5, CPUPerEvent: 18, UpstreamCPU: 0.3})
 	r.AddScale(ScaleRun{Target: "direct", Asked: 10000, Streams: streams(9800, 200, 40500), IdleRSS: 10 << 20, PeakRSS: 10<<20 + 9800*8192, ServerCPU: 0.9, CPUPerEvent: 4})
 	r.AddScale(ScaleRun{Target: "authgate", Asked: 10000, Streams: streams(9800, 900, 41000), IdleRSS: 20 << 20, PeakRSS: 20<<20 + 9800*20480, ServerCPU: 1, CPUPerEvent: 8, UpstreamCPU: 0.7})
-	r.AddIdle(IdleRun{Target: "authgate", Path: "/healthz", Conns: 10000, Open: 10000, IdleRSS: 20 << 20, PeakRSS: 20<<20 + 10000*12288})
-	r.AddIdle(IdleRun{Target: "nginx", Path: "/healthz", Conns: 10000, Open: 9990, IdleRSS: 4 << 20, PeakRSS: 4<<20 + 10000*1024})
+	r.AddIdle(IdleRun{Target: "authgate", Path: "/healthz", Conns: 10000, Open: 10000, IdleRSS: 20 << 20, PeakRSS: 20<<20 + 10000*12288, HeldRSS: 20<<20 + 10000*4096})
+	r.AddIdle(IdleRun{Target: "nginx", Path: "/healthz", Conns: 10000, Open: 9990, IdleRSS: 4 << 20, PeakRSS: 4<<20 + 10000*1024, HeldRSS: 4<<20 + 10000*1024})
 	r.FinishScale()
 }
 
@@ -42,7 +42,9 @@ func TestScaleAccounting(t *testing.T) {
 	}
 	f(r.Scale.Runs[0].RSSPerStream(), 8192)
 	f(r.Scale.Runs[3].RSSPerStream(), 20480) // over the 9,800 run, not the 10,000 asked
-	f(r.Scale.Idle[0].RSSPerConn(), 12288)
+	f(r.Scale.Idle[0].RSSPerConn(), 4096)    // held, after the wait
+	f(r.Scale.Idle[0].PeakPerConn(), 12288)
+	f(IdleRun{Conns: 10, IdleRSS: 100, PeakRSS: 200}.RSSPerConn(), 10) // a report from before HeldRSS: the peak
 	f(float64(r.Scale.Runs[1].Streams.Failed()), 3)
 	if d := r.Scale.direct(&r.Scale.Runs[3]); d != &r.Scale.Runs[2] {
 		t.Errorf("the direct run of 9,800 streams: %+v", d)
@@ -106,8 +108,8 @@ func TestScaleWrite(t *testing.T) {
 		"| 9800 (10000 asked¹) | authgate | 900 | 1800 | 2700 | +700 | +1400 | +2100 |",
 		"Errors by kind: direct to the upstream at 1000: status 502 1 (the first: status 502, want 200); authgate at 1000:",
 		"## Idle clients",
-		"| nginx | `GET /healthz` | 10000 | 9990 | 4.0 | 13.8 | 1.0 |",
-		"| authgate | `GET /healthz` | 10000 | 10000 | 20.0 | 137.2 | 12.0 |",
+		"| nginx | `GET /healthz` | 10000 | 9990 | 4.0 | 13.8 | 13.8 | 1.0 | 1.0 |",
+		"| authgate | `GET /healthz` | 10000 | 10000 | 20.0 | 137.2 | 59.1 | 12.0 | 4.0 |",
 	}
 	// With the other scenarios: theirs, then these; the closed-loop chart,
 	// then this one (three panels per run, one per idle server).
