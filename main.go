@@ -246,6 +246,15 @@ var settings = []setting{
 		c.gw.IdleTimeout = d
 		return err
 	}},
+	{"PARK_IDLE_AFTER", "park-idle-after", "1s", "how long an idle plain-HTTP keep-alive connection keeps its goroutine and buffers before it waits parked, with neither (Linux); 'off' never parks", func(c *serveConfig, v string) error {
+		if v == "off" {
+			c.gw.ParkIdleAfter = -1
+			return nil
+		}
+		d, err := parsePositiveDuration(v)
+		c.gw.ParkIdleAfter = d
+		return err
+	}},
 	{"MAX_CONNS", "max-conns", "10000", "most client connections at once, idle ones included; more are answered 503", func(c *serveConfig, v string) error {
 		n, err := parseCount(v, 1)
 		c.gw.MaxConns = n

@@ -28,6 +28,7 @@ const (
 	DefaultShutdownGrace   = 30 * time.Second
 	DefaultReadTimeout     = 60 * time.Second
 	DefaultIdleTimeout     = 120 * time.Second
+	DefaultParkIdleAfter   = time.Second
 	DefaultWriteTimeout    = 60 * time.Second
 	DefaultMaxConns        = 10_000
 	DefaultMaxHeaderBytes  = 16 << 10
@@ -220,6 +221,13 @@ type Config struct {
 	// Zero means DefaultIdleTimeout (120 s).
 	IdleTimeout time.Duration
 
+	// ParkIdleAfter is how long a plain-HTTP keep-alive connection waits
+	// for its next request holding a goroutine and its buffers; after that
+	// it waits parked, with neither, until its client sends (Linux only).
+	// Zero means DefaultParkIdleAfter (1 s); negative, or not below
+	// IdleTimeout, never parks.
+	ParkIdleAfter time.Duration
+
 	// WriteTimeout bounds writing a response to a client that does not
 	// read it: a response held whole (errors, bodies up to 1 MiB) must be
 	// written within WriteTimeout, and a streamed one each piece within
@@ -391,6 +399,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.ParkIdleAfter == 0 {
+		c.ParkIdleAfter = DefaultParkIdleAfter
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout

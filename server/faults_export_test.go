@@ -41,3 +41,13 @@ const WatchDelay = proxy.WatchDelay
 // WatchesStarted is how many client watches the proxy has started in this
 // process (they start only for exchanges that outlast watchDelay).
 func WatchesStarted() uint64 { return proxy.WatchesStarted() }
+
+// ParkedConns is how many of g's client connections are parked.
+func ParkedConns(g *Gateway) int { return g.parker.Parked() }
+
+// ServedConns is how many client connections g's fasthttp server is
+// serving (parked ones are not).
+func ServedConns(g *Gateway) int { return int(max(g.srv.GetOpenConnectionsCount(), 0)) }
+
+// OpenConns is how many client connections count against MaxConns.
+func OpenConns(g *Gateway) int { return g.conns.Open() }

@@ -21,6 +21,7 @@ import (
 	"github.com/authgate/authgate/internal/listen"
 	"github.com/authgate/authgate/internal/metering"
 	"github.com/authgate/authgate/internal/modelroute"
+	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/internal/proxy"
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/internal/stats"
@@ -54,6 +55,7 @@ type Gateway struct {
 	srv       *fasthttp.Server
 	cert      *listen.Certificate // nil: plain HTTP
 	conns     *listen.Limits      // MaxConns and MaxConnsPerIP, applied by Serve's listener
+	parker    *netconn.Parker     // idle connections' (Config.ParkIdleAfter); nil: none park
 	watcher   *keywatch.Watcher   // nil: the keys file is not watched
 
 	recorders sync.Pool // *statusRecorder, for WrapHTTP
@@ -189,6 +191,13 @@ func New(cfg Config) (*Gateway, error) {
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
 		ExpectHandler:                g.expectContinue,
+	}
+	if cfg.ParkIdleAfter > 0 && cfg.ParkIdleAfter < cfg.IdleTimeout && cert == nil {
+		if g.parker, err = netconn.NewParker(cfg.ParkIdleAfter, cfg.IdleTimeout, g.serveParked); err != nil {
+			g.log.Warn("idle connections will not be parked", "err", err)
+		}
+		g.srv.ConnState = listen.ConnState
+		g.srv.MaxIdleWorkerDuration = cfg.ParkIdleAfter // a parked connection's worker waits no longer than it did
 	}
 	g.proxy.Start()
 	if cfg.watchesKeysFile() {
@@ -328,11 +337,14 @@ func (g *Gateway) readiness() (bool, []byte) {
 // connection limits, the first read's check): a request handler sees the
 // wrapper, not a *net.TCPConn, in ctx.Conn().
 func (g *Gateway) Serve(ln net.Listener) error {
-	if err := g.srv.Serve(listen.Wrap(ln, g.conns, g.cert, listen.CheckBareLFHead)); err != nil && !g.closed.Load() {
+	if err := g.srv.Serve(listen.Wrap(ln, g.conns, g.cert, listen.CheckBareLFHead, g.parker)); err != nil && !g.closed.Load() {
 		return err
 	}
 	return nil
 }
+
+// serveParked serves a parked connection its client has written to.
+func (g *Gateway) serveParked(c net.Conn) { g.srv.ServeConn(c) }
 
 // Shutdown stops accepting connections, waits for requests in flight until
 // ctx is done, then closes the access log (writing and syncing every line)
@@ -354,6 +366,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 	}
 	g.closed.Store(true)
+	g.parker.Close()
 	err := g.srv.ShutdownWithContext(ctx)
 	return errors.Join(err, g.Close())
 }
@@ -366,6 +379,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 // stopped. Close is idempotent; it returns the access log's error.
 func (g *Gateway) Close() error {
 	g.closed.Store(true)
+	g.parker.Close()
 	g.watcher.Stop()
 	g.admin.Stop()
 	g.proxy.Close()

@@ -107,9 +107,10 @@ func (g *Gateway) initMetrics() {
 		return 0
 	})
 	m.set.NewGauge("authgate_connections_open", func() float64 {
-		// fasthttp's count; -1 before Serve.
-		return float64(max(g.srv.GetOpenConnectionsCount(), 0))
+		// fasthttp's count (-1 before Serve), and the parked ones.
+		return float64(int(max(g.srv.GetOpenConnectionsCount(), 0)) + g.parker.Parked())
 	})
+	m.set.NewGauge("authgate_connections_parked", func() float64 { return float64(g.parker.Parked()) })
 	m.set.NewGauge("authgate_inspect_bytes_reserved", func() float64 {
 		return float64(g.inspect.InUse())
 	})

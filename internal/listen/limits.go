@@ -201,3 +201,10 @@ func (cl *Limits) logRefusal(ip netip.Addr, over overLimit, total uint64) {
 
 // Refused returns the number of connections refused so far.
 func (cl *Limits) Refused() uint64 { return cl.refused.Load() }
+
+// Open returns how many connections are counted open.
+func (cl *Limits) Open() int {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.open
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/authgate/authgate/internal/netconn"
+	"github.com/valyala/fasthttp"
 )
 
 // Wrap returns ln as the gateway serves it: every connection it accepts is
@@ -17,11 +18,22 @@ import (
 // a copy of a fixed certificate list; GetCertificate is what lets
 // Certificate.Reload change the certificate of a running listener.
 // ctx.IsTLS() reports true for connections accepted from it.
-func Wrap(ln net.Listener, limits *Limits, cert *Certificate, check func([]byte) error) net.Listener {
+func Wrap(ln net.Listener, limits *Limits, cert *Certificate, check func([]byte) error, parker *netconn.Parker) net.Listener {
 	if cert != nil {
-		return tls.NewListener(wrapped{ln, limits, nil}, cert.conf)
+		return tls.NewListener(wrapped{ln, limits, nil, nil}, cert.conf)
 	}
-	return wrapped{ln, limits, check}
+	return wrapped{ln, limits, check, parker}
+}
+
+// ConnState is the fasthttp.Server's ConnState of a listener with a
+// Parker: it tells each connection when it is idle (netconn.SetIdle).
+func ConnState(c net.Conn, state fasthttp.ConnState) {
+	switch state {
+	case fasthttp.StateIdle:
+		netconn.SetIdle(c, true)
+	case fasthttp.StateActive:
+		netconn.SetIdle(c, false)
+	}
 }
 
 // wrapped is Wrap's listener beneath TLS.
@@ -29,6 +41,7 @@ type wrapped struct {
 	net.Listener
 	limits *Limits
 	check  func([]byte) error
+	parker *netconn.Parker // plain HTTP only
 }
 
 func (l wrapped) Accept() (net.Conn, error) {
@@ -37,7 +50,7 @@ func (l wrapped) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err // as it is: fasthttp tells timeouts and closes apart
 		}
-		o := netconn.Options{CheckFirstRead: l.check}
+		o := netconn.Options{CheckFirstRead: l.check, Parker: l.parker}
 		if l.limits != nil {
 			ip := remoteIP(c)
 			if over := l.limits.admit(ip); over != withinLimits {

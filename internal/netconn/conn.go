@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Conn is a client connection as the gateway's listener hands it to
@@ -40,6 +41,18 @@ type Conn struct {
 	// request's admission there across fasthttp's reset of the request):
 	// only the goroutine serving the connection may use it.
 	Slot any
+
+	// Parking (Options.Parker, see Parker). outer is the connection as the
+	// server knows it (c, or the readerFromConn around it), handed back to
+	// the server when a parked connection wakes. idle is set between a
+	// response and the next request's first byte (SetIdle), by the goroutine
+	// serving the connection; the read then made is the one that may park.
+	parker      *Parker
+	outer       net.Conn
+	idle        bool
+	parkOnClose atomic.Bool // the idle read timed out: Close parks
+	entering    atomic.Bool // handed back, not yet read (Parker.entering)
+	parkState               // the Parker's, under its lock
 }
 
 // Options are Wrap's.
@@ -51,6 +64,11 @@ type Options struct {
 	// first read; if it returns an error, the next Read returns it instead
 	// of reading (the server refuses a head it would otherwise wait on).
 	CheckFirstRead func(b []byte) error
+
+	// Parker, if set, parks the connection when it has been idle for the
+	// Parker's time (see Parker). The server must then report its
+	// connections' idle and active states with SetIdle.
+	Parker *Parker
 }
 
 // Of returns the Conn beneath c (under TLS too), or nil if c is not one
@@ -84,16 +102,26 @@ func Wrap(c net.Conn, o Options) net.Conn {
 	if rf, ok := c.(io.ReaderFrom); ok {
 		dc := &readerFromConn{rf: rf}
 		dc.init(c, o)
+		dc.outer = dc
 		return dc
 	}
 	dc := &Conn{}
 	dc.init(c, o)
+	dc.outer = dc
 	return dc
 }
 
 // Close closes the wrapped connection and, the first time, calls
-// Options.OnClose.
+// Options.OnClose; or, if the connection's idle read has just ended its
+// serving, parks it (Parker) and leaves it open.
 func (c *Conn) Close() error {
+	if p := c.parker; p != nil {
+		if c.parkOnClose.CompareAndSwap(true, false) && p.park(c) {
+			return nil
+		}
+		p.forget(c)
+		c.entered()
+	}
 	if c.onClose != nil && c.closeOnce.CompareAndSwap(false, true) {
 		c.onClose()
 	}
@@ -104,11 +132,26 @@ func (c *Conn) init(inner net.Conn, o Options) {
 	c.Conn = inner
 	c.onClose, c.check = o.OnClose, o.CheckFirstRead
 	c.raw = rawConnOfSocket(inner)
+	if c.raw != nil {
+		c.parker = o.Parker
+	}
+}
+
+// SetReadDeadline sets the wrapped connection's read deadline; the idle
+// one, on a connection with a Parker, is the time it parks (Parker).
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.parker != nil {
+		return c.setIdleDeadline(t)
+	}
+	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *Conn) Read(b []byte) (int, error) {
 	if c.check != nil || c.checkErr != nil {
 		return c.firstRead(b)
+	}
+	if c.parker != nil {
+		return c.parkingRead(b)
 	}
 	return c.Conn.Read(b)
 }
@@ -181,4 +224,18 @@ func rawConnOfSocket(conn net.Conn) syscall.RawConn {
 		return nil
 	}
 	return raw
+}
+
+// SetIdle records that the server has answered c's request and waits for
+// the next (idle true), or has read the next request's first byte (false);
+// the server's connection-state hook calls it, on the goroutine serving c.
+// It does nothing for a connection without a Parker (under TLS, or not
+// made by Wrap).
+func SetIdle(c net.Conn, idle bool) {
+	switch dc := c.(type) {
+	case *readerFromConn:
+		dc.idle = idle && dc.parker != nil
+	case *Conn:
+		dc.idle = idle && dc.parker != nil
+	}
 }
