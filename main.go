@@ -189,11 +189,7 @@ var settings = []setting{
 		return nil
 	}},
 	{"UPSTREAM_HEALTH_INTERVAL", "health-interval", "2s", "time between two health checks of an upstream; 'off' disables them", func(c *serveConfig, v string) error {
-		if v == "off" {
-			c.gw.HealthCheckInterval = -1
-			return nil
-		}
-		d, err := parsePositiveDuration(v)
+		d, err := parseDurationOrOff(v)
 		c.gw.HealthCheckInterval = d
 		return err
 	}},
@@ -247,11 +243,7 @@ var settings = []setting{
 		return err
 	}},
 	{"PARK_IDLE_AFTER", "park-idle-after", "1s", "how long an idle plain-HTTP keep-alive connection keeps its goroutine and buffers before it waits parked, with neither (Linux); 'off' never parks", func(c *serveConfig, v string) error {
-		if v == "off" {
-			c.gw.ParkIdleAfter = -1
-			return nil
-		}
-		d, err := parsePositiveDuration(v)
+		d, err := parseDurationOrOff(v)
 		c.gw.ParkIdleAfter = d
 		return err
 	}},
@@ -565,6 +557,15 @@ func parsePositiveDuration(v string) (time.Duration, error) {
 		err = errors.New("must be greater than zero")
 	}
 	return d, err
+}
+
+// parseDurationOrOff parses a positive duration, or "off" as -1 (the
+// Config's "never").
+func parseDurationOrOff(v string) (time.Duration, error) {
+	if v == "off" {
+		return -1, nil
+	}
+	return parsePositiveDuration(v)
 }
 
 // parseCount parses a whole number of at least least.

@@ -30,6 +30,12 @@ const parkAfter = 50 * time.Millisecond
 // request body, and sends each request's path and body to got.
 func parkUpstream(t *testing.T) (string, <-chan string) {
 	got := make(chan string, 16)
+	return echoUpstream(t, func(seen string) { got <- seen }), got
+}
+
+// echoUpstream answers every request 200 with a body naming its path and
+// request body, having passed them to record.
+func echoUpstream(t *testing.T, record func(seen string)) string {
 	return startRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			req, body, err := readRequest(br)
@@ -37,13 +43,13 @@ func parkUpstream(t *testing.T) (string, <-chan string) {
 				return
 			}
 			seen := req.URL.Path + " " + string(body)
-			got <- seen
+			record(seen)
 			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "+
 				strconv.Itoa(len(seen))+"\r\n\r\n"+seen); err != nil {
 				return
 			}
 		}
-	}), got
+	})
 }
 
 // startParkGateway starts a gateway with ParkIdleAfter parkAfter and
@@ -170,13 +176,7 @@ func TestIdleConnectionParks(t *testing.T) {
 func TestParkedConnectionCloses(t *testing.T) {
 	upURL, got := parkUpstream(t)
 	t.Run("idle timeout", func(t *testing.T) {
-		g, addr := startParkGateway(t, upURL, 300*time.Millisecond)
-		pc := dialPark(t, addr)
-		if s, _ := pc.request(t, chatRequest(`{}`)); s != 200 {
-			t.Fatalf("status %d", s)
-		}
-		upstreamGot(t, got, "/v1/chat/completions {}")
-		waitFor(t, "parked", func() bool { return server.ParkedConns(g.Gateway) == 1 })
+		g, pc := parkedClient(t, upURL, got, 300*time.Millisecond)
 		pc.closedByGateway(t)
 		if n := server.ParkedConns(g.Gateway); n != 0 {
 			t.Fatalf("%d parked after the idle timeout", n)
@@ -184,26 +184,14 @@ func TestParkedConnectionCloses(t *testing.T) {
 		waitFor(t, "uncounted", func() bool { return server.OpenConns(g.Gateway) == 0 })
 	})
 	t.Run("client closes", func(t *testing.T) {
-		g, addr := startParkGateway(t, upURL, time.Minute)
-		pc := dialPark(t, addr)
-		if s, _ := pc.request(t, chatRequest(`{}`)); s != 200 {
-			t.Fatalf("status %d", s)
-		}
-		upstreamGot(t, got, "/v1/chat/completions {}")
-		waitFor(t, "parked", func() bool { return server.ParkedConns(g.Gateway) == 1 })
+		g, pc := parkedClient(t, upURL, got, time.Minute)
 		pc.c.Close()
 		waitFor(t, "closed", func() bool {
 			return server.ParkedConns(g.Gateway) == 0 && server.OpenConns(g.Gateway) == 0 && server.ServedConns(g.Gateway) == 0
 		})
 	})
 	t.Run("shutdown", func(t *testing.T) {
-		g, addr := startParkGateway(t, upURL, time.Minute)
-		pc := dialPark(t, addr)
-		if s, _ := pc.request(t, chatRequest(`{}`)); s != 200 {
-			t.Fatalf("status %d", s)
-		}
-		upstreamGot(t, got, "/v1/chat/completions {}")
-		waitFor(t, "parked", func() bool { return server.ParkedConns(g.Gateway) == 1 })
+		g, pc := parkedClient(t, upURL, got, time.Minute)
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 		defer cancel()
 		if err := g.Shutdown(ctx); err != nil {
@@ -214,6 +202,20 @@ func TestParkedConnectionCloses(t *testing.T) {
 			t.Fatalf("%d connections counted open after Shutdown", n)
 		}
 	})
+}
+
+// parkedClient starts a gateway as startParkGateway does and returns it
+// with a client connection that has made one request and parked.
+func parkedClient(t *testing.T, upURL string, got <-chan string, idle time.Duration) (*gateway, *parkClient) {
+	t.Helper()
+	g, addr := startParkGateway(t, upURL, idle)
+	pc := dialPark(t, addr)
+	if s, _ := pc.request(t, chatRequest(`{}`)); s != 200 {
+		t.Fatalf("status %d", s)
+	}
+	upstreamGot(t, got, "/v1/chat/completions {}")
+	waitFor(t, "parked", func() bool { return server.ParkedConns(g.Gateway) == 1 })
+	return g, pc
 }
 
 // TestParkingSlowRequests: a request whose first bytes arrive before the
@@ -357,20 +359,9 @@ func (rc *requestCount) total() int {
 // parkUpstreamCounting is parkUpstream recording every request it got.
 func parkUpstreamCounting(t *testing.T) (string, *requestCount) {
 	rc := &requestCount{seen: map[string]int{}}
-	return startRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
-		for {
-			req, body, err := readRequest(br)
-			if err != nil {
-				return
-			}
-			seen := req.URL.Path + " " + string(body)
-			rc.mu.Lock()
-			rc.seen[seen]++
-			rc.mu.Unlock()
-			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "+
-				strconv.Itoa(len(seen))+"\r\n\r\n"+seen); err != nil {
-				return
-			}
-		}
+	return echoUpstream(t, func(seen string) {
+		rc.mu.Lock()
+		rc.seen[seen]++
+		rc.mu.Unlock()
 	}), rc
 }
