@@ -195,9 +195,10 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.ParkIdleAfter > 0 && cfg.ParkIdleAfter < cfg.IdleTimeout && cert == nil {
 		if g.parker, err = netconn.NewParker(cfg.ParkIdleAfter, cfg.IdleTimeout, g.serveParked); err != nil {
 			g.log.Warn("idle connections will not be parked", "err", err)
+		} else {
+			g.srv.ConnState = listen.ConnState
+			g.srv.MaxIdleWorkerDuration = cfg.ParkIdleAfter // a parked connection's worker waits no longer than it did
 		}
-		g.srv.ConnState = listen.ConnState
-		g.srv.MaxIdleWorkerDuration = cfg.ParkIdleAfter // a parked connection's worker waits no longer than it did
 	}
 	g.proxy.Start()
 	if cfg.watchesKeysFile() {
