@@ -344,8 +344,13 @@ func (g *Gateway) Serve(ln net.Listener) error {
 	return nil
 }
 
-// serveParked serves a parked connection its client has written to.
-func (g *Gateway) serveParked(c net.Conn) { g.srv.ServeConn(c) }
+// serveParked serves a parked connection its client has written to, and
+// logs its error as fasthttp's worker pool logs those of the others.
+func (g *Gateway) serveParked(c net.Conn) {
+	if err := g.srv.ServeConn(c); listen.LogServeError(err) {
+		g.srv.Logger.Printf("error when serving connection %q<->%q: %v", c.LocalAddr(), c.RemoteAddr(), err)
+	}
+}
 
 // Shutdown stops accepting connections, waits for requests in flight until
 // ctx is done, then closes the access log (writing and syncing every line)

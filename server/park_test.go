@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -56,10 +57,21 @@ func echoUpstream(t *testing.T, record func(seen string)) string {
 // IdleTimeout idle, before upURL; it returns the gateway and its address.
 func startParkGateway(t *testing.T, upURL string, idle time.Duration) (*gateway, string) {
 	t.Helper()
-	g := startGateway(t, server.Config{
+	return startParkGatewayLogging(t, upURL, idle, nil)
+}
+
+// startParkGatewayLogging is startParkGateway with the gateway's log
+// written to logs (nil: discarded).
+func startParkGatewayLogging(t *testing.T, upURL string, idle time.Duration, logs io.Writer) (*gateway, string) {
+	t.Helper()
+	cfg := server.Config{
 		KeysFile: defaultKeys(t), Upstreams: []string{upURL}, HealthCheckInterval: noChecks,
 		ParkIdleAfter: parkAfter, IdleTimeout: idle, DefaultRPM: 10_000,
-	})
+	}
+	if logs != nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}
+	g := startGateway(t, cfg)
 	return g, strings.TrimPrefix(g.url, "http://")
 }
 
@@ -364,4 +376,32 @@ func parkUpstreamCounting(t *testing.T) (string, *requestCount) {
 		rc.seen[seen]++
 		rc.mu.Unlock()
 	}), rc
+}
+
+// TestParkedConnectionErrorLogged: a malformed request on a connection
+// that parked is answered 400 and logged, as on a fresh connection (by
+// fasthttp's worker pool there, by the gateway for a woken one), without
+// the request's bytes. One gateway each: the log is throttled.
+func TestParkedConnectionErrorLogged(t *testing.T) {
+	upURL, got := parkUpstream(t)
+	const malformed = "GET /healthz HTTP/1.1\r\nHost: gw\r\nBad\x01Header: secret-bytes\r\n\r\n"
+	for _, parked := range []bool{false, true} {
+		var logs syncBuffer
+		g, addr := startParkGatewayLogging(t, upURL, time.Minute, &logs)
+		pc := dialPark(t, addr)
+		if parked {
+			if s, _ := pc.request(t, chatRequest(`{}`)); s != 200 {
+				t.Fatalf("status %d", s)
+			}
+			upstreamGot(t, got, "/v1/chat/completions {}")
+			waitFor(t, "parked", func() bool { return server.ParkedConns(g.Gateway) == 1 })
+		}
+		if s, _ := pc.request(t, malformed); s != 400 {
+			t.Fatalf("parked %v: malformed request answered %d, want 400", parked, s)
+		}
+		waitFor(t, "logged", func() bool { return strings.Contains(logs.String(), "error when serving connection") })
+		if l := logs.String(); strings.Contains(l, "secret-bytes") || !strings.Contains(l, "cannot read the request") {
+			t.Fatalf("parked %v: log: %s", parked, l)
+		}
+	}
 }

@@ -2,8 +2,10 @@ package listen
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/authgate/authgate/internal/netconn"
 	"github.com/valyala/fasthttp"
@@ -67,3 +69,26 @@ func (l wrapped) Accept() (net.Conn, error) {
 func (l wrapped) releaser(ip netip.Addr) func() {
 	return func() { l.limits.release(ip) }
 }
+
+// LogServeError reports whether fasthttp's worker pool would log err,
+// returned by serving a connection (Server.ServeConn): not for a client
+// gone (broken pipe, reset, EOF mid-request), nor for a timeout or a head
+// larger than the read buffer, which the client was answered about. The
+// gateway logs the errors of the parked connections it hands back to
+// fasthttp itself, as the worker pool does those of the others.
+func LogServeError(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	for _, quiet := range quietServeErrors {
+		if strings.Contains(s, quiet) {
+			return false
+		}
+	}
+	return !errors.Is(err, fasthttp.ErrBadTrailer)
+}
+
+// quietServeErrors are the errors fasthttp's worker pool does not log
+// (fasthttp v1.78, workerpool.go), by their text.
+var quietServeErrors = []string{"broken pipe", "reset by peer", "request headers: " + fasthttp.ErrSmallReadBuffer.Error(), "unexpected EOF", "i/o timeout"}
