@@ -335,7 +335,8 @@ func (g *Gateway) readiness() (bool, []byte) {
 // every listener it serves.
 //
 // Each accepted connection is wrapped, beneath TLS, in a netconn.Conn (the
-// connection limits, the first read's check): a request handler sees the
+// connection limits, the first read's check, parking when idle for
+// Config.ParkIdleAfter): a request handler sees the
 // wrapper, not a *net.TCPConn, in ctx.Conn().
 func (g *Gateway) Serve(ln net.Listener) error {
 	if err := g.srv.Serve(listen.Wrap(ln, g.conns, g.cert, listen.CheckBareLFHead, g.parker)); err != nil && !g.closed.Load() {

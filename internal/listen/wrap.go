@@ -14,7 +14,9 @@ import (
 // Wrap returns ln as the gateway serves it: every connection it accepts is
 // admitted by limits (nil: none), a refused one answered and closed there
 // and never returned; wrapped in a netconn.Conn, with check run on the
-// first read of a plain connection (nil: none); and, with cert set, made
+// first read of a plain connection (nil: none) and parked by parker when
+// idle (nil: never; the server's ConnState must then be ConnState); and,
+// with cert set (and no parking), made
 // to speak TLS above the wrapper, so that a *tls.Conn's deadlines are the
 // netconn.Conn's. fasthttp's ServeTLS does the same TLS wrapping but with
 // a copy of a fixed certificate list; GetCertificate is what lets

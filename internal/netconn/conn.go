@@ -17,10 +17,13 @@ import (
 // first read is checked (Options.CheckFirstRead: the bare-LF head); Slot
 // keeps a request's admission across fasthttp's reset of the request; and
 // SyscallConn's RawConn, on which the proxy's client watch waits, is made
-// once with the connection, so that a watch allocates none.
+// once with the connection, so that a watch allocates none. With
+// Options.Parker, the idle read deadline becomes the parking one, and the
+// Close that follows an idle read's timeout parks the connection (Parker).
 //
-// Everything else is the wrapped connection's: Read, Write, deadlines,
-// addresses, CloseWrite, and ReadFrom where it has one (readerFromConn).
+// Everything else is the wrapped connection's: Read, Write, the other
+// deadlines, addresses, CloseWrite, and ReadFrom where it has one
+// (readerFromConn).
 // fasthttp's writev of a response held whole and larger than its write
 // buffer recognises *net.TCPConn only: through a Conn such a response goes
 // out in two writes.
