@@ -40,6 +40,9 @@ type Conn struct {
 	check    func([]byte) error // Options.CheckFirstRead, until the first read
 	checkErr error              // its error, for the next Read
 
+	// unread is what Unread gave back, read before the socket.
+	unread []byte
+
 	// Slot is the owner's state of the connection (the server keeps a
 	// request's admission there across fasthttp's reset of the request):
 	// only the goroutine serving the connection may use it.
@@ -150,6 +153,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 }
 
 func (c *Conn) Read(b []byte) (int, error) {
+	if c.unread != nil {
+		return c.readUnread(b)
+	}
 	if c.check != nil || c.checkErr != nil {
 		return c.firstRead(b)
 	}
@@ -158,6 +164,32 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 	return c.Conn.Read(b)
 }
+
+// Unread gives b back to the connection: the next reads return it (a
+// copy) before what the socket holds. For bytes read beyond a request
+// that its server let go of (a relayed stream's), to be served as the
+// start of the next.
+func (c *Conn) Unread(b []byte) {
+	if len(b) > 0 {
+		c.unread = append(c.unread, b...)
+	}
+}
+
+// HasUnread reports whether Unread gave back bytes not yet read again.
+func (c *Conn) HasUnread() bool { return len(c.unread) > 0 }
+
+func (c *Conn) readUnread(b []byte) (int, error) {
+	n := copy(b, c.unread)
+	if c.unread = c.unread[n:]; len(c.unread) == 0 {
+		c.unread = nil
+	}
+	return n, nil
+}
+
+// Socket returns the RawConn of the plain socket c wraps (see Wrap), on
+// which the connection may be served outside the net package (the
+// stream relay); nil if c wraps another kind of connection.
+func (c *Conn) Socket() syscall.RawConn { return c.raw }
 
 // firstRead is Read until the first read has been checked, and the read
 // after it if the check failed.

@@ -3,6 +3,7 @@
 package netconn
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -186,6 +187,26 @@ func (p *Parker) park(c *Conn) bool {
 	}
 	p.tail = c
 	return true
+}
+
+// Park parks c, a connection its server let go of between two requests
+// (a relayed stream's, whose response has ended), until its client sends
+// its next request, as if it had been idle for the Parker's after: its
+// idle timeout ends that much sooner, which keeps the parked in the order
+// of their deadlines. It reports false, doing nothing, if c cannot park:
+// c is not a plain connection Wrap made with p, it holds bytes given back
+// with Unread, or p is closed. The caller then serves c itself.
+func (p *Parker) Park(c net.Conn) bool {
+	dc := Of(c)
+	if p == nil || dc == nil || dc.parker != p || dc.unread != nil {
+		return false
+	}
+	if _, ok := c.(*tls.Conn); ok {
+		return false
+	}
+	dc.idle = false
+	dc.parkUntil = time.Now().Add(p.idleTimeout - p.after)
+	return p.park(dc)
 }
 
 // wake makes the loop's wait return.

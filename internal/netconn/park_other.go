@@ -26,6 +26,9 @@ func (p *Parker) Parked() int { return 0 }
 // Close does nothing.
 func (p *Parker) Close() {}
 
+// Park returns false: nothing parks.
+func (p *Parker) Park(net.Conn) bool { return false }
+
 func (p *Parker) park(*Conn) bool { return false }
 func (p *Parker) forget(*Conn)    {}
 

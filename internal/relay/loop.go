@@ -1,0 +1,434 @@
+package relay
+
+import (
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/authgate/authgate/internal/netconn"
+)
+
+// Relay relays streams on its event loops. Build it with New; it starts
+// a loop's goroutine with the loop's first stream. Its methods are safe
+// for concurrent use.
+type Relay struct {
+	loops  []*loop
+	next   atomic.Uint32
+	active atomic.Int64
+	now    func() time.Time
+}
+
+// loop is a Poller (an epoll set) and the goroutine that waits on it.
+type loop struct {
+	r    *Relay
+	p    *netconn.Poller
+	done chan struct{}
+
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	incoming []*Stream
+
+	// The loop goroutine's own.
+	slots     []*Stream // by Stream.slot; nil: free
+	free      []int32
+	gen       uint32
+	buf       []byte // what the upstream is read into
+	out       []byte // a chunk being framed
+	first     []byte // the head and the first chunk
+	nextSweep time.Time
+}
+
+// Sizes and times of the loops.
+const (
+	readSize   = 64 << 10
+	chunkRoom  = 18 // a chunk's size line, before its data: 16 hex digits and CRLF
+	sweepEvery = 50 * time.Millisecond
+	maxEvents  = 256
+)
+
+// What each socket is waited for. Level-triggered: one read per
+// wake-up, and bytes left are reported again.
+const (
+	upstreamEvents = netconn.WaitRead
+	clientEvents   = netconn.WaitHangup // its FIN or RST; never its bytes
+	clientBlocked  = netconn.WaitHangup | netconn.WaitWrite
+)
+
+var lastChunk = []byte("0\r\n\r\n")
+
+// New returns a Relay with cfg's loops.
+func New(cfg Config) (*Relay, error) {
+	n := cfg.Loops
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	r := &Relay{now: cfg.Now}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	for range n {
+		l, err := newLoop(r)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.loops = append(r.loops, l)
+	}
+	return r, nil
+}
+
+func newLoop(r *Relay) (*loop, error) {
+	p, err := netconn.NewPoller(maxEvents)
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	return &loop{r: r, p: p, done: make(chan struct{})}, nil
+}
+
+// Start relays s: it returns at once, and s.Done is called when the
+// stream ends. It returns ErrClosed, without calling Done, after Close,
+// and an error if a socket has no descriptor.
+func (r *Relay) Start(s *Stream) error {
+	var err error
+	if s.cfd, err = netconn.SocketFD(s.Client); err != nil {
+		return fmt.Errorf("relay: the client's socket: %w", err)
+	}
+	if s.ufd, err = netconn.SocketFD(s.Upstream); err != nil {
+		return fmt.Errorf("relay: the upstream's socket: %w", err)
+	}
+	s.slot, s.res, s.pending, s.finishing = -1, Result{}, nil, false
+	s.dec = chunkDecoder{}
+	s.scan.Reset()
+	l := r.loops[int(r.next.Add(1))%len(r.loops)]
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if !l.started {
+		l.started = true
+		go l.run()
+	}
+	if len(l.incoming) == 0 {
+		l.wake() // under l.mu: the loop closes the pipe under it
+	}
+	l.incoming = append(l.incoming, s)
+	r.active.Add(1)
+	l.mu.Unlock()
+	return nil
+}
+
+// Close ends every stream (Done with ErrClosed) and stops the loops;
+// Start then returns ErrClosed.
+func (r *Relay) Close() {
+	if r == nil {
+		return
+	}
+	for _, l := range r.loops {
+		l.mu.Lock()
+		first, started := !l.closed, l.started
+		l.closed = true
+		l.mu.Unlock()
+		switch {
+		case !first:
+		case started:
+			l.wake()
+			<-l.done
+		default:
+			l.mu.Lock()
+			l.closeFDs()
+			l.mu.Unlock()
+		}
+	}
+}
+
+func (l *loop) wake() { l.p.Wake() }
+
+func (l *loop) closeFDs() { l.p.Close() }
+
+// run is the loop's goroutine.
+func (l *loop) run() {
+	defer close(l.done)
+	defer func() {
+		l.mu.Lock()
+		l.closeFDs()
+		l.mu.Unlock()
+	}()
+	l.buf = make([]byte, readSize)
+	l.out = make([]byte, chunkRoom, 4<<10)
+	events := make([]netconn.PollEvent, maxEvents)
+	for {
+		wait := time.Duration(-1)
+		if len(l.slots) > len(l.free) {
+			wait = sweepEvery
+		}
+		n, err := l.p.Wait(events, wait)
+		if err != nil {
+			// Not expected of a valid epoll set: end every stream rather than
+			// leave it unserved.
+			l.mu.Lock()
+			l.closed = true
+			l.mu.Unlock()
+		}
+		woken := false
+		for _, ev := range events[:n] {
+			if ev.Woken {
+				woken = true
+				continue
+			}
+			i := ev.Token.Index >> 1
+			if int(i) >= len(l.slots) {
+				continue
+			}
+			s := l.slots[i]
+			if s == nil || s.gen != ev.Token.Gen {
+				continue // ended since
+			}
+			if ev.Token.Index&1 == 0 {
+				l.upstreamReady(s, ev)
+			} else {
+				l.clientReady(s, ev)
+			}
+		}
+		if woken || err != nil {
+			l.mu.Lock()
+			incoming, closed := l.incoming, l.closed
+			l.incoming = nil
+			l.mu.Unlock()
+			for _, s := range incoming {
+				if closed {
+					l.end(s, ErrClosed)
+				} else {
+					l.admit(s)
+				}
+			}
+			if closed {
+				for _, s := range l.slots {
+					if s != nil {
+						l.end(s, ErrClosed)
+					}
+				}
+				return
+			}
+		}
+		if now := l.r.now(); !now.Before(l.nextSweep) {
+			l.sweep(now)
+			l.nextSweep = now.Add(sweepEvery)
+		}
+	}
+}
+
+// admit registers s's sockets and writes its head and first bytes.
+func (l *loop) admit(s *Stream) {
+	if k := len(l.free); k > 0 {
+		s.slot, l.free = l.free[k-1], l.free[:k-1]
+		l.slots[s.slot] = s
+	} else {
+		s.slot = int32(len(l.slots))
+		l.slots = append(l.slots, s)
+	}
+	l.gen++
+	s.gen = l.gen
+	if err := l.p.Add(s.ufd, s.token(0), upstreamEvents); err != nil {
+		l.end(s, ErrUpstream)
+		return
+	}
+	if err := l.p.Add(s.cfd, s.token(1), clientEvents); err != nil {
+		l.end(s, ErrClientGone)
+		return
+	}
+	s.deadline = l.r.now().Add(s.Timeout)
+	l.relay(s, s.Initial, s.Head)
+}
+
+// upstreamReady reads what the upstream sent and passes it on.
+func (l *loop) upstreamReady(s *Stream, ev netconn.PollEvent) {
+	if len(s.pending) > 0 {
+		// Waiting for the client: an event left from before the pause, or
+		// the upstream's reset (reported whatever is asked).
+		if ev.Hangup {
+			l.end(s, ErrUpstream)
+		}
+		return
+	}
+	n, err := netconn.ReadFD(s.ufd, l.buf)
+	if err == netconn.ErrWouldBlock {
+		return
+	}
+	if err != nil || n == 0 {
+		l.end(s, ErrUpstream) // closed or reset before the body's end
+		return
+	}
+	s.deadline = l.r.now().Add(s.Timeout)
+	l.relay(s, l.buf[:n], nil)
+}
+
+// relay decodes data, the upstream's next bytes, and writes its events to
+// the client as a chunk, after head if any; the last chunk too if the
+// body ends in data.
+func (l *loop) relay(s *Stream, data, head []byte) {
+	out := l.out[:chunkRoom]
+	for len(data) > 0 && !s.dec.done() {
+		piece, rest, err := s.dec.next(data)
+		if err != nil {
+			l.end(s, err)
+			return
+		}
+		data = rest
+		if len(piece) == 0 {
+			continue
+		}
+		if !s.Events {
+			out = append(out, piece...)
+			continue
+		}
+		s.scan.Feed(piece)
+		for ev, ok := s.scan.Next(); ok; ev, ok = s.scan.Next() {
+			if ev.Content {
+				s.res.Content++
+			}
+			if ev.HasUsage {
+				s.res.Usage, s.res.HasUsage = ev.Usage, true
+			}
+			if !(s.DropUsageOnly && ev.UsageOnly) {
+				out = append(out, ev.Bytes...)
+			}
+		}
+	}
+	if s.dec.done() {
+		s.finishing = true
+		s.res.Reusable = len(data) == 0
+		if ev, ok := s.scan.Flush(); ok && s.Events {
+			// An event the body ended inside of, passed on as it came.
+			out = append(out, ev.Bytes...)
+		}
+		if s.Ending != nil {
+			s.Ending(&s.res)
+		}
+	}
+	start := chunkRoom
+	if k := len(out) - chunkRoom; k > 0 {
+		var hex [16]byte
+		size := strconv.AppendUint(hex[:0], uint64(k), 16)
+		start -= len(size) + 2
+		copy(out[start:], size)
+		copy(out[chunkRoom-2:], "\r\n")
+		out = append(out, '\r', '\n')
+	}
+	if s.finishing {
+		out = append(out, lastChunk...)
+	}
+	l.out = out[:chunkRoom] // keeps what it grew to
+	frame := out[start:]
+	if head != nil {
+		l.first = append(append(l.first[:0], head...), frame...)
+		frame = l.first
+	}
+	if len(frame) > 0 && !l.send(s, frame) {
+		return
+	}
+	if s.finishing && len(s.pending) == 0 {
+		l.end(s, nil)
+	}
+}
+
+// send writes b to the client; what the client's socket does not take is
+// kept (pending) and written when it can be, the upstream unread
+// meanwhile. It reports false if the stream ended: the client is gone.
+func (l *loop) send(s *Stream, b []byte) bool {
+	n, err := netconn.WriteFD(s.cfd, b)
+	if err != nil && err != netconn.ErrWouldBlock {
+		l.end(s, ErrClientGone)
+		return false
+	}
+	s.res.Sent += int64(n)
+	if n == len(b) {
+		return true
+	}
+	s.pending = append(s.pending[:0], b[n:]...)
+	if s.WriteTimeout > 0 {
+		s.deadline = l.r.now().Add(s.WriteTimeout)
+	}
+	l.p.Modify(s.ufd, s.token(0), 0)
+	l.p.Modify(s.cfd, s.token(1), clientBlocked)
+	return true
+}
+
+// clientReady ends the stream of a client that left, or writes what was
+// pending to one that can take more.
+func (l *loop) clientReady(s *Stream, ev netconn.PollEvent) {
+	if ev.Hangup {
+		l.end(s, ErrClientGone)
+		return
+	}
+	if !ev.Writable || len(s.pending) == 0 {
+		return
+	}
+	n, err := netconn.WriteFD(s.cfd, s.pending)
+	if err != nil && err != netconn.ErrWouldBlock {
+		l.end(s, ErrClientGone)
+		return
+	}
+	s.res.Sent += int64(n)
+	if n < len(s.pending) {
+		s.pending = s.pending[n:]
+		if s.WriteTimeout > 0 {
+			s.deadline = l.r.now().Add(s.WriteTimeout)
+		}
+		return
+	}
+	s.pending = nil
+	if s.finishing {
+		l.end(s, nil)
+		return
+	}
+	l.p.Modify(s.cfd, s.token(1), clientEvents)
+	l.p.Modify(s.ufd, s.token(0), upstreamEvents)
+	s.deadline = l.r.now().Add(s.Timeout)
+}
+
+// token is the Poller's token of s's upstream socket (side 0) or
+// client's (1).
+func (s *Stream) token(side int32) netconn.Token {
+	return netconn.Token{Index: s.slot<<1 | side, Gen: s.gen}
+}
+
+// sweep ends the streams whose wait has passed its deadline: for the
+// upstream, or for a client that does not read.
+func (l *loop) sweep(now time.Time) {
+	for _, s := range l.slots {
+		if s == nil || now.Before(s.deadline) {
+			continue
+		}
+		switch {
+		case len(s.pending) == 0 && s.Timeout > 0:
+			l.end(s, ErrTimeout)
+		case s.WriteTimeout > 0:
+			l.end(s, ErrWriteTimeout)
+		}
+	}
+}
+
+// end removes s from the loop and calls its Done.
+func (l *loop) end(s *Stream, err error) {
+	if s.slot >= 0 {
+		l.p.Remove(s.ufd)
+		l.p.Remove(s.cfd)
+		l.slots[s.slot] = nil
+		l.free = append(l.free, s.slot)
+		s.slot = -1
+	}
+	res := s.res
+	res.Err = err
+	if err != nil {
+		res.Reusable = false
+	}
+	s.pending = nil
+	s.scan.Reset()
+	l.r.active.Add(-1)
+	s.Done(res)
+}
