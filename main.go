@@ -247,6 +247,11 @@ var settings = []setting{
 		c.gw.ParkIdleAfter = d
 		return err
 	}},
+	{"STREAM_RELAY", "stream-relay", "true", "relay chunked streams to plain-HTTP/1.1 clients on the gateway's own event loop, without a goroutine or buffers per stream (Linux); false leaves them to the HTTP server", func(c *serveConfig, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.gw.NoStreamRelay = !b
+		return err
+	}},
 	{"MAX_CONNS", "max-conns", "10000", "most client connections at once, idle ones included; more are answered 503", func(c *serveConfig, v string) error {
 		n, err := parseCount(v, 1)
 		c.gw.MaxConns = n

@@ -127,16 +127,3 @@ func isProbe(ctx *fasthttp.RequestCtx) bool {
 func bodyTooLarge(req *fasthttp.Request, limit int) bool {
 	return req.IsBodyStream() && req.Header.ContentLength() > limit
 }
-
-// bytesIn returns the size of req's body for the access log without
-// reading a streamed body: its length if it is in memory, else its
-// Content-Length (-1 for a chunked body not streamed to its end; the proxy
-// records the length of one it has).
-func bytesIn(req *fasthttp.Request) int64 {
-	if !req.IsBodyStream() {
-		if n := len(req.Body()); n > 0 {
-			return int64(n)
-		}
-	}
-	return max(int64(req.Header.ContentLength()), -1)
-}

@@ -228,6 +228,13 @@ type Config struct {
 	// IdleTimeout, never parks.
 	ParkIdleAfter time.Duration
 
+	// NoStreamRelay keeps every streamed response in fasthttp's hands.
+	// Otherwise (Linux, plain HTTP/1.1) a chunked stream from an upstream
+	// is relayed outside the server once its head is written, on an event
+	// loop of the gateway's own, with neither a goroutine nor buffers
+	// per stream (docs/http.md#relayed-streams).
+	NoStreamRelay bool
+
 	// WriteTimeout bounds writing a response to a client that does not
 	// read it: a response held whole (errors, bodies up to 1 MiB) must be
 	// written within WriteTimeout, and a streamed one each piece within

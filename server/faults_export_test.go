@@ -51,3 +51,6 @@ func ServedConns(g *Gateway) int { return int(max(g.srv.GetOpenConnectionsCount(
 
 // OpenConns is how many client connections count against MaxConns.
 func OpenConns(g *Gateway) int { return g.conns.Open() }
+
+// RelayedStreams is how many of g's streams are relayed now.
+func RelayedStreams(g *Gateway) int { return g.relay.Active() }

@@ -23,6 +23,7 @@ import (
 	"github.com/authgate/authgate/internal/modelroute"
 	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/internal/relay"
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/internal/stats"
 	"github.com/authgate/authgate/limiter/tokens"
@@ -56,6 +57,7 @@ type Gateway struct {
 	cert      *listen.Certificate // nil: plain HTTP
 	conns     *listen.Limits      // MaxConns and MaxConnsPerIP, applied by Serve's listener
 	parker    *netconn.Parker     // idle connections' (Config.ParkIdleAfter); nil: none park
+	relay     *relay.Relay        // streams' (Config.NoStreamRelay); nil: none is relayed
 	watcher   *keywatch.Watcher   // nil: the keys file is not watched
 
 	recorders sync.Pool // *statusRecorder, for WrapHTTP
@@ -101,6 +103,12 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.conns = listen.NewLimits(cfg.MaxConns, cfg.MaxConnsPerIP, cfg.TrustedProxies, tlsConf, g.log)
 
+	if !cfg.NoStreamRelay && cert == nil {
+		if g.relay, err = relay.New(relay.Config{}); err != nil {
+			g.log.Warn("streams will not be relayed", "err", err)
+			g.relay = nil
+		}
+	}
 	p, err := proxy.New(proxy.Config{
 		Upstreams:      cfg.Upstreams,
 		Aliases:        cfg.ModelAliases,
@@ -114,6 +122,8 @@ func New(cfg Config) (*Gateway, error) {
 		Trusted:        cfg.TrustedProxies,
 		Logger:         cfg.Logger,
 		NewMeter:       g.streamMeter,
+		Relay:          g.relay,
+		Resume:         g.resume,
 	})
 	if err != nil {
 		return nil, err
@@ -191,6 +201,11 @@ func New(cfg Config) (*Gateway, error) {
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
 		ExpectHandler:                g.expectContinue,
+
+		// A relayed stream's connection is the relay's once the handler
+		// returns, then the server's again (resume); CloseGently closes
+		// the connections it hijacks itself.
+		KeepHijackedConns: true,
 	}
 	if cfg.ParkIdleAfter > 0 && cfg.ParkIdleAfter < cfg.IdleTimeout && cert == nil {
 		if g.parker, err = netconn.NewParker(cfg.ParkIdleAfter, cfg.IdleTimeout, g.serveParked); err != nil {
@@ -347,6 +362,19 @@ func (g *Gateway) Serve(ln net.Listener) error {
 
 // serveParked serves a parked connection its client has written to, and
 // logs its error as fasthttp's worker pool logs those of the others.
+// resume serves again a connection whose relayed stream has ended: it
+// waits parked for the next request, or on a goroutine of its own; or it
+// is closed if the gateway is stopping.
+func (g *Gateway) resume(c net.Conn) {
+	if g.closed.Load() || g.draining.Load() {
+		c.Close()
+		return
+	}
+	if !g.parker.Park(c) {
+		go g.serveParked(c)
+	}
+}
+
 func (g *Gateway) serveParked(c net.Conn) {
 	if err := g.srv.ServeConn(c); listen.LogServeError(err) {
 		g.srv.Logger.Printf("error when serving connection %q<->%q: %v", c.LocalAddr(), c.RemoteAddr(), err)
@@ -375,6 +403,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.closed.Store(true)
 	g.parker.Close()
 	err := g.srv.ShutdownWithContext(ctx)
+	if err == nil {
+		err = g.relay.Wait(ctx) // streams the server let go of
+	}
 	return errors.Join(err, g.Close())
 }
 
@@ -389,6 +420,7 @@ func (g *Gateway) Close() error {
 	g.parker.Close()
 	g.watcher.Stop()
 	g.admin.Stop()
+	g.relay.Close() // ends the streams left, which log their lines
 	g.proxy.Close()
 	if err := g.accounts.CloseTokens(); err != nil {
 		g.log.Error("cannot save the tokens of the day", "dir", g.cfg.StateDir, "err", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/authgate/authgate/internal/modelroute"
 	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/internal/reqlog"
 	"github.com/authgate/authgate/limiter"
 	"github.com/authgate/authgate/logsink"
 )
@@ -317,40 +318,25 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, acct *accounts.Account, s
 // logRequestAs is logRequest, logging the method and path as unknown ("-")
 // unless known is set.
 func (g *Gateway) logRequestAs(ctx *fasthttp.RequestCtx, acct *accounts.Account, start time.Time, requestID []byte, sv served, known bool) {
+	v := reqlog.Of(ctx, known, g.fullLog(), g.cfg.TrustedProxies)
+	g.logView(acct, start, requestID, sv, &v)
+}
+
+// fullLog reports whether the access log writes a line's every field
+// (JSON lines, or an AccessLogger), not only the text line's.
+func (g *Gateway) fullLog() bool {
+	return g.accessLog != nil && (g.cfg.AccessLogFormat == logsink.FormatJSON || g.sink == nil)
+}
+
+// logView counts a request in acct's metrics and the latency histogram,
+// and writes its access-log line.
+func (g *Gateway) logView(acct *accounts.Account, start time.Time, requestID []byte, sv served, v *reqlog.View) {
 	latency := time.Since(start)
-	shard := shardOf(ctx)
-	acct.Stats.Request(ctx.Response.StatusCode(), shard)
-	g.metrics.latency.Observe(latency, shard)
-	if g.accessLog == nil {
-		return
+	acct.Stats.Request(v.Status, v.Shard)
+	g.metrics.latency.Observe(latency, v.Shard)
+	if g.accessLog != nil {
+		g.writeLog(v.Entry(acct.KeyID, start, latency, modelroute.Served(sv), g.fullLog()), requestID)
 	}
-	e := logsink.Entry{
-		Time:   start,
-		KeyID:  acct.KeyID,
-		Status: ctx.Response.StatusCode(),
-	}
-	if known {
-		e.Method, e.Path = ctx.Method(), ctx.Request.Header.RequestURI()
-	}
-	if g.cfg.AccessLogFormat == logsink.FormatJSON || g.sink == nil {
-		e.Latency = latency
-		e.BytesIn = bytesIn(&ctx.Request)
-		if ctx.Response.IsBodyStream() {
-			// Body() would read the whole stream here, before the client
-			// got any of it: log the announced length (-1 if unknown).
-			e.BytesOut = int64(ctx.Response.Header.ContentLength())
-		} else {
-			e.BytesOut = int64(len(ctx.Response.Body()))
-		}
-		e.Upstream = sv.Upstream
-		e.Client = forwarded.ClientAddr(ctx, g.cfg.TrustedProxies)
-		e.Model = netconn.S2B(sv.Model) // an immutable string's bytes
-		if sv.Metered {
-			e.Metered, e.PromptTokens, e.CompletionTokens = true, int64(sv.Usage.Prompt), int64(sv.Usage.Completion)
-			e.UsageEstimated = sv.Estimated
-		}
-	}
-	g.writeLog(e, requestID)
 }
 
 // expected is a request that expectContinue admitted on its head: its

@@ -107,10 +107,12 @@ func (g *Gateway) initMetrics() {
 		return 0
 	})
 	m.set.NewGauge("authgate_connections_open", func() float64 {
-		// fasthttp's count (-1 before Serve), and the parked ones.
-		return float64(int(max(g.srv.GetOpenConnectionsCount(), 0)) + g.parker.Parked())
+		// fasthttp's count (-1 before Serve), the parked ones, and those
+		// of relayed streams.
+		return float64(int(max(g.srv.GetOpenConnectionsCount(), 0)) + g.parker.Parked() + g.relay.Active())
 	})
 	m.set.NewGauge("authgate_connections_parked", func() float64 { return float64(g.parker.Parked()) })
+	m.set.NewGauge("authgate_streams_relayed", func() float64 { return float64(g.relay.Active()) })
 	m.set.NewGauge("authgate_inspect_bytes_reserved", func() float64 {
 		return float64(g.inspect.InUse())
 	})

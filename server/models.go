@@ -10,6 +10,7 @@ import (
 	"github.com/authgate/authgate/internal/modelroute"
 	"github.com/authgate/authgate/internal/openai"
 	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/internal/reqlog"
 	"github.com/authgate/authgate/limiter/tokens"
 )
 
@@ -55,7 +56,9 @@ type streamLogKey struct{}
 type streamLog struct {
 	proxy.Meter
 	g     *Gateway
-	ctx   *fasthttp.RequestCtx
+	ctx   *fasthttp.RequestCtx // nil once detached: view holds what is logged of it
+	view  reqlog.View
+	buf   []byte // view's method and path
 	held  bool
 	acct  *accounts.Account
 	start time.Time
@@ -84,6 +87,15 @@ func (sl *streamLog) hold(acct *accounts.Account, start time.Time, requestID []b
 	sl.ridN = copy(sl.rid[:], requestID)
 }
 
+// Detach keeps what the log line needs of the request: the proxy relays
+// the stream outside the server, which releases the request's RequestCtx
+// before the stream ends.
+func (sl *streamLog) Detach() {
+	sl.view = reqlog.Of(sl.ctx, true, sl.g.fullLog(), sl.g.cfg.TrustedProxies)
+	sl.buf = sl.view.Keep(sl.buf)
+	sl.ctx = nil
+}
+
 // StreamEnded meters the stream, then writes its log line.
 func (sl *streamLog) StreamEnded(u openai.Usage, hasUsage bool, contentEvents int) {
 	sl.Meter.StreamEnded(u, hasUsage, contentEvents)
@@ -97,6 +109,10 @@ func (sl *streamLog) StreamEnded(u openai.Usage, hasUsage bool, contentEvents in
 	} else if e, ok := sl.Meter.(estimator); ok {
 		sl.sv.Usage, sl.sv.Metered = e.Estimate(contentEvents)
 		sl.sv.Estimated = sl.sv.Metered
+	}
+	if sl.ctx == nil {
+		sl.g.logView(sl.acct, sl.start, sl.rid[:sl.ridN], sl.sv, &sl.view)
+		return
 	}
 	sl.g.logRequest(sl.ctx, sl.acct, sl.start, sl.rid[:sl.ridN], sl.sv)
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/netconn"
+	"github.com/authgate/authgate/internal/reqlog"
 	"github.com/authgate/authgate/limiter"
-	"github.com/authgate/authgate/logsink"
 )
 
 // WrapHTTP returns next behind the gateway's request path, for net/http
@@ -193,27 +193,8 @@ func (m *httpMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // logHTTP is logRequest for the net/http path.
 func (g *Gateway) logHTTP(r *http.Request, acct *accounts.Account, shard uint32, start time.Time, status int, bytesOut int64, requestID []byte) {
-	latency := time.Since(start)
-	acct.Stats.Request(status, shard)
-	g.metrics.latency.Observe(latency, shard)
-	if g.accessLog == nil {
-		return
-	}
-	e := logsink.Entry{
-		Time:     start,
-		KeyID:    acct.KeyID,
-		Method:   netconn.S2B(r.Method),
-		Path:     netconn.S2B(r.RequestURI),
-		Status:   status,
-		Latency:  latency,
-		BytesIn:  r.ContentLength,
-		BytesOut: bytesOut,
-		Client:   forwarded.ClientAddrHTTP(r, g.cfg.TrustedProxies),
-	}
-	if len(e.Path) == 0 {
-		e.Path = netconn.S2B(r.URL.RequestURI()) // a request built for a client
-	}
-	g.writeLog(e, requestID)
+	v := reqlog.OfHTTP(r, status, shard, bytesOut, g.fullLog(), g.cfg.TrustedProxies)
+	g.logView(acct, start, requestID, served{}, &v)
 }
 
 // setRateHeadersHTTP sets OpenAI's x-ratelimit-*-requests headers for res.

@@ -21,7 +21,7 @@ const (
 // connection, and a client still sending could lose the response. So,
 // unless the response is streamed, the response is written from fasthttp's
 // hijack goroutine, which then ends the gateway's side (FIN, or TLS
-// close_notify) and waits lingerTime before fasthttp closes the
+// close_notify) and waits lingerTime before it closes the
 // connection, as net/http (closeWriteAndWait) and nginx (lingering_close)
 // do: a client reading while it sends has the response by then. Meanwhile
 // it drops up to lingerBytes of what the client sends, so that a client
@@ -38,6 +38,7 @@ func CloseGently(ctx *fasthttp.RequestCtx, writeTimeout time.Duration) {
 	// hijack handler runs.
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
+		defer c.Close() // the server keeps hijacked connections open (KeepHijackedConns)
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		w := bufio.NewWriterSize(c, 4<<10)
 		if ctx.Response.Write(w) != nil || w.Flush() != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"log/slog"
 	"maps"
 	"net"
@@ -19,8 +18,10 @@ import (
 
 	"github.com/authgate/authgate/internal/apierr"
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/hopbyhop"
 	"github.com/authgate/authgate/internal/netconn"
 	"github.com/authgate/authgate/internal/openai"
+	"github.com/authgate/authgate/internal/relay"
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/internal/target"
 )
@@ -66,6 +67,15 @@ type Config struct {
 	// has the events of a stream of server-sent events read as they pass
 	// (meter.go).
 	NewMeter func(ctx *fasthttp.RequestCtx) Meter
+	// Relay, if set, relays chunked response bodies to plain-HTTP/1.1
+	// clients outside the server (relay.go): the handler returns at once
+	// and the server lets go of the connection, which it must then keep
+	// open (fasthttp.Server.KeepHijackedConns). Only connections that
+	// netconn.Wrap made are relayed. Resume is called with a client's
+	// connection once its relayed stream has ended whole and the
+	// connection is to be kept alive, to serve its next request.
+	Relay  *relay.Relay
+	Resume func(net.Conn)
 }
 
 // Proxy forwards admitted requests to the upstreams over pooled
@@ -81,6 +91,8 @@ type Proxy struct {
 	ups          []*upstream
 	authHeader   []byte                               // "Bearer <APIKey>", or nil
 	newMeter     func(ctx *fasthttp.RequestCtx) Meter // Config.NewMeter
+	relay        *relay.Relay                         // Config.Relay; nil: fasthttp writes every stream
+	resume       func(net.Conn)                       // Config.Resume
 	timeout      time.Duration
 	writeTimeout time.Duration // Config.WriteTimeout, renewed for each piece of a stream
 	passive      bool          // mark an upstream down when it refuses connections
@@ -139,6 +151,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.maxBody = cfg.MaxBody
 	p.trusted = cfg.Trusted
 	p.newMeter = cfg.NewMeter
+	p.relay, p.resume = cfg.Relay, cfg.Resume
 	p.created = time.Now().Unix()
 	if cfg.APIKey != "" {
 		p.authHeader = []byte("Bearer " + cfg.APIKey)
@@ -253,9 +266,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, ups []*upstream) (name string, b
 	}
 	// The upstream is spoken to in HTTP/1.1 whatever the client spoke: its
 	// connection is the pool's, kept alive.
+	http11 := req.Header.IsHTTP11()
 	req.Header.SetProtocolBytes(strHTTP11)
 	clientClose := req.Header.ConnectionClose()
-	if !removeHopByHop(&req.Header) {
+	if !hopbyhop.FromRequest(&req.Header) {
 		apierr.Write(ctx, fasthttp.StatusBadRequest, target.Body400Connection)
 		return "", false
 	}
@@ -298,7 +312,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, ups []*upstream) (name string, b
 			break
 		}
 		up.inflight.Add(1)
-		bodyLeft = p.roundTrip(ctx, up, pc)
+		bodyLeft = p.roundTrip(ctx, up, pc, http11)
 		break
 	}
 	if origURI != nil {
@@ -334,7 +348,7 @@ var (
 // The watch is armed only once the body is read: it waits on the client's
 // socket, and under TLS would hold the socket's read lock through the
 // body's TLS records, which the body's reads then wait for.
-func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (bodyLeft bool) {
+func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, http11 bool) (bodyLeft bool) {
 	x := exchangePool.Get().(*exchange)
 	x.up, x.pc, x.timeout = up, pc, p.timeout
 	x.client, x.writeTimeout = ctx.Conn(), p.writeTimeout
@@ -378,7 +392,8 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 		sent = time.Now() // the body took its time: the wait starts now
 	}
 	pc.SetReadDeadline(sent.Add(p.timeout))
-	stream, err := readResponseHead(upResp, pc, ctx.IsHead())
+	relayable := p.relay != nil && http11 && !BodyPending(&ctx.Request) && relaySockets(ctx.Conn(), pc)
+	stream, relayed, err := readResponseHead(upResp, pc, ctx.IsHead(), relayable)
 	if err != nil {
 		gone := x.clientGone()
 		x.finish(false)
@@ -397,7 +412,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 	// send.
 	h.SetProtocol(strHTTP11)
 	h.SetNoDefaultContentType(true)
-	removeResponseHopByHop(h)
+	hopbyhop.FromResponse(h)
 	if !stream {
 		if b := upResp.Body(); len(b) <= copyBodyMax {
 			// Copied: each response keeps a buffer of its usual size.
@@ -407,6 +422,10 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 			upResp.SwapBody(ctx.Response.SwapBody(upResp.SwapBody(nil)))
 		}
 		x.finish(true)
+		return false
+	}
+	if relayed {
+		p.startRelay(ctx, x)
 		return false
 	}
 	size := upResp.Header.ContentLength()
@@ -433,29 +452,33 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn) (b
 
 // readResponseHead reads the status line and headers (past any interim 1xx
 // response) into resp, then either the whole body (stream false) or sets up
-// resp.BodyStream to read it (stream true).
-func readResponseHead(resp *fasthttp.Response, pc *upConn, head bool) (stream bool, err error) {
+// resp.BodyStream to read it (stream true); or, if relay and the body is
+// chunked, leaves it to be relayed (relayed true).
+func readResponseHead(resp *fasthttp.Response, pc *upConn, head, relay bool) (stream, relayed bool, err error) {
 	for i := 0; ; i++ {
 		if err := resp.Header.Read(pc.br); err != nil {
-			return false, err
+			return false, false, err
 		}
 		code := resp.StatusCode()
 		if code >= 200 || code == fasthttp.StatusSwitchingProtocols {
 			break
 		}
 		if i == 4 {
-			return false, errTooManyInterim
+			return false, false, errTooManyInterim
 		}
 	}
 	code := resp.StatusCode()
 	if head || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
 		resp.SkipBody = true
-		return false, nil
+		return false, false, nil
 	}
 	size := resp.Header.ContentLength()
 	stream = size < 0 || size > maxBuffered || bytes.HasPrefix(resp.Header.ContentType(), strEventStream)
+	if stream && relay && size == -1 && code != fasthttp.StatusSwitchingProtocols {
+		return true, true, nil // -1: chunked
+	}
 	resp.StreamBody = stream
-	return stream, resp.ReadBody(pc.br, 0)
+	return stream, false, resp.ReadBody(pc.br, 0)
 }
 
 // exchange is one request's use of an upstream connection. For a streamed
@@ -477,6 +500,18 @@ type exchange struct {
 	complete     bool
 	closed       bool
 
+	// A relayed stream's (relay.go).
+	proxy     *Proxy
+	ctx       *fasthttp.RequestCtx // until the hijack handler
+	rs        relay.Stream
+	head      []byte // the response head, for rs
+	initial   int    // bytes of pc.br given to rs
+	keepAlive bool   // the client's connection is kept after the stream
+	hijacking bool   // the hijack handler drops ctx's body stream: x
+	hijackFn  fasthttp.HijackHandler
+	relayFn   func(relay.Result)
+	endingFn  func(*relay.Result)
+
 	body bodyReader // the request's streamed body on its way up
 
 	meter       Meter               // a metered stream's (meter.go); nil if none
@@ -492,12 +527,19 @@ type exchange struct {
 	watchTimer *time.Timer
 }
 
-var exchangePool = sync.Pool{New: func() any {
-	x := &exchange{watchOff: true}
-	x.watchTimer = time.AfterFunc(time.Hour, x.lateWatch)
-	x.watchTimer.Stop()
-	return x
-}}
+var exchangePool sync.Pool
+
+func init() {
+	// Not in exchangePool's declaration: an exchange's methods refer to
+	// the pool.
+	exchangePool.New = func() any {
+		x := &exchange{watchOff: true}
+		x.hijackFn, x.relayFn, x.endingFn = x.hijacked, x.relayEnded, x.relayEnding
+		x.watchTimer = time.AfterFunc(time.Hour, x.lateWatch)
+		x.watchTimer.Stop()
+		return x
+	}
+}
 
 // WatchDelay is how long an exchange lasts before its client is watched.
 // Watching costs a goroutine, a peek at the client's socket and two
@@ -581,6 +623,9 @@ func (x *exchange) readUpstream(b []byte) (int, error) {
 // CloseWithError is called by fasthttp once it has written the body, or
 // failed to.
 func (x *exchange) CloseWithError(err error) error {
+	if x.hijacking {
+		return nil // the relay has the stream
+	}
 	if !x.closed {
 		x.closed = true
 		x.finish(err == nil && x.complete)
@@ -609,6 +654,9 @@ func (x *exchange) finish(reuse bool) {
 	x.up.inflight.Add(-1)
 	x.resp.Reset()
 	x.up, x.pc, x.inner, x.client = nil, nil, nil, nil
+	x.proxy, x.ctx, x.initial, x.keepAlive = nil, nil, 0, false
+	x.rs.Client, x.rs.Upstream, x.rs.Head, x.rs.Initial = nil, nil, nil, nil
+	x.rs.Ending, x.rs.Done = nil, nil
 	x.complete, x.closed = false, false
 	x.body = bodyReader{}
 	exchangePool.Put(x)
@@ -653,22 +701,7 @@ func upstreamErrorStatus(err error) int {
 	return fasthttp.StatusBadGateway
 }
 
-// hopByHop are the headers that describe one connection, not the message
-// (RFC 9110 section 7.6.1), removed in both directions.
-var hopByHop = [][]byte{
-	[]byte("Connection"),
-	[]byte("Proxy-Connection"),
-	[]byte("Keep-Alive"),
-	[]byte("Proxy-Authenticate"),
-	[]byte("Proxy-Authorization"),
-	[]byte("Te"),
-	[]byte("Trailer"),
-	[]byte("Transfer-Encoding"),
-	[]byte("Upgrade"),
-}
-
 var (
-	strConnection      = []byte("Connection")
 	strExpect          = []byte("Expect")
 	strXAccelBuffering = []byte("X-Accel-Buffering")
 	strEventStream     = []byte("text/event-stream")
@@ -676,118 +709,3 @@ var (
 	strHTTP11          = []byte("HTTP/1.1")
 	strHTTP10          = []byte("HTTP/1.0")
 )
-
-// removeHopByHop deletes the headers named in Connection, then the fixed
-// hop-by-hop list, from a request header. Most requests carry none of
-// them: one pass over the headers finds which to delete, since a delete
-// costs a pass of its own. X-Request-Id, which the gateway sets, is kept
-// whatever Connection says, and a second copy the client sent is dropped,
-// so that the upstream sees the id the client is told. It reports false,
-// deleting nothing, for a Connection header that names Content-Length:
-// the body's framing is not the client's to drop (the request is answered
-// 400).
-func removeHopByHop(h *fasthttp.RequestHeader) bool {
-	present := hopByHopPresent(h.All())
-	if present == 0 {
-		return true
-	}
-	conn := h.PeekBytes(strConnection)
-	if namesContentLength(conn) {
-		return false
-	}
-	if present&dupRequestID != 0 {
-		var buf [128]byte                                    // the longest id the gateway passes on
-		id := append(buf[:0], h.PeekBytes(strXRequestID)...) // the gateway's: the first
-		h.DelBytes(strXRequestID)
-		h.SetCanonical(strXRequestID, id)
-	}
-	delHopByHop(present, conn, h.DelBytes)
-	return true
-}
-
-// removeResponseHopByHop is removeHopByHop for a response header; the
-// upstream may name any header in its Connection. Copies of X-Request-Id
-// beyond the first are dropped too (the gateway sets the first).
-func removeResponseHopByHop(h *fasthttp.ResponseHeader) {
-	if present := hopByHopPresent(h.All()); present != 0 {
-		if present&dupRequestID != 0 {
-			h.DelBytes(strXRequestID)
-		}
-		delHopByHop(present, h.PeekBytes(strConnection), h.DelBytes)
-	}
-}
-
-var strContentLength = []byte("Content-Length")
-
-// namesContentLength reports whether the Connection header value conn
-// names Content-Length.
-func namesContentLength(conn []byte) bool {
-	found := false
-	forEachToken(conn, func(tok []byte) {
-		found = found || bytes.EqualFold(tok, strContentLength)
-	})
-	return found
-}
-
-// dupRequestID is the bit of hopByHopPresent's result that says
-// X-Request-Id appears more than once.
-const dupRequestID = 1 << 31
-
-// hopByHopPresent returns a bit set of the hopByHop headers among all:
-// bit i for hopByHop[i], and dupRequestID.
-func hopByHopPresent(all iter.Seq2[[]byte, []byte]) uint32 {
-	var present uint32
-	ids := 0
-	for k := range all {
-		if len(k) == len(strXRequestID) && bytes.EqualFold(k, strXRequestID) {
-			if ids++; ids > 1 {
-				present |= dupRequestID
-			}
-			continue
-		}
-		for i, name := range hopByHop {
-			if len(k) == len(name) && bytes.EqualFold(k, name) {
-				present |= 1 << i
-				break
-			}
-		}
-	}
-	return present
-}
-
-// delHopByHop deletes, with del, the headers named in the Connection
-// header's value conn but X-Request-Id, then those of hopByHop whose bit is
-// set in present.
-func delHopByHop(present uint32, conn []byte, del func([]byte)) {
-	forEachToken(conn, func(name []byte) {
-		if !bytes.EqualFold(name, strXRequestID) {
-			del(name)
-		}
-	})
-	for i, k := range hopByHop {
-		if present&(1<<i) != 0 {
-			del(k)
-		}
-	}
-}
-
-// forEachToken calls f with each comma-separated, trimmed, non-empty token
-// of v. v is copied first, since f may delete the header v belongs to.
-func forEachToken(v []byte, f func([]byte)) {
-	if len(v) == 0 {
-		return
-	}
-	var buf [256]byte
-	v = append(buf[:0], v...)
-	for len(v) > 0 {
-		var tok []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			tok, v = v[:i], v[i+1:]
-		} else {
-			tok, v = v, nil
-		}
-		if tok = bytes.TrimSpace(tok); len(tok) > 0 {
-			f(tok)
-		}
-	}
-}
