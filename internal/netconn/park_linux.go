@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -33,10 +32,8 @@ type Parker struct {
 	after, idleTimeout time.Duration
 	serve              func(net.Conn)
 
-	epfd  int
-	wakeR int // the read end of a pipe registered in epfd: Close writes to
-	wakeW int // wakeW to end the loop
-	done  chan struct{}
+	poller *Poller // its Wake ends the loop once closed is set
+	done   chan struct{}
 
 	// entering counts the connections handed to serve that have not yet
 	// been read from: serve has not yet registered them (fasthttp counts a
@@ -56,10 +53,10 @@ type Parker struct {
 }
 
 // parkEvents are what a parked connection waits for: bytes, or the
-// client's FIN or RST. One-shot, so that one wake-up hands the connection
+// client's FIN or RST. Once, so that one wake-up hands the connection
 // over once; level-triggered, so that bytes that arrived before the
 // connection was added wake it at once.
-const parkEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+const parkEvents = WaitRead | WaitOnce
 
 // maxReapWait bounds the loop's wait for the first idle deadline. A
 // connection parked during the wait has a later deadline than the first
@@ -75,25 +72,13 @@ func NewParker(after, idleTimeout time.Duration, serve func(net.Conn)) (*Parker,
 	if after <= 0 || after >= idleTimeout {
 		return nil, fmt.Errorf("netconn: a connection must park after a time between zero and its idle timeout %v, not %v", idleTimeout, after)
 	}
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	poller, err := NewPoller(256)
 	if err != nil {
-		return nil, fmt.Errorf("netconn: cannot create the parked connections' epoll set: %w", err)
-	}
-	var pipe [2]int
-	if err := syscall.Pipe2(pipe[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
-		syscall.Close(epfd)
-		return nil, fmt.Errorf("netconn: cannot create the parker's wake-up pipe: %w", err)
-	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(pipe[0])}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, pipe[0], &ev); err != nil {
-		syscall.Close(epfd)
-		syscall.Close(pipe[0])
-		syscall.Close(pipe[1])
-		return nil, fmt.Errorf("netconn: cannot watch the parker's wake-up pipe: %w", err)
+		return nil, fmt.Errorf("netconn: the parked connections': %w", err)
 	}
 	p := &Parker{
 		after: after, idleTimeout: idleTimeout, serve: serve,
-		epfd: epfd, wakeR: pipe[0], wakeW: pipe[1], done: make(chan struct{}),
+		poller: poller, done: make(chan struct{}),
 		byFD: make(map[int32]*Conn),
 	}
 	return p, nil
@@ -170,8 +155,7 @@ func (p *Parker) park(c *Conn) bool {
 	}
 	p.gen++
 	c.parkGen, c.parkFD, c.parked = p.gen, int32(fd), true
-	ev := syscall.EpollEvent{Events: parkEvents, Fd: int32(fd), Pad: int32(p.gen)}
-	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := p.poller.Add(fd, Token{Index: int32(fd), Gen: p.gen}, parkEvents); err != nil {
 		c.parked = false
 		return false
 	}
@@ -210,7 +194,7 @@ func (p *Parker) Park(c net.Conn) bool {
 }
 
 // wake makes the loop's wait return.
-func (p *Parker) wake() { syscall.Write(p.wakeW, []byte{0}) }
+func (p *Parker) wake() { p.poller.Wake() }
 
 // forget removes c from the parked connections if it is one: it is being
 // closed.
@@ -225,7 +209,7 @@ func (p *Parker) forget(c *Conn) {
 // unlinkLocked removes a parked c from the epoll set, the index and the
 // list. p.mu is held, so no fd of c's is closed (and reused) meanwhile.
 func (p *Parker) unlinkLocked(c *Conn) {
-	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(c.parkFD), nil)
+	p.poller.Remove(int(c.parkFD))
 	delete(p.byFD, c.parkFD)
 	if c.prevParked != nil {
 		c.prevParked.nextParked = c.nextParked
@@ -244,12 +228,12 @@ func (p *Parker) unlinkLocked(c *Conn) {
 // serve, and closes those whose idle deadline has passed.
 func (p *Parker) loop() {
 	defer close(p.done)
-	events := make([]syscall.EpollEvent, 256)
+	events := make([]PollEvent, 256)
 	var ready, expired []*Conn
-	wait := -1
+	wait := time.Duration(-1)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, wait)
-		if err != nil && !errors.Is(err, syscall.EINTR) {
+		n, err := p.poller.Wait(events, wait)
+		if err != nil {
 			// Not expected of a valid epoll set: close what is parked
 			// rather than leave it unwatched, and park no more.
 			p.closeParked()
@@ -261,13 +245,12 @@ func (p *Parker) loop() {
 			p.mu.Unlock()
 			break
 		}
-		for _, ev := range events[:max(n, 0)] {
-			if ev.Fd == int32(p.wakeR) {
-				p.drainWake()
+		for _, ev := range events[:n] {
+			if ev.Woken {
 				continue
 			}
-			c := p.byFD[ev.Fd]
-			if c == nil || c.parkGen != uint32(ev.Pad) {
+			c := p.byFD[ev.Token.Index]
+			if c == nil || c.parkGen != ev.Token.Gen {
 				continue // a connection closed since
 			}
 			p.unlinkLocked(c)
@@ -281,7 +264,7 @@ func (p *Parker) loop() {
 		}
 		wait = -1
 		if p.head != nil {
-			wait = int(min(p.head.parkUntil.Sub(now), maxReapWait)/time.Millisecond) + 1
+			wait = min(p.head.parkUntil.Sub(now), maxReapWait) + time.Millisecond
 		}
 		p.mu.Unlock()
 		for _, c := range ready {
@@ -298,21 +281,7 @@ func (p *Parker) loop() {
 }
 
 // closeFDs closes the epoll set and the wake-up pipe.
-func (p *Parker) closeFDs() {
-	syscall.Close(p.epfd)
-	syscall.Close(p.wakeR)
-	syscall.Close(p.wakeW)
-}
-
-// drainWake empties the wake-up pipe.
-func (p *Parker) drainWake() {
-	var b [64]byte
-	for {
-		if n, err := syscall.Read(p.wakeR, b[:]); n <= 0 || err != nil {
-			return
-		}
-	}
-}
+func (p *Parker) closeFDs() { p.poller.Close() }
 
 // fd returns c's socket's descriptor.
 func (c *Conn) fd() (int, bool) {

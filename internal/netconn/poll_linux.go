@@ -42,6 +42,7 @@ const (
 	WaitRead   = 1 << iota // bytes, the peer's FIN
 	WaitWrite              // room to write
 	WaitHangup             // the peer's FIN or RST only (always reported)
+	WaitOnce               // report once, then wait for nothing until Modify
 )
 
 // wakeToken marks the wake-up pipe's events.
@@ -79,6 +80,9 @@ func epollEvents(wait int) uint32 {
 	}
 	if wait&WaitWrite != 0 {
 		e |= syscall.EPOLLOUT
+	}
+	if wait&WaitOnce != 0 {
+		e |= syscall.EPOLLONESHOT
 	}
 	return e
 }

@@ -30,6 +30,7 @@ const (
 	WaitRead = 1 << iota
 	WaitWrite
 	WaitHangup
+	WaitOnce
 )
 
 // ErrWouldBlock is what ReadFD and WriteFD return for a socket that has
