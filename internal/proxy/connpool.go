@@ -144,14 +144,34 @@ func (p *connPool) dial() (*upConn, error) {
 		}
 		c.Conn = tc
 	}
-	c.br = bufio.NewReaderSize(c.Conn, upReadBufferSize)
+	c.reader()
 	return c, nil
+}
+
+// readers are the upstream connections' read buffers that a relayed
+// stream's connection gave back while the relay reads its socket.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, upReadBufferSize) }}
+
+// reader gives c a read buffer, if it gave its own back (dropReader).
+func (c *upConn) reader() {
+	if c.br == nil {
+		c.br = readers.Get().(*bufio.Reader)
+		c.br.Reset(c.Conn)
+	}
+}
+
+// dropReader gives c's read buffer back, keeping none of its bytes: the
+// relay reads c's socket itself.
+func (c *upConn) dropReader() {
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.br = nil
 }
 
 // put returns c to the pool for reuse. The caller must have read the whole
 // response and must not use c afterwards.
 func (p *connPool) put(c *upConn) {
-	if c.br.Buffered() > 0 {
+	if c.br != nil && c.br.Buffered() > 0 {
 		c.Close() // bytes after the response: not safe to reuse
 		return
 	}

@@ -392,6 +392,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, ht
 		sent = time.Now() // the body took its time: the wait starts now
 	}
 	pc.SetReadDeadline(sent.Add(p.timeout))
+	pc.reader()
 	relayable := p.relay != nil && http11 && !BodyPending(&ctx.Request) && relaySockets(ctx.Conn(), pc)
 	stream, relayed, err := readResponseHead(upResp, pc, ctx.IsHead(), relayable)
 	if err != nil {
@@ -505,7 +506,7 @@ type exchange struct {
 	ctx       *fasthttp.RequestCtx // until the hijack handler
 	rs        relay.Stream
 	head      []byte // the response head, for rs
-	initial   int    // bytes of pc.br given to rs
+	initial   []byte // what pc.br held of the body, for rs
 	keepAlive bool   // the client's connection is kept after the stream
 	hijacking bool   // the hijack handler drops ctx's body stream: x
 	hijackFn  fasthttp.HijackHandler
@@ -654,7 +655,10 @@ func (x *exchange) finish(reuse bool) {
 	x.up.inflight.Add(-1)
 	x.resp.Reset()
 	x.up, x.pc, x.inner, x.client = nil, nil, nil, nil
-	x.proxy, x.ctx, x.initial, x.keepAlive = nil, nil, 0, false
+	x.proxy, x.ctx, x.keepAlive = nil, nil, false
+	if cap(x.initial) > maxInitial {
+		x.initial = nil
+	}
 	x.rs.Client, x.rs.Upstream, x.rs.Head, x.rs.Initial = nil, nil, nil, nil
 	x.rs.Ending, x.rs.Done = nil, nil
 	x.complete, x.closed = false, false

@@ -28,6 +28,10 @@ import (
 // meanwhile), its release of the response closes the stream, and the
 // exchange ends there.
 
+// maxInitial is the largest buffer of a body's first bytes an exchange
+// keeps for the next.
+const maxInitial = 16 << 10
+
 // relaySockets reports whether the stream of a request on client, from
 // pc, may be relayed: both are plain sockets, and the client's a
 // connection of the gateway's listener (netconn.Wrap), which is served
@@ -95,8 +99,13 @@ func (x *exchange) hijacked(c net.Conn) {
 	keepUnread(c, conn)
 	rs := &x.rs
 	rs.Client, rs.Upstream = netconn.Of(conn).Socket(), x.pc.raw
-	x.initial = x.pc.br.Buffered()
-	rs.Initial, _ = x.pc.br.Peek(x.initial)
+	// The upstream reader's bytes are copied (the start of the body, most
+	// often its first event) and the reader given back: the relay reads
+	// the socket itself.
+	b, _ := x.pc.br.Peek(x.pc.br.Buffered())
+	x.initial = append(x.initial[:0], b...)
+	x.pc.dropReader()
+	rs.Initial = x.initial
 	rs.Head, rs.Timeout, rs.WriteTimeout = x.head, x.timeout, x.writeTimeout
 	rs.Ending, rs.Done = x.endingFn, x.relayFn
 	if err := x.proxy.relay.Start(rs); err != nil {
@@ -141,7 +150,6 @@ func (x *exchange) relayEnding(res *relay.Result) {
 // upstream connection, and hands the client's connection back to the
 // server if its response was whole and it is kept alive, or closes it.
 func (x *exchange) relayEnded(res relay.Result) {
-	x.pc.br.Discard(x.initial)
 	x.relayEnding(&res) // unless it ended whole, and was metered then
 	p, client, name := x.proxy, x.client, x.up.name
 	keep := res.Err == nil && x.keepAlive && p.resume != nil
