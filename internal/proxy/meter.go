@@ -6,10 +6,13 @@ import (
 
 // A Meter is told when a response streamed to the client ends, and
 // learns the token usage of a stream of server-sent events as its events
-// pass (docs/http.md#token-metering), read by an openai.StreamReader:
-// every event but a dropped one is forwarded whole as soon as its end
-// arrives. Any other stream is passed on as it comes and reports no
-// usage.
+// pass (docs/http.md#token-metering), read by an openai.StreamReader (or
+// by the relay's scanner): every event but a dropped one is forwarded
+// whole as soon as its end arrives. Any other stream is passed on as it
+// comes and reports no usage. A Meter of a stream the relay takes
+// (Config.Relay) that has a method Detach() is told so before the
+// request's RequestCtx is released, long before StreamEnded: it must keep
+// what it needs of the ctx then.
 type Meter interface {
 	// Events reports whether the stream's events are to be read (a
 	// stream of server-sent events only): false passes it on unread.
