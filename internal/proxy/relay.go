@@ -16,14 +16,12 @@ import (
 // A stream the relay can take (Config.Relay) is not written by fasthttp.
 // The handler returns with the response's head decided and a hijack
 // handler set (hijacked), which fasthttp calls once the gateway's handler
-// has added its headers and it has let go of the connection. The hijack
-// handler writes nothing itself: it gives the head, the body's first
-// bytes and both sockets to the relay, and returns, so that fasthttp
-// releases the request context and its buffers. relayEnded ends the
-// exchange as the stream ends, and hands the client's connection back to
-// the server (Config.Resume), or closes it.
-//
-// The exchange stands as the response's body stream until then: if
+// has added its headers and it has let go of the connection: it gives the
+// head, the body's first bytes and both sockets to the relay, and
+// returns, so that fasthttp releases the request context and its
+// buffers. relayEnded ends the exchange as the stream ends, and hands the
+// client's connection back to the server (Config.Resume), or closes it.
+// The exchange stands as the response's body stream until the hijack: if
 // fasthttp never calls the hijack handler (the connection failed
 // meanwhile), its release of the response closes the stream, and the
 // exchange ends there.
