@@ -393,8 +393,11 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, ht
 	}
 	pc.SetReadDeadline(sent.Add(p.timeout))
 	pc.reader()
-	relayable := p.relay != nil && http11 && !BodyPending(&ctx.Request) && relaySockets(ctx.Conn(), pc)
-	stream, relayed, err := readResponseHead(upResp, pc, ctx.IsHead(), relayable)
+	var client net.Conn // whose stream may be relayed
+	if p.relay != nil && http11 && !BodyPending(&ctx.Request) {
+		client = ctx.Conn()
+	}
+	stream, relayed, err := readResponseHead(upResp, pc, ctx.IsHead(), client)
 	if err != nil {
 		gone := x.clientGone()
 		x.finish(false)
@@ -453,9 +456,10 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, ht
 
 // readResponseHead reads the status line and headers (past any interim 1xx
 // response) into resp, then either the whole body (stream false) or sets up
-// resp.BodyStream to read it (stream true); or, if relay and the body is
-// chunked, leaves it to be relayed (relayed true).
-func readResponseHead(resp *fasthttp.Response, pc *upConn, head, relay bool) (stream, relayed bool, err error) {
+// resp.BodyStream to read it (stream true); or, if the body is chunked
+// and may be relayed to client (non-nil), leaves it to the relay
+// (relayed true).
+func readResponseHead(resp *fasthttp.Response, pc *upConn, head bool, client net.Conn) (stream, relayed bool, err error) {
 	for i := 0; ; i++ {
 		if err := resp.Header.Read(pc.br); err != nil {
 			return false, false, err
@@ -475,7 +479,7 @@ func readResponseHead(resp *fasthttp.Response, pc *upConn, head, relay bool) (st
 	}
 	size := resp.Header.ContentLength()
 	stream = size < 0 || size > maxBuffered || bytes.HasPrefix(resp.Header.ContentType(), strEventStream)
-	if stream && relay && size == -1 && code != fasthttp.StatusSwitchingProtocols {
+	if stream && client != nil && size == -1 && code != fasthttp.StatusSwitchingProtocols && relaySockets(client, pc) {
 		return true, true, nil // -1: chunked
 	}
 	resp.StreamBody = stream

@@ -26,9 +26,7 @@ import (
 // meanwhile), its release of the response closes the stream, and the
 // exchange ends there.
 
-// maxInitial is the largest buffer of a body's first bytes an exchange
-// keeps for the next.
-const maxInitial = 16 << 10
+const maxInitial = 16 << 10 // the most of a body's first bytes an exchange keeps buffer for
 
 // relaySockets reports whether the stream of a request on client, from
 // pc, may be relayed: both are plain sockets, and the client's a
@@ -49,8 +47,7 @@ func relaySockets(client net.Conn, pc *upConn) bool {
 	return false
 }
 
-// startRelay readies the exchange x, whose upstream's chunked body is
-// still unread, to be relayed once the handler has returned.
+// startRelay readies x, its chunked body unread, for the relay.
 func (p *Proxy) startRelay(ctx *fasthttp.RequestCtx, x *exchange) {
 	if x.stopWatch() { // the relay watches the client from now on
 		x.finish(false)
@@ -97,9 +94,8 @@ func (x *exchange) hijacked(c net.Conn) {
 	keepUnread(c, conn)
 	rs := &x.rs
 	rs.Client, rs.Upstream = netconn.Of(conn).Socket(), x.pc.raw
-	// The upstream reader's bytes are copied (the start of the body, most
-	// often its first event) and the reader given back: the relay reads
-	// the socket itself.
+	// The reader's bytes (the body's start) are copied and the reader
+	// given back: the relay reads the socket itself.
 	b, _ := x.pc.br.Peek(x.pc.br.Buffered())
 	x.initial = append(x.initial[:0], b...)
 	x.pc.dropReader()
