@@ -5,6 +5,7 @@ package netconn
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
 )
@@ -14,11 +15,19 @@ import (
 // level-triggered, with a wake-up pipe. Its sockets are added by
 // descriptor (SocketFD) with a Token each, which Wait reports back. It is
 // safe for concurrent use but for Close, which must not run with Wake.
+//
+// Wait does not block a thread: the epoll set is itself waited on in the
+// net package's poller (an epoll set is readable when one of its own is
+// ready), so a goroutine waiting costs no thread, and its wake-up is the
+// runtime's scheduling, not a thread's.
 type Poller struct {
-	raw   []syscall.EpollEvent // Wait's
-	epfd  int
-	wakeR int // a pipe's read end in epfd: Wake writes to wakeW
-	wakeW int
+	raw      []syscall.EpollEvent // Wait's
+	epfd     int
+	file     *os.File        // epfd, in the net package's poller
+	rc       syscall.RawConn // file's
+	deadline bool            // file has a read deadline set
+	wakeR    int             // a pipe's read end in epfd: Wake writes to wakeW
+	wakeW    int
 }
 
 // Token identifies a socket to its Poller's user: its index and the
@@ -70,7 +79,18 @@ func NewPoller(maxEvents int) (*Poller, error) {
 		syscall.Close(pipe[1])
 		return nil, fmt.Errorf("netconn: cannot watch the wake-up pipe: %w", err)
 	}
-	return &Poller{raw: make([]syscall.EpollEvent, maxEvents), epfd: epfd, wakeR: pipe[0], wakeW: pipe[1]}, nil
+	p := &Poller{raw: make([]syscall.EpollEvent, maxEvents), epfd: epfd, wakeR: pipe[0], wakeW: pipe[1]}
+	// Non-blocking, so that os.NewFile puts it in the net package's poller.
+	err = syscall.SetNonblock(epfd, true)
+	if err == nil {
+		p.file = os.NewFile(uintptr(epfd), "epoll")
+		p.rc, err = p.file.SyscallConn()
+	}
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("netconn: cannot wait on an epoll set: %w", err)
+	}
+	return p, nil
 }
 
 func epollEvents(wait int) uint32 {
@@ -115,17 +135,35 @@ func (p *Poller) Remove(fd int) {
 // evs with them: it returns how many. A Wake is reported once however
 // many were made since the last. One goroutine only may call it.
 func (p *Poller) Wait(evs []PollEvent, timeout time.Duration) (int, error) {
-	ms := -1
-	if timeout >= 0 {
-		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
+	switch {
+	case timeout >= 0:
+		p.file.SetReadDeadline(time.Now().Add(timeout))
+		p.deadline = true
+	case p.deadline:
+		p.file.SetReadDeadline(time.Time{})
+		p.deadline = false
 	}
 	raw := p.raw[:min(len(p.raw), len(evs))]
-	n, err := syscall.EpollWait(p.epfd, raw, ms)
-	if err != nil {
-		if errors.Is(err, syscall.EINTR) {
-			return 0, nil
+	var n int
+	var werr error
+	err := p.rc.Read(func(fd uintptr) bool {
+		// Without blocking: the net package's poller waits, and calls this
+		// again once the set is readable. Level-triggered: 0 means nothing
+		// is ready, so the next event makes the set readable anew.
+		for {
+			n, werr = syscall.EpollWait(int(fd), raw, 0)
+			if werr != syscall.EINTR {
+				return n > 0 || werr != nil
+			}
 		}
+	})
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return 0, nil
+	case err != nil:
 		return 0, err
+	case werr != nil:
+		return 0, werr
 	}
 	for i, ev := range raw[:n] {
 		if ev.Fd == wakeToken {
@@ -157,7 +195,11 @@ func (p *Poller) drainWake() {
 
 // Close closes the epoll set and the wake-up pipe.
 func (p *Poller) Close() {
-	syscall.Close(p.epfd)
+	if p.file != nil {
+		p.file.Close()
+	} else {
+		syscall.Close(p.epfd)
+	}
 	syscall.Close(p.wakeR)
 	syscall.Close(p.wakeW)
 }
@@ -210,3 +252,4 @@ func WriteFD(fd int, b []byte) (int, error) {
 		return 0, err
 	}
 }
+
