@@ -8,6 +8,7 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // Poller is an epoll set of the caller's own, for an event loop that
@@ -114,7 +115,7 @@ func (p *Poller) Add(fd int, tok Token, wait int) error {
 	if wait == 0 {
 		ev.Events = 0
 	}
-	return syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
+	return epollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
 }
 
 // Modify changes what fd is waited for.
@@ -123,12 +124,12 @@ func (p *Poller) Modify(fd int, tok Token, wait int) error {
 	if wait == 0 {
 		ev.Events = 0
 	}
-	return syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, fd, &ev)
+	return epollCtl(p.epfd, syscall.EPOLL_CTL_MOD, fd, &ev)
 }
 
 // Remove stops waiting for fd; it must be called before fd is closed.
 func (p *Poller) Remove(fd int) {
-	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
+	epollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, &syscall.EpollEvent{})
 }
 
 // Wait waits up to timeout (negative: without one) for events, and fills
@@ -151,7 +152,7 @@ func (p *Poller) Wait(evs []PollEvent, timeout time.Duration) (int, error) {
 		// again once the set is readable. Level-triggered: 0 means nothing
 		// is ready, so the next event makes the set readable anew.
 		for {
-			n, werr = syscall.EpollWait(int(fd), raw, 0)
+			n, werr = epollPoll(int(fd), raw)
 			if werr != syscall.EINTR {
 				return n > 0 || werr != nil
 			}
@@ -182,12 +183,12 @@ func (p *Poller) Wait(evs []PollEvent, timeout time.Duration) (int, error) {
 }
 
 // Wake makes a Wait return.
-func (p *Poller) Wake() { syscall.Write(p.wakeW, []byte{0}) }
+func (p *Poller) Wake() { WriteFD(p.wakeW, []byte{0}) }
 
 func (p *Poller) drainWake() {
 	var b [64]byte
 	for {
-		if n, err := syscall.Read(p.wakeR, b[:]); n <= 0 || err != nil {
+		if n, err := ReadFD(p.wakeR, b[:]); n <= 0 || err != nil {
 			return
 		}
 	}
@@ -220,9 +221,9 @@ func SocketFD(raw syscall.RawConn) (int, error) {
 // nothing yet, (0, nil) at its end.
 func ReadFD(fd int, b []byte) (int, error) {
 	for {
-		n, err := syscall.Read(fd, b)
+		n, err := rawRW(syscall.SYS_READ, fd, b)
 		switch err {
-		case nil:
+		case 0:
 			return n, nil
 		case syscall.EINTR:
 			continue
@@ -237,9 +238,9 @@ func ReadFD(fd int, b []byte) (int, error) {
 // len(b) with ErrWouldBlock if not all of it.
 func WriteFD(fd int, b []byte) (int, error) {
 	for {
-		n, err := syscall.Write(fd, b)
+		n, err := rawRW(syscall.SYS_WRITE, fd, b)
 		switch err {
-		case nil:
+		case 0:
 			if n < len(b) {
 				return n, ErrWouldBlock
 			}
@@ -253,3 +254,39 @@ func WriteFD(fd int, b []byte) (int, error) {
 	}
 }
 
+// The calls a Poller's user makes per event are raw system calls: none of
+// them blocks (the sockets and the wake-up pipe are non-blocking, and
+// epollPoll does not wait). syscall's own functions tell the scheduler
+// that the call may block, and the first such call after the process was
+// idle wakes the runtime's monitor thread (sysmon), which then polls every
+// 20 µs for a millisecond or more: a relay that wakes for a few events at
+// a time would keep that thread busy.
+
+// rawRW reads (SYS_READ) or writes (SYS_WRITE) b on fd.
+func rawRW(trap uintptr, fd int, b []byte) (int, syscall.Errno) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	return int(n), e
+}
+
+// epollPoll returns the events of epfd ready now, without waiting.
+func epollPoll(epfd int, evs []syscall.EpollEvent) (int, error) {
+	if len(evs) == 0 {
+		return 0, nil
+	}
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func epollCtl(epfd, op, fd int, ev *syscall.EpollEvent) error {
+	_, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
