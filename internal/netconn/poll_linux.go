@@ -136,34 +136,46 @@ func (p *Poller) Remove(fd int) {
 // evs with them: it returns how many. A Wake is reported once however
 // many were made since the last. One goroutine only may call it.
 func (p *Poller) Wait(evs []PollEvent, timeout time.Duration) (int, error) {
-	switch {
-	case timeout >= 0:
-		p.file.SetReadDeadline(time.Now().Add(timeout))
-		p.deadline = true
-	case p.deadline:
-		p.file.SetReadDeadline(time.Time{})
-		p.deadline = false
-	}
 	raw := p.raw[:min(len(p.raw), len(evs))]
-	var n int
-	var werr error
-	err := p.rc.Read(func(fd uintptr) bool {
-		// Without blocking: the net package's poller waits, and calls this
-		// again once the set is readable. Level-triggered: 0 means nothing
-		// is ready, so the next event makes the set readable anew.
-		for {
-			n, werr = epollPoll(int(fd), raw)
-			if werr != syscall.EINTR {
-				return n > 0 || werr != nil
-			}
+	var (
+		n    int
+		werr error
+	)
+	if timeout == 0 {
+		// RawConn.Read would report the passed deadline before polling.
+		n, werr = epollPoll(p.epfd, raw)
+	} else {
+		switch {
+		case timeout > 0:
+			p.file.SetReadDeadline(time.Now().Add(timeout))
+			p.deadline = true
+		case p.deadline:
+			p.file.SetReadDeadline(time.Time{})
+			p.deadline = false
 		}
-	})
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
+		err := p.rc.Read(func(fd uintptr) bool {
+			// Without blocking: the net package's poller waits, and calls
+			// this again once the set is readable. Level-triggered: 0 means
+			// nothing is ready, so the next event makes the set readable
+			// anew.
+			for {
+				n, werr = epollPoll(int(fd), raw)
+				if werr != syscall.EINTR {
+					return n > 0 || werr != nil
+				}
+			}
+		})
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return 0, nil
+		case err != nil:
+			return 0, err
+		}
+	}
+	if werr == syscall.EINTR {
 		return 0, nil
-	case err != nil:
-		return 0, err
-	case werr != nil:
+	}
+	if werr != nil {
 		return 0, werr
 	}
 	for i, ev := range raw[:n] {

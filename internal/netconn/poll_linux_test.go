@@ -1,0 +1,161 @@
+//go:build linux
+
+package netconn
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// socketPair returns both ends of a loopback TCP connection.
+func socketPair(t *testing.T) (a, b *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+func fdOf(t *testing.T, c *net.TCPConn) int {
+	t.Helper()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := SocketFD(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
+// waitOne waits for one event, with a bound so that a lost wake-up fails
+// the test instead of hanging it.
+func waitOne(t *testing.T, p *Poller) PollEvent {
+	t.Helper()
+	evs := make([]PollEvent, 8)
+	n, err := p.Wait(evs, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("Wait reported %d events, want 1: %+v", n, evs[:n])
+	}
+	return evs[0]
+}
+
+// TestPoller checks the Poller on real sockets: a socket's bytes are
+// reported with its token, again while they stay unread (level-triggered),
+// not after Remove; Wake ends a Wait without a timeout; a timeout ends a
+// Wait with no event.
+func TestPoller(t *testing.T) {
+	p, err := NewPoller(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	a, b := socketPair(t)
+	fd := fdOf(t, b)
+	tok := Token{Index: 6, Gen: 9}
+	if err := p.Add(fd, tok, WaitRead); err != nil {
+		t.Fatal(err)
+	}
+
+	evs := make([]PollEvent, 8)
+	if n, err := p.Wait(evs, 20*time.Millisecond); n != 0 || err != nil {
+		t.Fatalf("Wait with nothing ready = %d, %v; want 0, nil after its timeout", n, err)
+	}
+
+	if _, err := a.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // unread: reported again
+		if ev := waitOne(t, p); ev.Token != tok || !ev.Readable || ev.Hangup || ev.Woken {
+			t.Fatalf("event %+v, want readable with token %+v", ev, tok)
+		}
+	}
+	if n, err := p.Wait(evs, 0); n != 1 || err != nil || evs[0].Token != tok {
+		t.Fatalf("Wait(0) with bytes ready = %d %+v, %v; want them", n, evs[:n], err)
+	}
+	buf := make([]byte, 16)
+	if n, err := ReadFD(fd, buf); n != 5 || err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("ReadFD = %d %q, %v", n, buf[:n], err)
+	}
+	if _, err := ReadFD(fd, buf); err != ErrWouldBlock {
+		t.Fatalf("ReadFD of an empty socket: %v, want ErrWouldBlock", err)
+	}
+
+	// A Wait without a timeout, after one whose timeout has passed: only
+	// Wake ends it.
+	if n, err := p.Wait(evs, time.Nanosecond); n != 0 || err != nil {
+		t.Fatalf("Wait with nothing ready = %d, %v", n, err)
+	}
+	done := make(chan PollEvent, 1)
+	go func() {
+		n, err := p.Wait(evs, -1)
+		if err != nil || n != 1 {
+			t.Errorf("Wait = %d, %v; want the wake-up", n, err)
+		}
+		done <- evs[0]
+	}()
+	select {
+	case ev := <-done:
+		t.Fatalf("Wait without a timeout returned %+v before Wake", ev)
+	case <-time.After(50 * time.Millisecond):
+	}
+	p.Wake()
+	if ev := <-done; !ev.Woken {
+		t.Fatalf("after Wake: %+v, want Woken", ev)
+	}
+
+	p.Remove(fd)
+	if _, err := a.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.Wait(evs, 20*time.Millisecond); n != 0 || err != nil {
+		t.Fatalf("Wait after Remove = %d %+v, %v; want nothing", n, evs[:n], err)
+	}
+
+	// The peer's close: readable and hung up.
+	if err := p.Add(fd, tok, WaitHangup); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if ev := waitOne(t, p); !ev.Hangup || ev.Token != tok {
+		t.Fatalf("after the peer's close: %+v, want Hangup", ev)
+	}
+}
+
+// TestWriteFD checks that WriteFD reports how much a full socket took.
+func TestWriteFD(t *testing.T) {
+	a, _ := socketPair(t)
+	fd := fdOf(t, a)
+	chunk := make([]byte, 1<<20)
+	var wrote int
+	for range 64 {
+		n, err := WriteFD(fd, chunk)
+		wrote += n
+		if err == ErrWouldBlock {
+			if n > len(chunk) {
+				t.Fatalf("WriteFD took %d of %d", n, len(chunk))
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatalf("wrote %d bytes to a peer that reads nothing without blocking", wrote)
+}
