@@ -231,39 +231,16 @@ func SocketFD(raw syscall.RawConn) (int, error) {
 
 // ReadFD reads from the non-blocking socket fd: ErrWouldBlock if it has
 // nothing yet, (0, nil) at its end.
-func ReadFD(fd int, b []byte) (int, error) {
-	for {
-		n, err := rawRW(syscall.SYS_READ, fd, b)
-		switch err {
-		case 0:
-			return n, nil
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0, ErrWouldBlock
-		}
-		return 0, err
-	}
-}
+func ReadFD(fd int, b []byte) (int, error) { return rawRW(syscall.SYS_READ, fd, b) }
 
 // WriteFD writes to the non-blocking socket fd what it takes now: n <
 // len(b) with ErrWouldBlock if not all of it.
 func WriteFD(fd int, b []byte) (int, error) {
-	for {
-		n, err := rawRW(syscall.SYS_WRITE, fd, b)
-		switch err {
-		case 0:
-			if n < len(b) {
-				return n, ErrWouldBlock
-			}
-			return n, nil
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0, ErrWouldBlock
-		}
-		return 0, err
+	n, err := rawRW(syscall.SYS_WRITE, fd, b)
+	if err == nil && n < len(b) {
+		err = ErrWouldBlock
 	}
+	return n, err
 }
 
 // The calls a Poller's user makes per event are raw system calls: none of
@@ -274,13 +251,24 @@ func WriteFD(fd int, b []byte) (int, error) {
 // 20 µs for a millisecond or more: a relay that wakes for a few events at
 // a time would keep that thread busy.
 
-// rawRW reads (SYS_READ) or writes (SYS_WRITE) b on fd.
-func rawRW(trap uintptr, fd int, b []byte) (int, syscall.Errno) {
+// rawRW reads (SYS_READ) or writes (SYS_WRITE) b on fd, again if a
+// signal interrupted it: ErrWouldBlock for EAGAIN.
+func rawRW(trap uintptr, fd int, b []byte) (int, error) {
 	if len(b) == 0 {
-		return 0, 0
+		return 0, nil
 	}
-	n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	return int(n), e
+	for {
+		n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch e {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, ErrWouldBlock
+		}
+		return 0, e
+	}
 }
 
 // epollPoll returns the events of epfd ready now, without waiting.
