@@ -122,9 +122,9 @@ func (b *bench) scale(ctx context.Context) error {
 				return fmt.Errorf("streams at scale, %d through %s: %w", n, name, err)
 			}
 			sr := run.Streams
-			b.logf("streams %5d %-8s completed %6d failed %4d  %7.0f events/s  RSS/stream %5.1f KiB  CPU %.2f (%.1f µs/event)  first event p50 %6.0f µs  gap p99 %6.0f µs  generator CPU %.2f (%.1f µs/event)",
+			b.logf("streams %5d %-8s completed %6d failed %4d  %7.0f events/s  RSS/stream %5.1f KiB  CPU %.2f (%.1f µs/event)  first event p50 %6.0f µs  gap p99 %6.0f µs  on its way p50/p99 %.0f/%.0f µs  generator CPU %.2f (%.1f µs/event)",
 				n, name, sr.Completed, sr.Failed(), sr.EventsPerSec, run.RSSPerStream()/1024, run.ServerCPU, run.CPUPerEvent,
-				sr.TTFE50, sr.Gap99, sr.GenCPU, sr.GenCPUEvent)
+				sr.TTFE50, sr.Gap99, sr.Transit50, sr.Transit99, sr.GenCPU, sr.GenCPUEvent)
 			b.rep.AddScale(run)
 		}
 	}
@@ -153,9 +153,9 @@ func (b *bench) scale(ctx context.Context) error {
 func (b *bench) startScaleUpstream(interval time.Duration) (*scaleServer, error) {
 	o := b.o
 	a := mustFreeAddr()
-	p, err := b.start("scale-upstream", o.loadCPU, nil, nil, nil, o.bin, "mock-upstream", "--listen", a,
+	p, err := b.start("scale-upstream", o.loadCPU, nil, nil, nil, o.upstreamBin, "mock-upstream", "--listen", a,
 		"--stream-chunks", strconv.Itoa(o.streamEvents-2), "--chunk-delay", interval.String(),
-		"--event-bytes", strconv.Itoa(o.streamEventBytes))
+		"--event-bytes", strconv.Itoa(o.streamEventBytes), "--stamp-events")
 	if err != nil {
 		return nil, err
 	}

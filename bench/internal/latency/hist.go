@@ -52,6 +52,9 @@ func (h *Hist) Record(d time.Duration) {
 	h.max = max(h.max, d)
 }
 
+// Count returns how many values h holds.
+func (h *Hist) Count() uint64 { return h.n }
+
 // Merge adds o's values to h.
 func (h *Hist) Merge(o *Hist) {
 	for i, c := range o.counts {

@@ -46,23 +46,35 @@ type eventReader struct {
 	left    int64 // bytes left in the chunk or the Content-Length body
 
 	// The event being read.
-	evHead    [len(doneEvent)]byte // its first bytes
-	evLen     int                  // its bytes so far, line ends included
-	firstLine int                  // length of its first line without its line end, -1 until it ends
-	lineLen   int                  // bytes of the current line so far
-	last      byte                 // the current line's last byte so far
+	evHead    [len(stampPrefix) + stampDigits]byte // its first bytes
+	evLen     int                                  // its bytes so far, line ends included
+	firstLine int                                  // length of its first line without its line end, -1 until it ends
+	lineLen   int                                  // bytes of the current line so far
+	last      byte                                 // the current line's last byte so far
 
 	events int  // events read, "data: [DONE]" not counted
 	done   bool // "data: [DONE]" read
+
+	// stamps are the upstream's times (Unix ns) of the events read since
+	// the caller last emptied it: of those that open with stampPrefix.
+	stamps []int64
 }
 
 // doneEvent is the last event of an OpenAI stream.
 const doneEvent = "data: [DONE]"
 
-// reset makes r ready for the next response, keeping its line buffer.
+// stampPrefix opens an event the upstream stamped with the time it wrote
+// it (the mock upstream's StampEvents), before stampDigits digits of Unix
+// nanoseconds.
+const (
+	stampPrefix = `data: {"sent_at_ns":`
+	stampDigits = 19
+)
+
+// reset makes r ready for the next response, keeping its buffers.
 func (r *eventReader) reset() {
-	line := r.line[:0]
-	*r = eventReader{line: line}
+	line, stamps := r.line[:0], r.stamps[:0]
+	*r = eventReader{line: line, stamps: stamps}
 }
 
 // started reports whether any byte of the response has been fed.
@@ -257,14 +269,33 @@ func (r *eventReader) body(b []byte) (events int) {
 		}
 		// A blank line ends the event, if a line came before it.
 		if r.firstLine >= 0 {
-			if r.firstLine == len(doneEvent) && string(r.evHead[:]) == doneEvent {
+			if r.firstLine == len(doneEvent) && string(r.evHead[:len(doneEvent)]) == doneEvent {
 				r.done = true
 			} else if r.evHead[0] != ':' {
 				events++ // not a comment
+				if v, ok := r.stamp(); ok {
+					r.stamps = append(r.stamps, v)
+				}
 			}
 		}
 		r.evLen, r.firstLine = 0, -1
 	}
 	r.events += events
 	return events
+}
+
+// stamp returns the upstream's time in the event that has just ended, if
+// its first line opens with stampPrefix and stampDigits digits.
+func (r *eventReader) stamp() (int64, bool) {
+	if r.firstLine < len(r.evHead) || string(r.evHead[:len(stampPrefix)]) != stampPrefix {
+		return 0, false
+	}
+	var v int64
+	for _, c := range r.evHead[len(stampPrefix):] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
 }

@@ -126,3 +126,38 @@ func TestEventReaderReset(t *testing.T) {
 		t.Fatalf("status 99x: error %v, want errBody", err)
 	}
 }
+
+// TestEventReaderStamps: the reader takes the upstream's time from the
+// events that open with it, however the reads cut them, and from no other.
+func TestEventReaderStamps(t *testing.T) {
+	ev := func(ns string) string { return `data: {"sent_at_ns":` + ns + `,"id":"x"}` + "\n\n" }
+	body := ev("1765000000000000001") + // stamped
+		`data: {"id":"y"}` + "\n\n" + // not stamped
+		ev("17650000000000x0002") + // not digits
+		`data: {"sent_at_ns":1765000000000000003` + "\n\n" + // the line ends with the digits
+		": " + ev("1765000000000000004")[2:] + // a comment: not an event
+		ev("1765000000000000005") +
+		"data: [DONE]\n\n"
+	resp := sseHead + chunked(body)
+	want := []int64{1765000000000000001, 1765000000000000003, 1765000000000000005}
+	for _, size := range []int{0, 1, 3, 7, 19, 40, 64} {
+		var r eventReader
+		var got []int64
+		b := []byte(resp)
+		for len(b) > 0 {
+			n := len(b)
+			if size > 0 {
+				n = min(size, n)
+			}
+			if _, _, err := r.feed(b[:n]); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, r.stamps...)
+			r.stamps = r.stamps[:0]
+			b = b[n:]
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) || r.events != 5 || !r.done {
+			t.Fatalf("reads of %d bytes: stamps %v, %d events, done %v; want %v, 5 events, done", size, got, r.events, r.done, want)
+		}
+	}
+}

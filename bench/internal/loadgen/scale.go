@@ -62,10 +62,18 @@ type StreamsResult struct {
 	Gap50        float64 `json:"gap_p50_us"`
 	Gap99        float64 `json:"gap_p99_us"`
 	GapMax       float64 `json:"gap_max_us"`
-	GenCPU       float64 `json:"gen_cpu"`              // cores this process used in the window
-	GenCPUEvent  float64 `json:"gen_cpu_us_per_event"` // its CPU time per event of the window
-	Unstamped    int64   `json:"unstamped_reads"`      // reads the kernel did not stamp, timed by the generator's clock
-	FirstErr     string  `json:"first_error,omitempty"`
+	// Transit is each event's way from the upstream's write to the
+	// generator's socket, of the events the upstream stamped (Stamped of
+	// them): what the path adds to every event, without the upstream's own
+	// delays, which the times between events include.
+	Stamped     int64   `json:"stamped_events"`
+	Transit50   float64 `json:"transit_p50_us"`
+	Transit99   float64 `json:"transit_p99_us"`
+	TransitMax  float64 `json:"transit_max_us"`
+	GenCPU      float64 `json:"gen_cpu"`              // cores this process used in the window
+	GenCPUEvent float64 `json:"gen_cpu_us_per_event"` // its CPU time per event of the window
+	Unstamped   int64   `json:"unstamped_reads"`      // reads the kernel did not stamp, timed by the generator's clock
+	FirstErr    string  `json:"first_error,omitempty"`
 	// ErrorKinds counts the errors by kind: "connect timeout", "connect",
 	// "write", "reset", "read", "closed" (mid-stream), "stream timeout",
 	// "status N", "malformed".
@@ -87,7 +95,7 @@ const (
 // streamTally is what the streams of a run add up to. Its zero value is
 // empty; it is not safe for concurrent use.
 type streamTally struct {
-	ttfe, gap                  latency.Hist
+	ttfe, gap, transit         latency.Hist
 	completed, truncated, errs int64
 	events, measured           int64
 	firstErr                   string
@@ -107,6 +115,7 @@ type streamStat struct {
 	err     error           // why it failed
 	ttfe    time.Duration   // to its first event
 	gaps    []time.Duration // between its events
+	transit []time.Duration // of its stamped events, from the upstream's write to their arrival
 	events  int64           // its events that arrived in the window
 }
 
@@ -114,7 +123,7 @@ type streamStat struct {
 func (st *streamStat) begin(sent time.Time) {
 	st.r.reset()
 	st.sent, st.got, st.last = sent, 0, time.Time{}
-	st.outcome, st.kind, st.err, st.ttfe, st.gaps, st.events = completed, "", nil, 0, st.gaps[:0], 0
+	st.outcome, st.kind, st.err, st.ttfe, st.gaps, st.transit, st.events = completed, "", nil, 0, st.gaps[:0], st.transit[:0], 0
 }
 
 // onRead takes p, read at now, and reports whether the stream has ended
@@ -132,6 +141,10 @@ func (st *streamStat) onRead(p []byte, now, from, to time.Time) (end bool) {
 		}
 		st.got += ev
 		st.last = now
+		for _, v := range st.r.stamps {
+			st.transit = append(st.transit, time.Duration(now.UnixNano()-v))
+		}
+		st.r.stamps = st.r.stamps[:0]
 		if !now.Before(from) && now.Before(to) {
 			st.events += int64(ev)
 		}
@@ -185,6 +198,9 @@ func (t *streamTally) add(st *streamStat, from, to time.Time) {
 			for _, g := range st.gaps {
 				t.gap.Record(g)
 			}
+			for _, d := range st.transit {
+				t.transit.Record(d)
+			}
 		}
 	case truncated:
 		t.truncated++
@@ -209,6 +225,10 @@ func (t *streamTally) result(conns int, plateau time.Duration) StreamsResult {
 		Events: t.events, Measured: t.measured, FirstErr: t.firstErr, ErrorKinds: t.kinds,
 		TTFE50: us(t.ttfe.Quantile(0.5)), TTFE99: us(t.ttfe.Quantile(0.99)), TTFEMax: us(t.ttfe.Quantile(1)),
 		Gap50: us(t.gap.Quantile(0.5)), Gap99: us(t.gap.Quantile(0.99)), GapMax: us(t.gap.Quantile(1)),
+	}
+	if n := t.transit.Count(); n > 0 {
+		res.Stamped = int64(n)
+		res.Transit50, res.Transit99, res.TransitMax = us(t.transit.Quantile(0.5)), us(t.transit.Quantile(0.99)), us(t.transit.Quantile(1))
 	}
 	if plateau > 0 {
 		res.EventsPerSec = float64(t.events) / plateau.Seconds()

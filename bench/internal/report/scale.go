@@ -174,6 +174,25 @@ func (s *ScaleReport) scaleMarkdown(b *strings.Builder) {
 			streamsLabel(*run), scaleName(run.Target), sr.TTFE50, sr.TTFE99, sr.TTFEMax, added[0], added[1], added[2],
 			sr.Gap50, sr.Gap99, sr.GapMax, added[3], added[4], added[5])
 	}
+	if s.stamped() {
+		b.WriteString("\nEach event on its way, in µs: from the upstream's write (it stamps each event with the time) to the generator's socket (the kernel's time of arrival), of the same streams. The times between events above include the upstream's own delays, which this leaves out; added: through the server, less directly to the upstream.\n\n")
+		b.WriteString("| streams | server | events timed | on its way p50 | p99 | max | added p50 | p99 | max |\n")
+		b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		for i := range s.Runs {
+			run := &s.Runs[i]
+			sr := run.Streams
+			if sr.Stamped == 0 {
+				continue
+			}
+			added := []string{"", "", ""}
+			if d := s.direct(run); d != nil && run.Target != "direct" && d.Streams.Stamped > 0 {
+				ds := d.Streams
+				added = []string{signed(sr.Transit50 - ds.Transit50), signed(sr.Transit99 - ds.Transit99), signed(sr.TransitMax - ds.TransitMax)}
+			}
+			fmt.Fprintf(b, "| %s | %s | %d | %.0f | %.0f | %.0f | %s | %s | %s |\n",
+				streamsLabel(*run), scaleName(run.Target), sr.Stamped, sr.Transit50, sr.Transit99, sr.TransitMax, added[0], added[1], added[2])
+		}
+	}
 	var errs, unstamped []string
 	for _, run := range s.Runs {
 		if run.Streams.Errors > 0 {
@@ -318,3 +337,15 @@ func shortFrac(v float64) string {
 	}
 	return short(v)
 }
+
+// stamped reports whether any run timed its events on their way (an
+// upstream that stamps them).
+func (s *ScaleReport) stamped() bool {
+	for _, run := range s.Runs {
+		if run.Streams.Stamped > 0 {
+			return true
+		}
+	}
+	return false
+}
+

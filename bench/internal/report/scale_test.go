@@ -17,15 +17,16 @@ import (
 // and two servers' idle clients.
 func addScale(r *Report) {
 	r.StartScale(ScaleSettings{Events: 50, Interval: "40ms", EventBytes: 202, Ramp: "2s", Plateau: "10s", FDLimit: 20000, ServerCPU: "0", LoadCPU: "1"})
-	streams := func(conns int, ttfe, gap float64) loadgen.StreamsResult {
+	streams := func(conns int, ttfe, gap, transit float64) loadgen.StreamsResult {
 		return loadgen.StreamsResult{Conns: conns, Completed: int64(conns) * 5, Truncated: 2, Errors: 1, EventsPerSec: float64(conns) * 25,
 			ErrorKinds: map[string]int64{"status 502": 1}, FirstErr: "status 502, want 200",
-			TTFE50: ttfe, TTFE99: 2 * ttfe, TTFEMax: 3 * ttfe, Gap50: gap, Gap99: gap + 1000, GapMax: gap + 5000, GenCPU: 0.2, GenCPUEvent: 5}
+			TTFE50: ttfe, TTFE99: 2 * ttfe, TTFEMax: 3 * ttfe, Gap50: gap, Gap99: gap + 1000, GapMax: gap + 5000, GenCPU: 0.2, GenCPUEvent: 5,
+			Stamped: int64(conns) * 10, Transit50: transit, Transit99: 4 * transit, TransitMax: 10 * transit}
 	}
-	r.AddScale(ScaleRun{Target: "direct", Asked: 1000, Streams: streams(1000, 100, 40100), IdleRSS: 10 << 20, PeakRSS: 10<<20 + 1000*8192, ServerCPU: 0.3, CPUPerEvent: 9})
-	r.AddScale(ScaleRun{Target: "authgate", Asked: 1000, Streams: streams(1000, 350, 40150), IdleRSS: 20 << 20, PeakRSS: 20<<20 + 1000*30720, ServerCPU: 0.5, CPUPerEvent: 18, UpstreamCPU: 0.3})
-	r.AddScale(ScaleRun{Target: "direct", Asked: 10000, Streams: streams(9800, 200, 40500), IdleRSS: 10 << 20, PeakRSS: 10<<20 + 9800*8192, ServerCPU: 0.9, CPUPerEvent: 4})
-	r.AddScale(ScaleRun{Target: "authgate", Asked: 10000, Streams: streams(9800, 900, 41000), IdleRSS: 20 << 20, PeakRSS: 20<<20 + 9800*20480, ServerCPU: 1, CPUPerEvent: 8, UpstreamCPU: 0.7})
+	r.AddScale(ScaleRun{Target: "direct", Asked: 1000, Streams: streams(1000, 100, 40100, 20), IdleRSS: 10 << 20, PeakRSS: 10<<20 + 1000*8192, ServerCPU: 0.3, CPUPerEvent: 9})
+	r.AddScale(ScaleRun{Target: "authgate", Asked: 1000, Streams: streams(1000, 350, 40150, 60), IdleRSS: 20 << 20, PeakRSS: 20<<20 + 1000*30720, ServerCPU: 0.5, CPUPerEvent: 18, UpstreamCPU: 0.3})
+	r.AddScale(ScaleRun{Target: "direct", Asked: 10000, Streams: streams(9800, 200, 40500, 30), IdleRSS: 10 << 20, PeakRSS: 10<<20 + 9800*8192, ServerCPU: 0.9, CPUPerEvent: 4})
+	r.AddScale(ScaleRun{Target: "authgate", Asked: 10000, Streams: streams(9800, 900, 41000, 100), IdleRSS: 20 << 20, PeakRSS: 20<<20 + 9800*20480, ServerCPU: 1, CPUPerEvent: 8, UpstreamCPU: 0.7})
 	r.AddIdle(IdleRun{Target: "authgate", Path: "/healthz", Conns: 10000, Open: 10000, IdleRSS: 20 << 20, PeakRSS: 20<<20 + 10000*12288, HeldRSS: 20<<20 + 10000*4096})
 	r.AddIdle(IdleRun{Target: "nginx", Path: "/healthz", Conns: 10000, Open: 9990, IdleRSS: 4 << 20, PeakRSS: 4<<20 + 10000*1024, HeldRSS: 4<<20 + 10000*1024})
 	r.FinishScale()
@@ -106,6 +107,9 @@ func TestScaleWrite(t *testing.T) {
 		// Added: through authgate less directly, at the same count.
 		"| 1000 | authgate | 350 | 700 | 1050 | +250 | +500 | +750 | 40150 | 41150 | 45150 | +50 | +50 | +50 |",
 		"| 9800 (10000 asked¹) | authgate | 900 | 1800 | 2700 | +700 | +1400 | +2100 |",
+		// Each event on its way, and what the server adds to it.
+		"| 1000 | direct to the upstream | 10000 | 20 | 80 | 200 |  |  |  |",
+		"| 9800 (10000 asked¹) | authgate | 98000 | 100 | 400 | 1000 | +70 | +280 | +700 |",
 		"Errors by kind: direct to the upstream at 1000: status 502 1 (the first: status 502, want 200); authgate at 1000:",
 		"## Idle clients",
 		"| nginx | `GET /healthz` | 10000 | 9990 | 4.0 | 13.8 | 13.8 | 1.0 | 1.0 |",
