@@ -58,6 +58,7 @@ mkdir -p bin bench/results
 "$GO" build -trimpath -o bin/authgate .
 "$GO" build -trimpath -o bin/bench-ceiling ./bench/cmd/ceiling
 "$GO" build -trimpath -o bin/bench-nolog ./bench/cmd/nolog
+"$GO" build -trimpath -o bin/bench-eventsrv ./bench/cmd/eventsrv
 "$GO" build -trimpath -o bin/loadbench ./bench/cmd/loadbench
 
 # loadbench itself (the fixed-rate and streaming clients) runs on the

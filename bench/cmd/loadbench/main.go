@@ -70,7 +70,7 @@ type options struct {
 
 	// The streams-at-scale and idle-clients scenarios (scale.go).
 	streamsOnly, skipStreams bool
-	upstreamBin              string // -upstream-bin: the mock upstream's binary
+	upstreamBin              string // -upstream-bin: the streams' upstream (bench/cmd/eventsrv)
 	streamCounts             []int
 	streamEvents             int
 	streamInterval           time.Duration
@@ -156,7 +156,7 @@ func main() {
 		os.Exit(2)
 	}
 	flag.StringVar(&o.bin, "bin", "bin/authgate", "the authgate binary")
-	flag.StringVar(&o.upstreamBin, "upstream-bin", "bin/authgate", "the authgate binary whose mock-upstream the streams at scale stream from (it must know --stamp-events): the same upstream whichever -bin is measured")
+	flag.StringVar(&o.upstreamBin, "upstream-bin", "bin/bench-eventsrv", "the upstream of the streams at scale (bench/cmd/eventsrv)")
 	flag.StringVar(&o.ceiling, "ceiling", "bin/bench-ceiling", "the ceiling server (bench/cmd/ceiling)")
 	flag.StringVar(&o.nolog, "nolog", "bin/bench-nolog", "the gateway without access log (bench/cmd/nolog)")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "the wrk load generator")

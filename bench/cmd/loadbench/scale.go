@@ -148,14 +148,14 @@ func (b *bench) scale(ctx context.Context) error {
 	return nil
 }
 
-// startScaleUpstream starts a mock upstream for one run on the load's
+// startScaleUpstream starts the upstream (bench/cmd/eventsrv) for one run on the load's
 // core, streaming as the scenario says with interval between events.
 func (b *bench) startScaleUpstream(interval time.Duration) (*scaleServer, error) {
 	o := b.o
 	a := mustFreeAddr()
-	p, err := b.start("scale-upstream", o.loadCPU, nil, nil, nil, o.upstreamBin, "mock-upstream", "--listen", a,
-		"--stream-chunks", strconv.Itoa(o.streamEvents-2), "--chunk-delay", interval.String(),
-		"--event-bytes", strconv.Itoa(o.streamEventBytes), "--stamp-events")
+	p, err := b.start("scale-upstream", o.loadCPU, nil, nil, nil, o.upstreamBin, "-listen", a,
+		"-events", strconv.Itoa(o.streamEvents), "-interval", interval.String(),
+		"-event-bytes", strconv.Itoa(o.streamEventBytes))
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +343,7 @@ func sampleWindow(ctx context.Context, srv, up *scaleServer, from, to time.Time)
 }
 
 // idlePath is the request each idle client makes: the server's own
-// cheapest answer (the mock's model list; /healthz of the others).
+// cheapest answer (the upstream's model list; /healthz of the others).
 func idlePath(name string) string {
 	if name == "direct" {
 		return "/v1/models"
@@ -443,8 +443,8 @@ func settledRSS(ctx context.Context, srv *scaleServer) int64 {
 }
 
 // eventSize returns the size on the wire of a content event of the
-// scenario's streams, read from one stream of a mock upstream started for
-// it without pauses (a stream of 50 events 400 ms apart outlasts
+// scenario's streams, read from one stream of an upstream started for it
+// without pauses (a stream of 50 events 400 ms apart outlasts
 // RoundTrip's deadline).
 func (b *bench) eventSize(ctx context.Context) (int, error) {
 	up, err := b.startScaleUpstream(0)
@@ -454,7 +454,7 @@ func (b *bench) eventSize(ctx context.Context) (int, error) {
 	defer up.stop()
 	r, err := rawhttp.RoundTrip(up.t.addr, rawhttp.Request(up.t.addr, chatPath, keyset.Valid, streamBody))
 	if err != nil || r.Status != 200 {
-		return 0, fmt.Errorf("stream from the mock upstream: status %d, %v", r.Status, err)
+		return 0, fmt.Errorf("stream from the upstream: status %d, %v", r.Status, err)
 	}
 	return contentEventSize(r.Body), ctx.Err()
 }

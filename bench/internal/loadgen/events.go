@@ -64,7 +64,7 @@ type eventReader struct {
 const doneEvent = "data: [DONE]"
 
 // stampPrefix opens an event the upstream stamped with the time it wrote
-// it (the mock upstream's StampEvents), before stampDigits digits of Unix
+// it (bench/internal/eventsrv), before stampDigits digits of Unix
 // nanoseconds.
 const (
 	stampPrefix = `data: {"sent_at_ns":`

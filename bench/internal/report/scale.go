@@ -348,4 +348,3 @@ func (s *ScaleReport) stamped() bool {
 	}
 	return false
 }
-
