@@ -125,7 +125,6 @@ func runMockUpstream(args []string, stdout, stderr io.Writer) int {
 	eventBytes := fs.Int("event-bytes", 0, "pad each streamed content event with spaces in its text to at least this many bytes (0: no padding)")
 	replyBytes := fs.Int("reply-bytes", 0, "pad each chat completion not streamed with spaces in its content to at least this many bytes (0: no padding)")
 	rejectSO := fs.Bool("reject-stream-options", false, `answer 400 to chat and completion requests with "stream_options", as servers that forbid it do`)
-	stamp := fs.Bool("stamp-events", false, `open every streamed event but the last with "sent_at_ns", the Unix time in ns it is written (for load generators)`)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return exitOK
@@ -137,7 +136,7 @@ func runMockUpstream(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "authgate mock-upstream: cannot listen on %q: %v\n", *listen, err)
 		return exitFailure
 	}
-	cfg := mockupstream.Config{Model: *model, StreamChunks: *chunks, EventBytes: *eventBytes, ReplyBytes: *replyBytes, ChunkDelay: *delay, RejectStreamOptions: *rejectSO, StampEvents: *stamp}
+	cfg := mockupstream.Config{Model: *model, StreamChunks: *chunks, EventBytes: *eventBytes, ReplyBytes: *replyBytes, ChunkDelay: *delay, RejectStreamOptions: *rejectSO}
 	if *models != "" {
 		for m := range strings.SplitSeq(*models, ",") {
 			if m = strings.TrimSpace(m); m == "" {

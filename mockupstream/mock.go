@@ -78,14 +78,6 @@ type Config struct {
 	// leaves is noticed at the next write, so a stream outlives its client
 	// by up to one ChunkDelay (Shutdown ends the pauses at once).
 	ChunkDelay time.Duration
-
-	// StampEvents makes every event of a streamed response but the last
-	// ("data: [DONE]") open with the time it is written: its JSON object's
-	// first member is "sent_at_ns", the Unix time in nanoseconds, 19
-	// digits, set just before the write. A load generator on the same
-	// machine reads it to time each event from the upstream's write to its
-	// own socket, through whatever is between. Off, events are as vLLM's.
-	StampEvents bool
 }
 
 // Mock is a fake OpenAI-compatible server. Create it with New; its Handler
@@ -131,8 +123,7 @@ type Mock struct {
 	base   string // the first model: a request naming none is answered as it
 	chunks int
 	delay  time.Duration
-	pad    int  // Config.EventBytes
-	stamp  bool // Config.StampEvents
+	pad    int // Config.EventBytes
 
 	rejectStreamOptions bool // Config.RejectStreamOptions
 	replyBytes          int  // Config.ReplyBytes
@@ -161,7 +152,6 @@ func New(cfg Config) *Mock {
 		chunks: cfg.StreamChunks,
 		delay:  cfg.ChunkDelay,
 		pad:    max(cfg.EventBytes, 0),
-		stamp:  cfg.StampEvents,
 		done:   make(chan struct{}),
 
 		rejectStreamOptions: cfg.RejectStreamOptions,

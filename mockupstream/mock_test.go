@@ -569,63 +569,6 @@ func TestStreamEventBytes(t *testing.T) {
 	f("/v1/chat/completions", `{"messages":[],"stream":true}`, 0, true)
 }
 
-// TestStreamStampEvents: with StampEvents every event but [DONE] opens
-// with "sent_at_ns", the Unix time in nanoseconds at which it was
-// written: after the pause before it, so two events a ChunkDelay apart
-// are stamped at least that far apart.
-func TestStreamStampEvents(t *testing.T) {
-	const delay = 30 * time.Millisecond
-	base := startMock(t, New(Config{StreamChunks: 2, ChunkDelay: delay, StampEvents: true}))
-	before := time.Now().UnixNano()
-	resp := postStream(t, base+"/v1/chat/completions", `{"messages":[],"stream":true,"stream_options":{"include_usage":true}}`)
-	defer resp.Body.Close()
-	r := bufio.NewReader(resp.Body)
-	var stamps []int64
-	for {
-		e := readEvent(t, r)
-		if e.done {
-			break
-		}
-		digits, ok := strings.CutPrefix(e.raw, `{"sent_at_ns":`)
-		if !ok || len(digits) < 20 || digits[19] != ',' {
-			t.Fatalf("event without a 19-digit stamp first: %s", e.raw)
-		}
-		n, ok := e.chunk["sent_at_ns"].(float64)
-		if !ok {
-			t.Fatalf("sent_at_ns is not a number: %s", e.raw)
-		}
-		var v int64
-		for _, c := range digits[:19] {
-			v = v*10 + int64(c-'0')
-		}
-		if float64(v) != n && math.Abs(float64(v)-n) > 1e4 { // float64 rounds 19 digits
-			t.Fatalf("stamp %d read back as %v", v, n)
-		}
-		stamps = append(stamps, v)
-	}
-	after := time.Now().UnixNano()
-	// The role delta, two content chunks, the finish chunk, the usage chunk.
-	if len(stamps) != 5 {
-		t.Fatalf("%d stamped events, want 5", len(stamps))
-	}
-	for i, v := range stamps {
-		if v < before || v > after {
-			t.Errorf("event %d stamped %d, outside the request's [%d, %d]", i, v, before, after)
-		}
-		if i > 0 && v-stamps[i-1] < int64(delay) {
-			t.Errorf("event %d stamped %v after the one before, want at least the pause %v", i, time.Duration(v-stamps[i-1]), delay)
-		}
-	}
-
-	// Off by default: events are as before.
-	plain := startMock(t, New(Config{StreamChunks: 1}))
-	resp2 := postStream(t, plain+"/v1/chat/completions", `{"messages":[],"stream":true}`)
-	defer resp2.Body.Close()
-	if e := readEvent(t, bufio.NewReader(resp2.Body)); !strings.HasPrefix(e.raw, `{"id":"`) {
-		t.Errorf("unstamped event %s, want it to open with the id", e.raw)
-	}
-}
-
 // TestReplyBytes: ReplyBytes pads a chat completion's body to its size
 // with spaces at the end of the content, keeping it valid JSON with the
 // same words and usage.

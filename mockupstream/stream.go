@@ -26,8 +26,7 @@ type sseStream struct {
 	kind   streamKind
 	head   []byte // `data: {"id":…,"object":…,"created":…,"model":…` shared by every chunk
 	chunks int
-	pad    int  // Config.EventBytes
-	stamp  bool // Config.StampEvents: head opens with stampPrefix and 19 digits
+	pad    int // Config.EventBytes
 	delay  time.Duration
 	done   <-chan struct{} // closed by Shutdown: skip the remaining pauses
 	cut    bool            // max_tokens cut the chunks: finish_reason "length"
@@ -46,12 +45,7 @@ func (m *Mock) stream(ctx *fasthttp.RequestCtx, kind streamKind, idPrefix, model
 		object = "text_completion"
 	}
 	head := make([]byte, 0, 128+len(model))
-	head = append(head, `data: {`...)
-	if m.stamp {
-		head = append(head, stampPrefix[len(`data: {`):]...)
-		head = append(head, "0000000000000000000,"...) // set as each event is written
-	}
-	head = append(head, `"id":"`...)
+	head = append(head, `data: {"id":"`...)
 	head = append(head, idPrefix...)
 	head = strconv.AppendUint(head, ctx.ID(), 16)
 	head = append(head, `","object":"`...)
@@ -66,7 +60,6 @@ func (m *Mock) stream(ctx *fasthttp.RequestCtx, kind streamKind, idPrefix, model
 		head:   head,
 		chunks: chunks,
 		pad:    m.pad,
-		stamp:  m.stamp,
 		cut:    cut,
 		delay:  m.delay,
 		done:   m.done,
@@ -81,7 +74,7 @@ func (m *Mock) stream(ctx *fasthttp.RequestCtx, kind streamKind, idPrefix, model
 // write is the fasthttp.StreamWriter of s. It sends every event, flushing
 // each one, and stops at the first write error (the client has gone).
 func (s *sseStream) write(w *bufio.Writer) {
-	e := eventWriter{w: w, delay: s.delay, done: s.done, stamp: s.stamp}
+	e := eventWriter{w: w, delay: s.delay, done: s.done}
 	defer func() {
 		if e.timer != nil {
 			e.timer.Stop()
@@ -171,17 +164,9 @@ func (s *sseStream) endEvent(buf []byte, completion int) []byte {
 	return append(buf, "}\n\n"...)
 }
 
-// stampPrefix opens every event of a stream with Config.StampEvents, before
-// the 19 digits of the time it is written.
-const stampPrefix = `data: {"sent_at_ns":`
-
-// stampDigits is how many digits a stamp has: Unix nanoseconds until 2286.
-const stampDigits = 19
-
 // eventWriter sends the events of one stream, pausing between them.
 type eventWriter struct {
 	w     *bufio.Writer
-	stamp bool // set the time in events that open with stampPrefix
 	delay time.Duration
 	done  <-chan struct{}
 	timer *time.Timer // created at the first pause
@@ -194,14 +179,6 @@ type eventWriter struct {
 func (e *eventWriter) send(event []byte) bool {
 	if e.sent > 0 && e.delay > 0 {
 		e.pause()
-	}
-	if e.stamp && len(event) >= len(stampPrefix)+stampDigits && string(event[:len(stampPrefix)]) == stampPrefix {
-		digits := event[len(stampPrefix) : len(stampPrefix)+stampDigits]
-		v := time.Now().UnixNano()
-		for i := stampDigits - 1; i >= 0; i-- {
-			digits[i] = byte('0' + v%10)
-			v /= 10
-		}
 	}
 	if _, e.err = e.w.Write(event); e.err == nil {
 		e.err = e.w.Flush()

@@ -15,11 +15,10 @@ import (
 )
 
 // startMock serves a real mock upstream on loopback until the test ends:
-// streams of events events ("data: [DONE]" not counted), gap apart, each
-// stamped with the time it is written.
+// streams of events events ("data: [DONE]" not counted), gap apart.
 func startMock(t *testing.T, events int, gap time.Duration) string {
 	t.Helper()
-	m := mockupstream.New(mockupstream.Config{StreamChunks: events - 2, ChunkDelay: gap, StampEvents: true})
+	m := mockupstream.New(mockupstream.Config{StreamChunks: events - 2, ChunkDelay: gap})
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -63,10 +62,10 @@ func TestStreamsMock(t *testing.T) {
 	if res.GenCPU < 0 || res.GenCPUEvent < 0 {
 		t.Errorf("generator CPU %v cores, %v µs per event", res.GenCPU, res.GenCPUEvent)
 	}
-	// Every event of a measured stream is stamped and timed on its way.
-	if res.Stamped != res.Measured*events || res.Transit50 <= 0 || res.Transit50 > res.Transit99 || res.Transit99 > res.TransitMax {
-		t.Errorf("%d events stamped of %d measured streams of %d; on their way %v/%v/%v µs (p50/p99/max)",
-			res.Stamped, res.Measured, events, res.Transit50, res.Transit99, res.TransitMax)
+	// The mock does not stamp its events: none is timed on its way
+	// (eventsrv's TestLoad has an upstream that does).
+	if res.Stamped != 0 || res.Transit50 != 0 || res.TransitMax != 0 {
+		t.Errorf("%d events stamped, on their way %v/%v µs (p50/max); want none", res.Stamped, res.Transit50, res.TransitMax)
 	}
 }
 
