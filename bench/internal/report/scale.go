@@ -216,7 +216,7 @@ func (s *ScaleReport) scaleMarkdown(b *strings.Builder) {
 	if len(s.Idle) > 0 {
 		b.WriteString("\n## Idle clients\n\nKeep-alive connections that each made one request, then wait; each server started afresh. " +
 			"Peak: the most while the requests were made. Held: after the connections waited " + IdleHold.String() +
-			" and authgate's garbage was collected (the upstream's, plain fasthttp, is not).\n\n")
+			" and authgate's garbage was collected.\n\n")
 		b.WriteString("| server | request | connections | still open | idle RSS, MiB | peak, MiB | held, MiB | per connection at the peak, KiB | per connection held, KiB |\n")
 		b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, run := range s.Idle {
@@ -244,13 +244,14 @@ func scaleName(target string) string {
 }
 
 // chart draws, per count of streams, each server's memory per stream,
-// CPU time per event and p99 delay between events, then its memory per
-// idle connection.
+// CPU time per event and p99 time of an event on its way (of the delay
+// between events, for a report without it), then its memory per idle
+// connection.
 func (s *ScaleReport) chart() chart {
 	type row struct {
 		header string
 		target string
-		values [3]float64 // KiB per stream or connection, µs per event, ms between events at p99
+		values [3]float64 // KiB per stream or connection, µs per event, ms at p99 (on its way, or between events)
 		idle   bool
 	}
 	var rows []row
@@ -260,7 +261,11 @@ func (s *ScaleReport) chart() chart {
 			lastCount = run.Streams.Conns
 			rows = append(rows, row{header: fmt.Sprintf("%s streams at once", streamsLabel(run))})
 		}
-		rows = append(rows, row{target: run.Target, values: [3]float64{run.RSSPerStream() / 1024, run.CPUPerEvent, run.Streams.Gap99 / 1000}})
+		delay := run.Streams.Gap99 / 1000
+		if s.stamped() {
+			delay = run.Streams.Transit99 / 1000
+		}
+		rows = append(rows, row{target: run.Target, values: [3]float64{run.RSSPerStream() / 1024, run.CPUPerEvent, delay}})
 	}
 	if len(s.Idle) > 0 {
 		rows = append(rows, row{header: fmt.Sprintf("%d idle keep-alive connections", s.Idle[0].Conns)})
@@ -296,6 +301,9 @@ func (s *ScaleReport) chart() chart {
 	text(10, 40, "start", `fill="#555555"`, fmt.Sprintf("%s, commit %s; server on CPU %s, upstream and load generator on CPU %s", s.Generated, s.Commit, st.ServerCPU, st.LoadCPU))
 	text(10, 56, "start", `fill="#555555"`, fmt.Sprintf("each server started afresh per run; load average %.2f at the start", s.LoadStart[0]))
 	titles := [3]string{"RSS per stream or connection (KiB)", "server CPU per event (µs)", "p99 between events (ms)"}
+	if s.stamped() {
+		titles[2] = "p99 of each event on its way (ms)"
+	}
 	units := [3]string{"KiB, lower is better", "µs, lower is better", "ms, lower is better"}
 	for k := range 3 {
 		px := x0 + float64(k)*(panelW+gap)

@@ -98,6 +98,10 @@ func TestScaleWrite(t *testing.T) {
 		if bars != wantBars {
 			t.Errorf("latest.svg has %d bars, want %d", bars, wantBars)
 		}
+		// Events timed on their way: the third panel is that time.
+		if !bytes.Contains(svg, []byte("p99 of each event on its way")) {
+			t.Errorf("latest.svg's delay panel is not the time on the way")
+		}
 	}
 	rows := []string{
 		"## Streams at scale",
