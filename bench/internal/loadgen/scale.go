@@ -497,11 +497,13 @@ func (l *streamLoop) close(i int) {
 }
 
 // send writes the request on connection i, whose socket is connected and
-// registered for reading.
+// registered for reading. The stream's times start at the write, not at
+// now: now may be the kernel's time of the previous stream's end, which
+// the loop reads up to a tick later.
 func (l *streamLoop) send(i int, now time.Time) {
 	c := &l.conns[i]
 	c.state = csStreaming
-	c.st.begin(now)
+	c.st.begin(time.Now())
 	n, err := syscall.Write(c.fd, l.s.Request)
 	if err == nil && n < len(l.s.Request) {
 		err = fmt.Errorf("wrote %d of the request's %d bytes", n, len(l.s.Request))

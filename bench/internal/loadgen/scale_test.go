@@ -318,3 +318,25 @@ func TestIdle(t *testing.T) {
 		t.Fatalf("%d connections open after the server closed them all", open)
 	}
 }
+
+// TestSendTimesTheWrite: a stream's times start when its request is
+// written, not at the time the loop passes, which for a request sent
+// after the previous stream's end is that end's arrival, read up to a
+// tick before.
+func TestSendTimesTheWrite(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	l := &streamLoop{s: &Streams{Request: []byte("GET / HTTP/1.1\r\n\r\n")}, conns: []loopConn{{fd: fds[0]}}}
+	before := time.Now()
+	l.send(0, before.Add(-time.Second)) // the previous stream's end, a second ago
+	if sent := l.conns[0].st.sent; sent.Before(before) {
+		t.Errorf("the request written after %v is timed from %v", before, sent)
+	}
+	if l.conns[0].state != csStreaming {
+		t.Errorf("state %v after the request, want streaming", l.conns[0].state)
+	}
+}
