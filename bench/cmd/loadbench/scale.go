@@ -148,8 +148,9 @@ func (b *bench) scale(ctx context.Context) error {
 	return nil
 }
 
-// startScaleUpstream starts the upstream (bench/cmd/eventsrv) for one run on the load's
-// core, streaming as the scenario says with interval between events.
+// startScaleUpstream starts the upstream (bench/cmd/eventsrv) for one run
+// on the load's core, streaming as the scenario says with interval
+// between events.
 func (b *bench) startScaleUpstream(interval time.Duration) (*scaleServer, error) {
 	o := b.o
 	a := mustFreeAddr()
