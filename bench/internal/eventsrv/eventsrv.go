@@ -87,11 +87,10 @@ type Server struct {
 
 // conn is one client connection.
 type conn struct {
-	fd      int
-	gen     uint32 // changes when the descriptor is reused
-	in      []byte // a request's bytes so far
-	out     []byte // bytes the socket has not taken yet
-	polling bool   // waiting for the socket to take out (EPOLLOUT)
+	fd  int
+	gen uint32 // changes when the descriptor is reused
+	in  []byte // a request's bytes so far
+	out []byte // bytes the socket has not taken yet; while any, it is waited on for EPOLLOUT
 
 	// The stream under way.
 	streaming bool
@@ -510,14 +509,13 @@ func (s *Server) write(c *conn, b []byte) {
 		return
 	}
 	c.out = append(c.out, b[n:]...)
-	c.polling = true
 	if syscall.EpollCtl(s.epfd, syscall.EPOLL_CTL_MOD, c.fd, &syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLOUT, Fd: int32(c.fd)}) != nil {
 		s.drop(c)
 	}
 }
 
-// flush writes what c's socket did not take before; false if c was
-// dropped.
+// flush writes what c's socket did not take before, on its EPOLLOUT;
+// false if c was dropped.
 func (s *Server) flush(c *conn) bool {
 	for len(c.out) > 0 {
 		n, err := syscall.Write(c.fd, c.out)
@@ -530,12 +528,9 @@ func (s *Server) flush(c *conn) bool {
 		}
 		c.out = c.out[:copy(c.out, c.out[n:])]
 	}
-	if c.polling {
-		c.polling = false
-		if syscall.EpollCtl(s.epfd, syscall.EPOLL_CTL_MOD, c.fd, &syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(c.fd)}) != nil {
-			s.drop(c)
-			return false
-		}
+	if syscall.EpollCtl(s.epfd, syscall.EPOLL_CTL_MOD, c.fd, &syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(c.fd)}) != nil {
+		s.drop(c)
+		return false
 	}
 	return true
 }

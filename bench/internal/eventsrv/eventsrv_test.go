@@ -4,6 +4,7 @@ package eventsrv
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,5 +212,65 @@ func TestLoad(t *testing.T) {
 	}
 	if res.Stamped != res.Measured*events || res.Transit50 <= 0 {
 		t.Errorf("%d events timed of %d streams of %d; p50 on its way %v µs", res.Stamped, res.Measured, events, res.Transit50)
+	}
+}
+
+// TestSlowClient: what a client's socket does not take waits in order
+// and is written as the socket takes more (flush, on its EPOLLOUT), and
+// a client that leaves more than maxPending untaken is dropped.
+func TestSlowClient(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[1])
+	syscall.SetsockoptInt(fds[0], syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096)
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(epfd)
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fds[0], &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fds[0])}); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{epfd: epfd}
+	c := &conn{fd: fds[0]}
+	var sent []byte
+	for i := range 50 { // 200,000 bytes, far more than the socket holds
+		b := bytes.Repeat([]byte{byte('a' + i%26)}, 4000)
+		sent = append(sent, b...)
+		s.write(c, b)
+	}
+	if len(c.out) == 0 || c.fd < 0 {
+		t.Fatalf("%d bytes pending, fd %d: want some pending, the client kept", len(c.out), c.fd)
+	}
+	var got []byte
+	buf := make([]byte, 64<<10)
+	for tries := 0; len(got) < len(sent); tries++ {
+		if tries > 10000 {
+			t.Fatalf("%d of %d bytes arrived; the rest never did", len(got), len(sent))
+		}
+		n, err := syscall.Read(fds[1], buf)
+		if err == syscall.EAGAIN {
+			if !s.flush(c) {
+				t.Fatal("flush dropped the client")
+			}
+			continue
+		}
+		if err != nil || n == 0 {
+			t.Fatalf("after %d bytes: %d, %v", len(got), n, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, sent) || len(c.out) != 0 {
+		t.Fatalf("got %d bytes (%d pending), want the %d sent, in order", len(got), len(c.out), len(sent))
+	}
+
+	// More than maxPending untaken: dropped.
+	for range maxPending/(64<<10) + 2 {
+		s.write(c, make([]byte, 64<<10))
+	}
+	if c.fd >= 0 {
+		t.Fatalf("%d bytes pending, the client kept", len(c.out))
 	}
 }
