@@ -164,12 +164,9 @@ func (s *ScaleReport) scaleMarkdown(b *strings.Builder) {
 	for i := range s.Runs {
 		run := &s.Runs[i]
 		sr := run.Streams
-		added := []string{"", "", "", "", "", ""}
-		if d := s.direct(run); d != nil && run.Target != "direct" {
-			ds := d.Streams
-			added = []string{signed(sr.TTFE50 - ds.TTFE50), signed(sr.TTFE99 - ds.TTFE99), signed(sr.TTFEMax - ds.TTFEMax),
-				signed(sr.Gap50 - ds.Gap50), signed(sr.Gap99 - ds.Gap99), signed(sr.GapMax - ds.GapMax)}
-		}
+		added := s.added(run, func(r loadgen.StreamsResult) []float64 {
+			return []float64{r.TTFE50, r.TTFE99, r.TTFEMax, r.Gap50, r.Gap99, r.GapMax}
+		})
 		fmt.Fprintf(b, "| %s | %s | %.0f | %.0f | %.0f | %s | %s | %s | %.0f | %.0f | %.0f | %s | %s | %s |\n",
 			streamsLabel(*run), scaleName(run.Target), sr.TTFE50, sr.TTFE99, sr.TTFEMax, added[0], added[1], added[2],
 			sr.Gap50, sr.Gap99, sr.GapMax, added[3], added[4], added[5])
@@ -184,11 +181,12 @@ func (s *ScaleReport) scaleMarkdown(b *strings.Builder) {
 			if sr.Stamped == 0 {
 				continue
 			}
-			added := []string{"", "", ""}
-			if d := s.direct(run); d != nil && run.Target != "direct" && d.Streams.Stamped > 0 {
-				ds := d.Streams
-				added = []string{signed(sr.Transit50 - ds.Transit50), signed(sr.Transit99 - ds.Transit99), signed(sr.TransitMax - ds.TransitMax)}
-			}
+			added := s.added(run, func(r loadgen.StreamsResult) []float64 {
+				if r.Stamped == 0 {
+					return nil // the direct run timed none: nothing to subtract
+				}
+				return []float64{r.Transit50, r.Transit99, r.TransitMax}
+			})
 			fmt.Fprintf(b, "| %s | %s | %d | %.0f | %.0f | %.0f | %s | %s | %s |\n",
 				streamsLabel(*run), scaleName(run.Target), sr.Stamped, sr.Transit50, sr.Transit99, sr.TransitMax, added[0], added[1], added[2])
 		}
@@ -344,6 +342,26 @@ func shortFrac(v float64) string {
 		return fmt.Sprintf("%.1f", v)
 	}
 	return short(v)
+}
+
+// added returns what run's figures (of) add to those of the direct run
+// at its count, each signed; blanks for the direct run itself, and where
+// there is no direct run or of gives it no figures.
+func (s *ScaleReport) added(run *ScaleRun, of func(loadgen.StreamsResult) []float64) []string {
+	mine := of(run.Streams)
+	out := make([]string, len(mine))
+	d := s.direct(run)
+	if d == nil || run.Target == "direct" {
+		return out
+	}
+	base := of(d.Streams)
+	if len(base) != len(mine) {
+		return out
+	}
+	for i := range mine {
+		out[i] = signed(mine[i] - base[i])
+	}
+	return out
 }
 
 // stamped reports whether any run timed its events on their way (an
