@@ -24,10 +24,14 @@ import (
 type Poller struct {
 	raw      []syscall.EpollEvent // Wait's
 	epfd     int
-	file     *os.File        // epfd, in the net package's poller
-	rc       syscall.RawConn // file's
-	deadline bool            // file has a read deadline set
-	wakeR    int             // a pipe's read end in epfd: Wake writes to wakeW
+	file     *os.File           // epfd, in the net package's poller
+	rc       syscall.RawConn    // file's
+	deadline bool               // file has a read deadline set
+	pollFn   func(uintptr) bool // p.poll, bound once so that Wait does not allocate
+	polled   []syscall.EpollEvent
+	pollN    int   // what poll found in polled
+	pollErr  error // and its error
+	wakeR    int   // a pipe's read end in epfd: Wake writes to wakeW
 	wakeW    int
 }
 
@@ -81,6 +85,7 @@ func NewPoller(maxEvents int) (*Poller, error) {
 		return nil, fmt.Errorf("netconn: cannot watch the wake-up pipe: %w", err)
 	}
 	p := &Poller{raw: make([]syscall.EpollEvent, maxEvents), epfd: epfd, wakeR: pipe[0], wakeW: pipe[1]}
+	p.pollFn = p.poll
 	// Non-blocking, so that os.NewFile puts it in the net package's poller.
 	err = syscall.SetNonblock(epfd, true)
 	if err == nil {
@@ -153,18 +158,10 @@ func (p *Poller) Wait(evs []PollEvent, timeout time.Duration) (int, error) {
 			p.file.SetReadDeadline(time.Time{})
 			p.deadline = false
 		}
-		err := p.rc.Read(func(fd uintptr) bool {
-			// Without blocking: the net package's poller waits, and calls
-			// this again once the set is readable. Level-triggered: 0 means
-			// nothing is ready, so the next event makes the set readable
-			// anew.
-			for {
-				n, werr = epollPoll(int(fd), raw)
-				if werr != syscall.EINTR {
-					return n > 0 || werr != nil
-				}
-			}
-		})
+		p.polled = raw
+		err := p.rc.Read(p.pollFn)
+		n, werr = p.pollN, p.pollErr
+		p.polled, p.pollErr = nil, nil
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return 0, nil
@@ -192,6 +189,19 @@ func (p *Poller) Wait(evs []PollEvent, timeout time.Duration) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// poll is Wait's callback of RawConn.Read: it polls the set without
+// blocking into p.polled. The net package's poller waits, and calls it
+// again once the set is readable. Level-triggered: 0 means nothing is
+// ready, so the next event makes the set readable anew.
+func (p *Poller) poll(fd uintptr) bool {
+	for {
+		p.pollN, p.pollErr = epollPoll(int(fd), p.polled)
+		if p.pollErr != syscall.EINTR {
+			return p.pollN > 0 || p.pollErr != nil
+		}
+	}
 }
 
 // Wake makes a Wait return.

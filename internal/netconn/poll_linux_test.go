@@ -159,3 +159,72 @@ func TestWriteFD(t *testing.T) {
 	}
 	t.Fatalf("wrote %d bytes to a peer that reads nothing without blocking", wrote)
 }
+
+// TestWaitAllocs: a Wait that finds events, with a timeout or without,
+// allocates nothing: a relay's loop calls it at every wake-up.
+func TestWaitAllocs(t *testing.T) {
+	p, err := NewPoller(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	a, b := socketPair(t)
+	if err := p.Add(fdOf(t, b), Token{Index: 1}, WaitRead); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write([]byte("x")); err != nil { // unread: ready at every Wait
+		t.Fatal(err)
+	}
+	evs := make([]PollEvent, 8)
+	for _, timeout := range []time.Duration{50 * time.Millisecond, -1} {
+		allocs := testing.AllocsPerRun(100, func() {
+			if n, err := p.Wait(evs, timeout); n != 1 || err != nil {
+				t.Fatalf("Wait(%v) = %d, %v; want the socket", timeout, n, err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("Wait(%v) allocates %v times, want 0", timeout, allocs)
+		}
+	}
+}
+
+// BenchmarkWait is a Wait that finds a socket ready, with the relay's
+// timeout: the cost of a loop's wake-up in the Poller.
+func BenchmarkWait(b *testing.B) {
+	p, err := NewPoller(8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	raw, _ := s.(*net.TCPConn).SyscallConn()
+	fd, err := SocketFD(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Add(fd, Token{Index: 1}, WaitRead); err != nil {
+		b.Fatal(err)
+	}
+	c.Write([]byte("x"))
+	evs := make([]PollEvent, 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		if n, err := p.Wait(evs, 50*time.Millisecond); n != 1 || err != nil {
+			b.Fatalf("Wait = %d, %v", n, err)
+		}
+	}
+}
