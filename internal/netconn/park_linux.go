@@ -230,9 +230,9 @@ func (p *Parker) loop() {
 	defer close(p.done)
 	events := make([]PollEvent, 256)
 	var ready, expired []*Conn
-	wait := time.Duration(-1)
+	var due time.Time
 	for {
-		n, err := p.poller.Wait(events, wait)
+		n, err := p.poller.Wait(events, due)
 		if err != nil {
 			// Not expected of a valid epoll set: close what is parked
 			// rather than leave it unwatched, and park no more.
@@ -262,9 +262,12 @@ func (p *Parker) loop() {
 			p.unlinkLocked(c)
 			expired = append(expired, c)
 		}
-		wait = -1
+		due = time.Time{}
 		if p.head != nil {
-			wait = min(p.head.parkUntil.Sub(now), maxReapWait) + time.Millisecond
+			due = p.head.parkUntil.Add(time.Millisecond)
+			if due.Sub(now) > maxReapWait {
+				due = now.Add(maxReapWait)
+			}
 		}
 		p.mu.Unlock()
 		for _, c := range ready {

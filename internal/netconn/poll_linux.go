@@ -22,17 +22,17 @@ import (
 // ready), so a goroutine waiting costs no thread, and its wake-up is the
 // runtime's scheduling, not a thread's.
 type Poller struct {
-	raw      []syscall.EpollEvent // Wait's
-	epfd     int
-	file     *os.File           // epfd, in the net package's poller
-	rc       syscall.RawConn    // file's
-	deadline bool               // file has a read deadline set
-	pollFn   func(uintptr) bool // p.poll, bound once so that Wait does not allocate
-	polled   []syscall.EpollEvent
-	pollN    int   // what poll found in polled
-	pollErr  error // and its error
-	wakeR    int   // a pipe's read end in epfd: Wake writes to wakeW
-	wakeW    int
+	raw     []syscall.EpollEvent // Wait's
+	epfd    int
+	file    *os.File           // epfd, in the net package's poller
+	rc      syscall.RawConn    // file's
+	due     time.Time          // file's read deadline: the last Wait's
+	pollFn  func(uintptr) bool // p.poll, bound once so that Wait does not allocate
+	polled  []syscall.EpollEvent
+	pollN   int   // what poll found in polled
+	pollErr error // and its error
+	wakeR   int   // a pipe's read end in epfd: Wake writes to wakeW
+	wakeW   int
 }
 
 // Token identifies a socket to its Poller's user: its index and the
@@ -137,37 +137,31 @@ func (p *Poller) Remove(fd int) {
 	epollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, &syscall.EpollEvent{})
 }
 
-// Wait waits up to timeout (negative: without one) for events, and fills
-// evs with them: it returns how many. A Wake is reported once however
-// many were made since the last. One goroutine only may call it.
-func (p *Poller) Wait(evs []PollEvent, timeout time.Duration) (int, error) {
+// Wait waits for events until due (the zero Time: without a deadline),
+// and fills evs with them: it returns how many, 0 if none came by due.
+// At a due that has passed it reports what is ready, without waiting. A Wake is reported
+// once however many were made since the last. One goroutine only may
+// call it.
+//
+// due is the epoll file's read deadline, a runtime timer: it is set only
+// when it changes, so a loop that waits for the same due over many
+// wake-ups resets no timer at each.
+func (p *Poller) Wait(evs []PollEvent, due time.Time) (int, error) {
 	raw := p.raw[:min(len(p.raw), len(evs))]
-	var (
-		n    int
-		werr error
-	)
-	if timeout == 0 {
-		// RawConn.Read would report the passed deadline before polling.
+	if !due.Equal(p.due) {
+		p.file.SetReadDeadline(due)
+		p.due = due
+	}
+	p.polled = raw
+	err := p.rc.Read(p.pollFn)
+	n, werr := p.pollN, p.pollErr
+	p.polled, p.pollN, p.pollErr = nil, 0, nil
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// RawConn.Read reports a passed deadline before it polls.
 		n, werr = epollPoll(p.epfd, raw)
-	} else {
-		switch {
-		case timeout > 0:
-			p.file.SetReadDeadline(time.Now().Add(timeout))
-			p.deadline = true
-		case p.deadline:
-			p.file.SetReadDeadline(time.Time{})
-			p.deadline = false
-		}
-		p.polled = raw
-		err := p.rc.Read(p.pollFn)
-		n, werr = p.pollN, p.pollErr
-		p.polled, p.pollErr = nil, nil
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			return 0, nil
-		case err != nil:
-			return 0, err
-		}
+	case err != nil:
+		return 0, err
 	}
 	if werr == syscall.EINTR {
 		return 0, nil

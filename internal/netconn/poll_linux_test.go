@@ -46,7 +46,7 @@ func fdOf(t *testing.T, c *net.TCPConn) int {
 func waitOne(t *testing.T, p *Poller) PollEvent {
 	t.Helper()
 	evs := make([]PollEvent, 8)
-	n, err := p.Wait(evs, 5*time.Second)
+	n, err := p.Wait(evs, time.Now().Add(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,8 +58,9 @@ func waitOne(t *testing.T, p *Poller) PollEvent {
 
 // TestPoller checks the Poller on real sockets: a socket's bytes are
 // reported with its token, again while they stay unread (level-triggered),
-// not after Remove; Wake ends a Wait without a timeout; a timeout ends a
-// Wait with no event.
+// not after Remove; Wake ends a Wait without a deadline; a deadline ends a
+// Wait with no event, and a passed one reports what is ready, whether it
+// is new or the Wait before's.
 func TestPoller(t *testing.T) {
 	p, err := NewPoller(8)
 	if err != nil {
@@ -74,8 +75,9 @@ func TestPoller(t *testing.T) {
 	}
 
 	evs := make([]PollEvent, 8)
-	if n, err := p.Wait(evs, 20*time.Millisecond); n != 0 || err != nil {
-		t.Fatalf("Wait with nothing ready = %d, %v; want 0, nil after its timeout", n, err)
+	due := time.Now().Add(20 * time.Millisecond)
+	if n, err := p.Wait(evs, due); n != 0 || err != nil || time.Now().Before(due) {
+		t.Fatalf("Wait with nothing ready = %d, %v; want 0, nil at its deadline", n, err)
 	}
 
 	if _, err := a.Write([]byte("hello")); err != nil {
@@ -86,8 +88,10 @@ func TestPoller(t *testing.T) {
 			t.Fatalf("event %+v, want readable with token %+v", ev, tok)
 		}
 	}
-	if n, err := p.Wait(evs, 0); n != 1 || err != nil || evs[0].Token != tok {
-		t.Fatalf("Wait(0) with bytes ready = %d %+v, %v; want them", n, evs[:n], err)
+	for range 2 { // the same passed deadline: the file's, already passed
+		if n, err := p.Wait(evs, due); n != 1 || err != nil || evs[0].Token != tok {
+			t.Fatalf("Wait with a passed deadline and bytes ready = %d %+v, %v; want them", n, evs[:n], err)
+		}
 	}
 	buf := make([]byte, 16)
 	if n, err := ReadFD(fd, buf); n != 5 || err != nil || string(buf[:n]) != "hello" {
@@ -97,14 +101,14 @@ func TestPoller(t *testing.T) {
 		t.Fatalf("ReadFD of an empty socket: %v, want ErrWouldBlock", err)
 	}
 
-	// A Wait without a timeout, after one whose timeout has passed: only
+	// A Wait without a deadline, after one whose deadline has passed: only
 	// Wake ends it.
-	if n, err := p.Wait(evs, time.Nanosecond); n != 0 || err != nil {
+	if n, err := p.Wait(evs, time.Now().Add(time.Nanosecond)); n != 0 || err != nil {
 		t.Fatalf("Wait with nothing ready = %d, %v", n, err)
 	}
 	done := make(chan PollEvent, 1)
 	go func() {
-		n, err := p.Wait(evs, -1)
+		n, err := p.Wait(evs, time.Time{})
 		if err != nil || n != 1 {
 			t.Errorf("Wait = %d, %v; want the wake-up", n, err)
 		}
@@ -124,7 +128,7 @@ func TestPoller(t *testing.T) {
 	if _, err := a.Write([]byte("more")); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := p.Wait(evs, 20*time.Millisecond); n != 0 || err != nil {
+	if n, err := p.Wait(evs, time.Now().Add(20*time.Millisecond)); n != 0 || err != nil {
 		t.Fatalf("Wait after Remove = %d %+v, %v; want nothing", n, evs[:n], err)
 	}
 
@@ -160,8 +164,9 @@ func TestWriteFD(t *testing.T) {
 	t.Fatalf("wrote %d bytes to a peer that reads nothing without blocking", wrote)
 }
 
-// TestWaitAllocs: a Wait that finds events, with a timeout or without,
-// allocates nothing: a relay's loop calls it at every wake-up.
+// TestWaitAllocs: a Wait that finds events, with a deadline (the last
+// Wait's, or a new one) or without, allocates nothing: a relay's loop
+// calls it at every wake-up.
 func TestWaitAllocs(t *testing.T) {
 	p, err := NewPoller(8)
 	if err != nil {
@@ -176,20 +181,30 @@ func TestWaitAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := make([]PollEvent, 8)
-	for _, timeout := range []time.Duration{50 * time.Millisecond, -1} {
+	kept := time.Now().Add(time.Minute)
+	for _, c := range []struct {
+		name string
+		due  func() time.Time
+	}{
+		{"the last deadline", func() time.Time { return kept }},
+		{"a new deadline", func() time.Time { return time.Now().Add(time.Minute) }},
+		{"no deadline", func() time.Time { return time.Time{} }},
+	} {
 		allocs := testing.AllocsPerRun(100, func() {
-			if n, err := p.Wait(evs, timeout); n != 1 || err != nil {
-				t.Fatalf("Wait(%v) = %d, %v; want the socket", timeout, n, err)
+			if n, err := p.Wait(evs, c.due()); n != 1 || err != nil {
+				t.Fatalf("Wait with %s = %d, %v; want the socket", c.name, n, err)
 			}
 		})
 		if allocs != 0 {
-			t.Errorf("Wait(%v) allocates %v times, want 0", timeout, allocs)
+			t.Errorf("Wait with %s allocates %v times, want 0", c.name, allocs)
 		}
 	}
 }
 
-// BenchmarkWait is a Wait that finds a socket ready, with the relay's
-// timeout: the cost of a loop's wake-up in the Poller.
+// BenchmarkWait is a Wait that finds a socket ready: the cost of a
+// loop's wake-up in the Poller, with the deadline of the Wait before
+// (kept, as a relay's loop waits between its sweeps) and with a new one
+// at each Wait (a runtime timer's reset).
 func BenchmarkWait(b *testing.B) {
 	p, err := NewPoller(8)
 	if err != nil {
@@ -221,10 +236,21 @@ func BenchmarkWait(b *testing.B) {
 	}
 	c.Write([]byte("x"))
 	evs := make([]PollEvent, 8)
-	b.ReportAllocs()
-	for b.Loop() {
-		if n, err := p.Wait(evs, 50*time.Millisecond); n != 1 || err != nil {
-			b.Fatalf("Wait = %d, %v", n, err)
+	b.Run("due=kept", func(b *testing.B) {
+		due := time.Now().Add(time.Hour)
+		b.ReportAllocs()
+		for b.Loop() {
+			if n, err := p.Wait(evs, due); n != 1 || err != nil {
+				b.Fatalf("Wait = %d, %v", n, err)
+			}
 		}
-	}
+	})
+	b.Run("due=new", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if n, err := p.Wait(evs, time.Now().Add(50*time.Millisecond)); n != 1 || err != nil {
+				b.Fatalf("Wait = %d, %v", n, err)
+			}
+		}
+	})
 }

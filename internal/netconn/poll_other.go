@@ -42,12 +42,12 @@ var errNoPoller = fmt.Errorf("netconn: event loops run on Linux only: %w", error
 // NewPoller returns an error: Linux only.
 func NewPoller(int) (*Poller, error) { return nil, errNoPoller }
 
-func (p *Poller) Add(int, Token, int) error                    { return errNoPoller }
-func (p *Poller) Modify(int, Token, int) error                 { return errNoPoller }
-func (p *Poller) Remove(int)                                   {}
-func (p *Poller) Wait([]PollEvent, time.Duration) (int, error) { return 0, errNoPoller }
-func (p *Poller) Wake()                                        {}
-func (p *Poller) Close()                                       {}
+func (p *Poller) Add(int, Token, int) error                { return errNoPoller }
+func (p *Poller) Modify(int, Token, int) error             { return errNoPoller }
+func (p *Poller) Remove(int)                               {}
+func (p *Poller) Wait([]PollEvent, time.Time) (int, error) { return 0, errNoPoller }
+func (p *Poller) Wake()                                    {}
+func (p *Poller) Close()                                   {}
 
 // SocketFD returns an error: Linux only.
 func SocketFD(syscall.RawConn) (int, error) { return -1, errNoPoller }

@@ -36,10 +36,11 @@ type loop struct {
 	slots     []*Stream // by Stream.slot; nil: free
 	free      []int32
 	gen       uint32
-	buf       []byte // what the upstream is read into
-	out       []byte // a chunk being framed
-	first     []byte // the head and the first chunk
-	nextSweep time.Time
+	buf       []byte    // what the upstream is read into
+	out       []byte    // a chunk being framed
+	first     []byte    // the head and the first chunk
+	nextSweep time.Time // on the Relay's clock
+	pollDue   time.Time // of the Poller's wait, on the wall clock
 }
 
 // Sizes and times of the loops.
@@ -162,11 +163,20 @@ func (l *loop) run() {
 	l.out = make([]byte, chunkRoom, 4<<10)
 	events := make([]netconn.PollEvent, maxEvents)
 	for {
-		wait := time.Duration(-1)
-		if len(l.slots) > len(l.free) {
-			wait = sweepEvery
+		// While it has streams, the loop wakes at least every sweepEvery
+		// to sweep them, on the Relay's clock. The Poller's due is on the
+		// wall clock, and kept from one wake-up to the next until it
+		// passes: a new one is a runtime timer's reset.
+		switch {
+		case len(l.slots) == len(l.free):
+			l.pollDue = time.Time{}
+		case l.pollDue.IsZero():
+			l.pollDue = time.Now().Add(sweepEvery)
 		}
-		n, err := l.p.Wait(events, wait)
+		n, err := l.p.Wait(events, l.pollDue)
+		if n == 0 && !l.pollDue.IsZero() && !time.Now().Before(l.pollDue) {
+			l.pollDue = time.Time{}
+		}
 		if err != nil {
 			// Not expected of a valid epoll set: end every stream rather than
 			// leave it unserved.
