@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"sync"
@@ -33,7 +34,9 @@ type loop struct {
 	incoming []*Stream
 
 	// The loop goroutine's own.
-	slots     []*Stream // by Stream.slot; nil: free
+	slots     []*Stream       // by Stream.slot; nil: free
+	deadlines []time.Duration // by slot: when its wait ends, since epoch; never if free or unbounded
+	epoch     time.Time       // of the Relay's clock
 	free      []int32
 	gen       uint32
 	buf       []byte    // what the upstream is read into
@@ -49,6 +52,7 @@ const (
 	chunkRoom  = 18 // a chunk's size line, before its data: 16 hex digits and CRLF
 	sweepEvery = 50 * time.Millisecond
 	maxEvents  = 256
+	never      = time.Duration(math.MaxInt64) // a deadline that does not pass
 )
 
 // What each socket is waited for. Level-triggered: one read per
@@ -161,6 +165,7 @@ func (l *loop) run() {
 	}()
 	l.buf = make([]byte, readSize)
 	l.out = make([]byte, chunkRoom, 4<<10)
+	l.epoch = l.r.now()
 	events := make([]netconn.PollEvent, maxEvents)
 	for {
 		// While it has streams, the loop wakes at least every sweepEvery
@@ -240,6 +245,7 @@ func (l *loop) admit(s *Stream) {
 	} else {
 		s.slot = int32(len(l.slots))
 		l.slots = append(l.slots, s)
+		l.deadlines = append(l.deadlines, never)
 	}
 	l.gen++
 	s.gen = l.gen
@@ -251,7 +257,7 @@ func (l *loop) admit(s *Stream) {
 		l.end(s, ErrClientGone)
 		return
 	}
-	s.deadline = l.r.now().Add(s.Timeout)
+	l.setDeadline(s, s.Timeout)
 	l.relay(s, s.Initial, s.Head)
 }
 
@@ -273,7 +279,7 @@ func (l *loop) upstreamReady(s *Stream, ev netconn.PollEvent) {
 		l.end(s, ErrUpstream) // closed or reset before the body's end
 		return
 	}
-	s.deadline = l.r.now().Add(s.Timeout)
+	l.setDeadline(s, s.Timeout)
 	l.relay(s, l.buf[:n], nil)
 }
 
@@ -360,9 +366,7 @@ func (l *loop) send(s *Stream, b []byte) bool {
 		return true
 	}
 	s.pending = append(s.pending[:0], b[n:]...)
-	if s.WriteTimeout > 0 {
-		s.deadline = l.r.now().Add(s.WriteTimeout)
-	}
+	l.setDeadline(s, s.WriteTimeout)
 	l.p.Modify(s.ufd, s.token(0), 0)
 	l.p.Modify(s.cfd, s.token(1), clientBlocked)
 	return true
@@ -386,9 +390,7 @@ func (l *loop) clientReady(s *Stream, ev netconn.PollEvent) {
 	s.res.Sent += int64(n)
 	if n < len(s.pending) {
 		s.pending = s.pending[n:]
-		if s.WriteTimeout > 0 {
-			s.deadline = l.r.now().Add(s.WriteTimeout)
-		}
+		l.setDeadline(s, s.WriteTimeout)
 		return
 	}
 	s.pending = nil
@@ -398,7 +400,7 @@ func (l *loop) clientReady(s *Stream, ev netconn.PollEvent) {
 	}
 	l.p.Modify(s.cfd, s.token(1), clientEvents)
 	l.p.Modify(s.ufd, s.token(0), upstreamEvents)
-	s.deadline = l.r.now().Add(s.Timeout)
+	l.setDeadline(s, s.Timeout)
 }
 
 // token is the Poller's token of s's upstream socket (side 0) or
@@ -407,17 +409,30 @@ func (s *Stream) token(side int32) netconn.Token {
 	return netconn.Token{Index: s.slot<<1 | side, Gen: s.gen}
 }
 
-// sweep ends the streams whose wait has passed its deadline: for the
-// upstream, or for a client that does not read.
+// setDeadline bounds s's wait from now: for the upstream, or for a
+// client that does not read. A bound of 0 is none.
+func (l *loop) setDeadline(s *Stream, bound time.Duration) {
+	d := never
+	if bound > 0 {
+		d = l.r.now().Sub(l.epoch) + bound
+	}
+	l.deadlines[s.slot] = d
+}
+
+// sweep ends the streams whose wait has passed its deadline. It reads
+// the deadlines only, which lie together, and not the Streams, which are
+// each in memory of their own: with thousands of streams, most of a
+// sweep's time would be cache misses.
 func (l *loop) sweep(now time.Time) {
-	for _, s := range l.slots {
-		if s == nil || now.Before(s.deadline) {
+	at := now.Sub(l.epoch)
+	for i, d := range l.deadlines {
+		if d > at {
 			continue
 		}
-		switch {
-		case len(s.pending) == 0 && s.Timeout > 0:
+		s := l.slots[i] // a free slot's deadline is never
+		if len(s.pending) == 0 {
 			l.end(s, ErrTimeout)
-		case s.WriteTimeout > 0:
+		} else {
 			l.end(s, ErrWriteTimeout)
 		}
 	}
@@ -429,6 +444,7 @@ func (l *loop) end(s *Stream, err error) {
 		l.p.Remove(s.ufd)
 		l.p.Remove(s.cfd)
 		l.slots[s.slot] = nil
+		l.deadlines[s.slot] = never
 		l.free = append(l.free, s.slot)
 		s.slot = -1
 	}

@@ -52,9 +52,8 @@ type Stream struct {
 	gen       uint32
 	dec       chunkDecoder
 	scan      openai.SSEScanner
-	pending   []byte    // written to the client only in part: the rest
-	deadline  time.Time // of the wait for the upstream, or for the client while pending
-	finishing bool      // the body has ended: done once pending is written
+	pending   []byte // written to the client only in part: the rest
+	finishing bool   // the body has ended: done once pending is written
 	res       Result
 }
 

@@ -844,11 +844,53 @@ func TestRelayTimeout(t *testing.T) {
 		t.Errorf("Done got %+v; want %v, not reusable, Sent %d (what the client got)", r, ErrTimeout, len(a.got))
 	}
 
-	// b, with an hour's Timeout, goes on.
+	// b, with an hour's Timeout, goes on, through sweeps past the
+	// deadline a had: a's slot is free, and swept no more.
+	h.clock.advance(20 * time.Second)
+	barrier()
 	b.write("0\r\n\r\n")
 	b.readEnd(bdata)
 	if rb := db.wait(t); rb.Err != nil {
 		t.Errorf("the other stream: Done got %+v; want no error", rb)
+	}
+}
+
+// TestRelayNoTimeout: a Timeout of zero does not bound the wait for the
+// upstream, whatever WriteTimeout is; WriteTimeout bounds only a wait for
+// a client that does not read.
+func TestRelayNoTimeout(t *testing.T) {
+	h := newRelayHarness(t, Config{Loops: 1})
+	a, b := h.connect(0), h.connect(0)
+	da, db := h.newDone(), h.newDone()
+	sa := a.stream("", da)
+	sa.Timeout, sa.WriteTimeout = 0, time.Second
+	sb := b.stream("", db)
+	sb.Timeout = 100 * time.Hour
+	h.start(sa)
+	h.start(sb)
+	a.readData("")
+	b.readData("")
+	bdata := ""
+	for turn := range 3 {
+		h.clock.advance(time.Hour)
+		for range 2 { // the loop has swept at the clock as it is (TestRelayTimeout)
+			bdata += "."
+			b.write("1\r\n.\r\n")
+			b.readData(bdata)
+		}
+		if da.ended() {
+			t.Fatalf("a stream without a Timeout ended %d h after its start: %+v", turn+1, <-da.ch)
+		}
+	}
+	a.write("3\r\none\r\n0\r\n\r\n")
+	a.readEnd("one")
+	if r := da.wait(t); r.Err != nil {
+		t.Errorf("Done got %+v; want no error", r)
+	}
+	b.write("0\r\n\r\n")
+	b.readEnd(bdata)
+	if r := db.wait(t); r.Err != nil {
+		t.Errorf("the other stream: Done got %+v; want no error", r)
 	}
 }
 
@@ -1081,4 +1123,37 @@ func TestRelayManyStreams(t *testing.T) {
 	if n := h.r.Active(); n != 0 {
 		t.Errorf("Active() = %d after every Done; want 0", n)
 	}
+}
+
+// BenchmarkSweep is a loop's sweep of 9,800 streams, none of them due:
+// what the loop spends every sweepEvery at the scale benchmark's count.
+// cold: the streams' memory is out of the caches, as the traffic of a
+// sweepEvery between two sweeps leaves it.
+func BenchmarkSweep(b *testing.B) {
+	const n = 9800
+	now := time.Now()
+	l := &loop{r: &Relay{now: func() time.Time { return now }}, epoch: now}
+	for range n {
+		s := &Stream{Timeout: time.Minute}
+		s.slot = int32(len(l.slots))
+		l.slots = append(l.slots, s)
+		l.deadlines = append(l.deadlines, never)
+		l.setDeadline(s, s.Timeout)
+	}
+	b.Run("warm", func(b *testing.B) {
+		for b.Loop() {
+			l.sweep(now)
+		}
+	})
+	b.Run("cold", func(b *testing.B) {
+		other := make([]byte, 64<<20)
+		for b.Loop() {
+			b.StopTimer()
+			for i := 0; i < len(other); i += 64 {
+				other[i]++
+			}
+			b.StartTimer()
+			l.sweep(now)
+		}
+	})
 }
