@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/internal/upstreamspec"
 	"github.com/authgate/authgate/limiter/redis"
 	"github.com/authgate/authgate/logsink"
 	"github.com/authgate/authgate/server"
@@ -161,7 +161,7 @@ var settings = []setting{
 		return err
 	}},
 	{"MODEL_ALIASES", "model-aliases", "", "model names clients may use for models upstreams serve: alias=model, comma-separated", func(c *serveConfig, v string) error {
-		aliases, err := proxy.ParseAliases(v)
+		aliases, err := upstreamspec.ParseAliases(v)
 		c.gw.ModelAliases = aliases
 		return err
 	}},

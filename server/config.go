@@ -14,6 +14,7 @@ import (
 	"github.com/authgate/authgate/internal/adminguard"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/internal/upstreamspec"
 	"github.com/authgate/authgate/limiter/tokens"
 	"github.com/authgate/authgate/logsink"
 )
@@ -330,13 +331,13 @@ func ParseFailureMode(s string) (FailureMode, error) {
 var ErrNoKeys = errors.New("server: no valid API key configured")
 
 // ErrNoUpstream is returned by ParseUpstreams for an empty value.
-var ErrNoUpstream = proxy.ErrNoUpstream
+var ErrNoUpstream = upstreamspec.ErrNoUpstream
 
 // ParseUpstreams splits a comma-separated UPSTREAM_URL value into base URLs
 // and checks each one: scheme http or https, a host, no query, fragment or
 // user info. Blank items are an error, not skipped. Errors never show a
 // password.
-func ParseUpstreams(s string) ([]string, error) { return proxy.ParseUpstreams(s) }
+func ParseUpstreams(s string) ([]string, error) { return upstreamspec.ParseUpstreams(s) }
 
 // Health-check settings of Config.HealthCheckPath and HealthCheckInterval.
 const (

@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/authgate/authgate/internal/safelog"
+	"github.com/authgate/authgate/internal/upstreamspec"
 )
 
 // Model is one entry of the gateway's model list (Proxy.Models).
@@ -105,7 +106,8 @@ func (e *errListStatus) ErrClass() string { return e.Error() }
 // parseModelList reads an OpenAI model list,
 // {"object":"list","data":[{"id":"m",…},…]}, into its entries, each id once
 // (the first entry of an id is kept) and each entry's JSON as the upstream
-// wrote it, whitespace aside. An id is 1 to maxModelID bytes of UTF-8.
+// wrote it, whitespace aside. An id is 1 to upstreamspec.MaxModelID bytes
+// of UTF-8.
 func parseModelList(body []byte) ([]Model, error) {
 	// The parser lets invalid escapes through, and MarshalTo would pass
 	// them on: the validator does not.
@@ -132,7 +134,7 @@ func parseModelList(body []byte) ([]Model, error) {
 			return nil, errListShape
 		}
 		id := e.GetStringBytes("id")
-		if len(id) == 0 || len(id) > maxModelID || !utf8.Valid(id) {
+		if len(id) == 0 || len(id) > upstreamspec.MaxModelID || !utf8.Valid(id) {
 			return nil, errListEntry
 		}
 		if seen[string(id)] {

@@ -24,16 +24,17 @@ import (
 	"github.com/authgate/authgate/internal/relay"
 	"github.com/authgate/authgate/internal/safelog"
 	"github.com/authgate/authgate/internal/target"
+	"github.com/authgate/authgate/internal/upstreamspec"
 )
 
 // Config is a Proxy's configuration. Zero fields mean what each says.
 type Config struct {
 	// Upstreams are the base URLs of the upstream servers, each
-	// optionally followed by its options (see ParseUpstreams). Empty:
-	// every request is answered 502.
+	// optionally followed by its options (see upstreamspec.ParseUpstreams).
+	// Empty: every request is answered 502.
 	Upstreams []string
 	// Aliases maps model names clients may use to the models upstreams
-	// serve (see ParseAliases); nil: none. New copies it.
+	// serve (see upstreamspec.ParseAliases); nil: none. New copies it.
 	Aliases map[string]string
 	// APIKey, if set, is sent upstream as "Authorization: Bearer APIKey".
 	APIKey string
@@ -156,7 +157,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.APIKey != "" {
 		p.authHeader = []byte("Bearer " + cfg.APIKey)
 	}
-	if err := checkAliases(cfg.Aliases); err != nil {
+	if err := upstreamspec.CheckAliases(cfg.Aliases); err != nil {
 		return nil, err
 	}
 	if len(cfg.Aliases) > 0 {

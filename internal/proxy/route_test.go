@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 
+	"github.com/authgate/authgate/internal/upstreamspec"
 	"github.com/authgate/authgate/mockupstream"
 )
 
@@ -863,7 +864,7 @@ func TestRouteDiscoveryBounds(t *testing.T) {
 	f(many, "model list holds over 4096 models")
 	f([]byte(`{"data":{"id":"m0"}}`), "model list has no data array of objects")
 	f([]byte(`{"data":[{"id":"m0"},{"name":"x"}]}`), "model list entry without a valid id")
-	f([]byte(`{"data":[{"id":"m0"},{"id":"`+strings.Repeat("x", maxModelID+1)+`"}]}`), "model list entry without a valid id")
+	f([]byte(`{"data":[{"id":"m0"},{"id":"`+strings.Repeat("x", upstreamspec.MaxModelID+1)+`"}]}`), "model list entry without a valid id")
 	// The last two failures are of one class: one warning.
 	if n := strings.Count(logs.String(), "keeping the last one read"); n != 5 {
 		t.Fatalf("%d warnings, want 5:\n%s", n, logs)

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+
+	"github.com/authgate/authgate/internal/upstreamspec"
 )
 
 // upstream is one upstream server: its address, its connection pool and
@@ -36,11 +38,11 @@ type upstream struct {
 // newUpstream builds the upstream of one Config.Upstreams item; created
 // is the "created" time of its declared models' entries.
 func newUpstream(raw string, dial func(ctx context.Context, network, addr string) (net.Conn, error), created int64) (*upstream, error) {
-	it, err := parseUpstreamItem(raw)
+	it, err := upstreamspec.ParseItem(raw)
 	if err != nil {
 		return nil, err
 	}
-	u := it.url
+	u := it.URL
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -49,7 +51,7 @@ func newUpstream(raw string, dial func(ctx context.Context, network, addr string
 		}
 	}
 	up := &upstream{
-		name: it.raw,
+		name: it.Raw,
 		host: []byte(u.Host),
 		pool: &connPool{
 			addr:        net.JoinHostPort(u.Hostname(), port),
@@ -65,10 +67,10 @@ func newUpstream(raw string, dial func(ctx context.Context, network, addr string
 	if prefix := strings.TrimSuffix(u.EscapedPath(), "/"); prefix != "" {
 		up.prefix = []byte(prefix)
 	}
-	if it.declared {
-		up.models.Store(declaredSet(it.models, created))
+	if it.Declared {
+		up.models.Store(declaredSet(it.Models, created))
 	}
-	up.noStreamOptions = it.noStreamOptions
+	up.noStreamOptions = it.NoStreamOptions
 	up.healthy.Store(true) // until a check says otherwise
 	return up, nil
 }

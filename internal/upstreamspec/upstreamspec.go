@@ -1,4 +1,4 @@
-package proxy
+package upstreamspec
 
 import (
 	"errors"
@@ -22,7 +22,7 @@ var ErrNoUpstream = errors.New("proxy: no upstream configured")
 // a server that refuses a request with stream_options, which the gateway
 // then does not add (docs/http.md#token-metering).
 // Blank items are an error, not skipped. The items are returned trimmed,
-// options included, as Config.Upstreams takes them.
+// options included, as the proxy's Config.Upstreams takes them.
 func ParseUpstreams(s string) ([]string, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, ErrNoUpstream
@@ -31,7 +31,7 @@ func ParseUpstreams(s string) ([]string, error) {
 	out := make([]string, 0, len(parts))
 	for i, p := range parts {
 		p = strings.TrimSpace(p)
-		if _, err := parseUpstreamItem(p); err != nil {
+		if _, err := ParseItem(p); err != nil {
 			return nil, fmt.Errorf("upstream %d of %d: %w", i+1, len(parts), err)
 		}
 		out = append(out, p)
@@ -39,33 +39,33 @@ func ParseUpstreams(s string) ([]string, error) {
 	return out, nil
 }
 
-// upstreamItem is one parsed item of Config.Upstreams.
-type upstreamItem struct {
-	url              *url.URL
-	raw              string   // the URL as written: the upstream's name
-	models           []string // declared models, in the order written
-	declared         bool     // models= was given
-	noStreamOptions  bool     // stream-options=off
+// Item is one parsed item of the upstream list.
+type Item struct {
+	URL              *url.URL
+	Raw              string   // the URL as written: the upstream's name
+	Models           []string // declared models, in the order written
+	Declared         bool     // models= was given
+	NoStreamOptions  bool     // stream-options=off
 	streamOptionsSet bool
 }
 
-// maxModelID is the longest model id accepted, declared, aliased or
+// MaxModelID is the longest model id accepted, declared, aliased or
 // discovered.
-const maxModelID = 256
+const MaxModelID = 256
 
-// parseUpstreamItem parses one item of Config.Upstreams: a base URL, then
-// options. Its errors never show a password, nor an option's value other
-// than a model id.
-func parseUpstreamItem(s string) (upstreamItem, error) {
+// ParseItem parses one item of the upstream list, as ParseUpstreams
+// returns it: a base URL, then options. Its errors never show a password,
+// nor an option's value other than a model id.
+func ParseItem(s string) (Item, error) {
 	fields := strings.Fields(s)
 	if len(fields) == 0 {
-		return upstreamItem{}, errors.New("empty upstream URL")
+		return Item{}, errors.New("empty upstream URL")
 	}
 	u, err := parseUpstream(fields[0])
 	if err != nil {
-		return upstreamItem{}, err
+		return Item{}, err
 	}
-	it := upstreamItem{url: u, raw: fields[0]}
+	it := Item{URL: u, Raw: fields[0]}
 	for _, opt := range fields[1:] {
 		name, value, ok := strings.Cut(opt, "=")
 		switch {
@@ -78,27 +78,27 @@ func parseUpstreamItem(s string) (upstreamItem, error) {
 			if value != "off" && value != "on" {
 				return it, fmt.Errorf("upstream URL %q: stream-options=: want off or on", u.Redacted())
 			}
-			it.streamOptionsSet, it.noStreamOptions = true, value == "off"
+			it.streamOptionsSet, it.NoStreamOptions = true, value == "off"
 			continue
 		case name != "models":
 			if isOptionName(name) {
 				return it, fmt.Errorf("upstream URL %q: unknown option %q (the options are models= and stream-options=)", u.Redacted(), name)
 			}
 			return it, fmt.Errorf("upstream URL %q: unknown option (the options are models= and stream-options=)", u.Redacted())
-		case it.declared:
+		case it.Declared:
 			return it, fmt.Errorf("upstream URL %q: option models given twice", u.Redacted())
 		}
-		it.declared = true
+		it.Declared = true
 		seen := map[string]bool{}
 		for id := range strings.SplitSeq(value, "|") {
-			if err := checkModelID(id); err != nil {
+			if err := CheckModelID(id); err != nil {
 				return it, fmt.Errorf("upstream URL %q: models=: %w", u.Redacted(), err)
 			}
 			if seen[id] {
 				return it, fmt.Errorf("upstream URL %q: models=: model %q listed twice", u.Redacted(), id)
 			}
 			seen[id] = true
-			it.models = append(it.models, id)
+			it.Models = append(it.Models, id)
 		}
 	}
 	return it, nil
@@ -118,15 +118,15 @@ func isOptionName(s string) bool {
 	return true
 }
 
-// checkModelID checks a declared model id or an alias: 1 to maxModelID
+// CheckModelID checks a declared model id or an alias: 1 to MaxModelID
 // bytes of UTF-8, no whitespace or control character, and none of the
 // separators , | =.
-func checkModelID(id string) error {
+func CheckModelID(id string) error {
 	switch {
 	case id == "":
 		return errors.New("empty model id")
-	case len(id) > maxModelID:
-		return fmt.Errorf("model id over %d bytes", maxModelID)
+	case len(id) > MaxModelID:
+		return fmt.Errorf("model id over %d bytes", MaxModelID)
 	case !utf8.ValidString(id):
 		return errors.New("model id is not valid UTF-8")
 	case strings.ContainsAny(id, ",|="):
@@ -137,12 +137,12 @@ func checkModelID(id string) error {
 	return nil
 }
 
-// ParseAliases parses a MODEL_ALIASES value for Config.Aliases:
-// comma-separated alias=model pairs, whitespace around each part trimmed
-// (docs/configuration.md#models-and-routing). An empty or blank s is no
-// alias. The error names the item at fault: one blank or without =, a
-// name that is not a model id (checkModelID), an alias given twice, or
-// one whose model is itself an alias.
+// ParseAliases parses a MODEL_ALIASES value for the proxy's
+// Config.Aliases: comma-separated alias=model pairs, whitespace around
+// each part trimmed (docs/configuration.md#models-and-routing). An empty
+// or blank s is no alias. The error names the item at fault: one blank or
+// without =, a name that is not a model id (CheckModelID), an alias given
+// twice, or one whose model is itself an alias.
 func ParseAliases(s string) (map[string]string, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
@@ -163,7 +163,7 @@ func ParseAliases(s string) (map[string]string, error) {
 			return nil, fmt.Errorf("alias %d of %d: %w", i+1, len(parts), err)
 		}
 	}
-	if err := checkAliases(m); err != nil {
+	if err := CheckAliases(m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -171,10 +171,10 @@ func ParseAliases(s string) (map[string]string, error) {
 
 // checkAlias checks one alias and its target.
 func checkAlias(alias, target string) error {
-	if err := checkModelID(alias); err != nil {
+	if err := CheckModelID(alias); err != nil {
 		return fmt.Errorf("alias: %w", err)
 	}
-	if err := checkModelID(target); err != nil {
+	if err := CheckModelID(target); err != nil {
 		return fmt.Errorf("alias %q: %w", alias, err)
 	}
 	if alias == target {
@@ -183,8 +183,9 @@ func checkAlias(alias, target string) error {
 	return nil
 }
 
-// checkAliases checks every alias of m, and that none names another.
-func checkAliases(m map[string]string) error {
+// CheckAliases checks every alias of m, and that none names another:
+// what ParseAliases checks, for aliases it did not read.
+func CheckAliases(m map[string]string) error {
 	for alias, target := range m {
 		if err := checkAlias(alias, target); err != nil {
 			return err
