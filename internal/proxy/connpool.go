@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ type upConn struct {
 	net.Conn
 	br        *bufio.Reader   // held for the connection's life: the response's header must fit
 	raw       syscall.RawConn // of the TCP connection; nil if it has none
+	rio       *netconn.RawIO  // reads and writes it, where it can (Linux)
 	idleSince time.Time
 
 	peekFn    func(fd uintptr) bool // c.peek, bound once so that alive does not allocate
@@ -78,7 +80,7 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, upWrit
 // it.
 func (c *upConn) writeRequest(req interface{ Write(*bufio.Writer) error }) error {
 	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(c.Conn)
+	bw.Reset(c.io())
 	err := req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
@@ -133,7 +135,7 @@ func (p *connPool) dial() (*upConn, error) {
 	if p.tlsConfig == nil {
 		// Peeking under TLS would see TLS records (session tickets) as
 		// unexpected bytes; TLS connections skip the liveness check.
-		c.raw = netconn.RawConnOf(conn)
+		c.raw, c.rio = netconn.RawConnOf(conn), netconn.NewRawIO(conn)
 		c.peekFn = c.peek
 	}
 	if p.tlsConfig != nil {
@@ -156,8 +158,16 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, upRead
 func (c *upConn) reader() {
 	if c.br == nil {
 		c.br = readers.Get().(*bufio.Reader)
-		c.br.Reset(c.Conn)
+		c.br.Reset(c.io())
 	}
+}
+
+// io is what c is read and written through.
+func (c *upConn) io() io.ReadWriter {
+	if c.rio != nil {
+		return c.rio
+	}
+	return c.Conn
 }
 
 // dropReader gives c's read buffer back, keeping none of its bytes: the
