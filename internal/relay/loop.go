@@ -410,11 +410,12 @@ func (s *Stream) token(side int32) netconn.Token {
 }
 
 // setDeadline bounds s's wait from now: for the upstream, or for a
-// client that does not read. A bound of 0 is none.
+// client that does not read. A bound of 0 is none, and so is one too
+// long to add to the clock.
 func (l *loop) setDeadline(s *Stream, bound time.Duration) {
 	d := never
-	if bound > 0 {
-		d = l.r.now().Sub(l.epoch) + bound
+	if at := l.r.now().Sub(l.epoch); bound > 0 && bound < never-at {
+		d = at + bound
 	}
 	l.deadlines[s.slot] = d
 }
