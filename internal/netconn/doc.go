@@ -9,6 +9,6 @@
 // calls made under the net package's own locks, deadlines and poller
 // (RawIO): the net package's calls wake the runtime's monitor thread in a
 // process that is idle between bursts, as a gateway relaying streams is
-// (docs/development.md#socket-mechanisms). Deadlines are the net
-// package's own.
+// (docs/development.md#raw-socket-reads-and-writes-again). Deadlines
+// are the net package's own.
 package netconn

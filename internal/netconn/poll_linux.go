@@ -139,9 +139,9 @@ func (p *Poller) Remove(fd int) {
 
 // Wait waits for events until due (the zero Time: without a deadline),
 // and fills evs with them: it returns how many, 0 if none came by due.
-// At a due that has passed it reports what is ready, without waiting. A Wake is reported
-// once however many were made since the last. One goroutine only may
-// call it.
+// At a due that has passed it reports what is ready, without waiting.
+// A Wake is reported once however many were made since the last. One
+// goroutine only may call it.
 //
 // due is the epoll file's read deadline, a runtime timer: it is set only
 // when it changes, so a loop that waits for the same due over many

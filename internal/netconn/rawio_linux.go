@@ -17,10 +17,10 @@ import (
 // runtime's monitor thread (sysmon), which then polls every 20 µs: a
 // gateway relaying thousands of streams is idle between short bursts,
 // and each burst's request reads woke it
-// (docs/development.md#socket-mechanisms). A raw call does not block:
-// the socket is non-blocking, and a read or write it cannot make now
-// waits in the poller. Under the race detector the calls are syscall's
-// own (sockRW).
+// (docs/development.md#raw-socket-reads-and-writes-again). A raw call
+// does not block: the socket is non-blocking, and a read or write it
+// cannot make now waits in the poller. Under the race detector the
+// calls are syscall's own (sockRW).
 //
 // Read may run with Write; each may be called by one goroutine at a time.
 type RawIO struct {
