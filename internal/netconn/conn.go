@@ -21,10 +21,9 @@ import (
 // Options.Parker, the idle read deadline becomes the parking one, and the
 // Close that follows an idle read's timeout parks the connection (Parker).
 //
-// Read and Write are the socket's RawIO on Linux (see RawIO), the
-// wrapped connection's elsewhere. Everything else is the wrapped
-// connection's: the other deadlines, addresses, CloseWrite, and ReadFrom
-// where it has one (readerFromConn).
+// Everything else is the wrapped connection's: Read, Write, the other
+// deadlines, addresses, CloseWrite, and ReadFrom where it has one
+// (readerFromConn).
 // fasthttp's writev of a response held whole and larger than its write
 // buffer recognises *net.TCPConn only: through a Conn such a response goes
 // out in two writes.
@@ -32,9 +31,8 @@ type Conn struct {
 	net.Conn
 
 	// raw is SyscallConn's answer for a plain socket, made once with the
-	// connection; nil for any other. rio reads and writes it (Linux).
+	// connection; nil for any other.
 	raw syscall.RawConn
-	rio *RawIO
 
 	onClose   func() // Options.OnClose, called by the first Close
 	closeOnce atomic.Bool
@@ -140,7 +138,6 @@ func (c *Conn) init(inner net.Conn, o Options) {
 	c.Conn = inner
 	c.onClose, c.check = o.OnClose, o.CheckFirstRead
 	c.raw = rawConnOfSocket(inner)
-	c.rio = newRawIO(inner, c.raw)
 	if c.raw != nil {
 		c.parker = o.Parker
 	}
@@ -165,23 +162,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 	if c.parker != nil {
 		return c.parkingRead(b)
 	}
-	return c.read(b)
-}
-
-// read reads the socket: through its RawIO where it has one.
-func (c *Conn) read(b []byte) (int, error) {
-	if c.rio != nil {
-		return c.rio.Read(b)
-	}
 	return c.Conn.Read(b)
-}
-
-// Write writes the socket: through its RawIO where it has one.
-func (c *Conn) Write(b []byte) (int, error) {
-	if c.rio != nil {
-		return c.rio.Write(b)
-	}
-	return c.Conn.Write(b)
 }
 
 // Unread gives b back to the connection: the next reads return it (a
@@ -217,7 +198,7 @@ func (c *Conn) firstRead(b []byte) (int, error) {
 		c.checkErr = nil
 		return 0, err
 	}
-	n, err := c.read(b)
+	n, err := c.Conn.Read(b)
 	if n > 0 || err != nil {
 		if n > 0 {
 			c.checkErr = c.check(b[:n])

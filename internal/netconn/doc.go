@@ -5,10 +5,7 @@
 // epoll set of its own instead of a goroutine each (Linux), the peeks and
 // TCP_INFO probes that tell a quiet connection from a closed one, a file's
 // identity for the keys-file watcher, and zero-copy conversions between
-// strings and byte slices. A socket's reads and writes are raw system
-// calls made under the net package's own locks, deadlines and poller
-// (RawIO): the net package's calls wake the runtime's monitor thread in a
-// process that is idle between bursts, as a gateway relaying streams is
-// (docs/development.md#raw-socket-reads-and-writes-again). Deadlines
-// are the net package's own.
+// strings and byte slices. Reads, writes and deadlines are the net
+// package's own: raw system calls and coarse deadlines were measured and
+// did not pay (docs/development.md#socket-mechanisms).
 package netconn

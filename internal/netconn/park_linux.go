@@ -316,10 +316,10 @@ type parkState struct {
 func (c *Conn) parkingRead(b []byte) (int, error) {
 	c.entered()
 	if !c.idle {
-		return c.read(b)
+		return c.Conn.Read(b)
 	}
 	c.idle = false
-	n, err := c.read(b)
+	n, err := c.Conn.Read(b)
 	if n == 0 && !c.parkUntil.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.parkOnClose.Store(true)
 		return 0, io.EOF

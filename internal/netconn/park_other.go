@@ -32,6 +32,6 @@ func (p *Parker) Park(net.Conn) bool { return false }
 func (p *Parker) park(*Conn) bool { return false }
 func (p *Parker) forget(*Conn)    {}
 
-func (c *Conn) parkingRead(b []byte) (int, error) { return c.read(b) }
+func (c *Conn) parkingRead(b []byte) (int, error) { return c.Conn.Read(b) }
 func (c *Conn) setIdleDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
 func (c *Conn) entered()                          {}

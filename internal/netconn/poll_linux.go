@@ -235,12 +235,12 @@ func SocketFD(raw syscall.RawConn) (int, error) {
 
 // ReadFD reads from the non-blocking socket fd: ErrWouldBlock if it has
 // nothing yet, (0, nil) at its end.
-func ReadFD(fd int, b []byte) (int, error) { return sockRW(syscall.SYS_READ, fd, b) }
+func ReadFD(fd int, b []byte) (int, error) { return rawRW(syscall.SYS_READ, fd, b) }
 
 // WriteFD writes to the non-blocking socket fd what it takes now: n <
 // len(b) with ErrWouldBlock if not all of it.
 func WriteFD(fd int, b []byte) (int, error) {
-	n, err := sockRW(syscall.SYS_WRITE, fd, b)
+	n, err := rawRW(syscall.SYS_WRITE, fd, b)
 	if err == nil && n < len(b) {
 		err = ErrWouldBlock
 	}

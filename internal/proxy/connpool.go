@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -20,7 +19,6 @@ type upConn struct {
 	net.Conn
 	br        *bufio.Reader   // held for the connection's life: the response's header must fit
 	raw       syscall.RawConn // of the TCP connection; nil if it has none
-	rio       *netconn.RawIO  // reads and writes it, where it can (Linux)
 	idleSince time.Time
 
 	peekFn    func(fd uintptr) bool // c.peek, bound once so that alive does not allocate
@@ -80,7 +78,7 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, upWrit
 // it.
 func (c *upConn) writeRequest(req interface{ Write(*bufio.Writer) error }) error {
 	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(c.io())
+	bw.Reset(c.Conn)
 	err := req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
@@ -135,7 +133,7 @@ func (p *connPool) dial() (*upConn, error) {
 	if p.tlsConfig == nil {
 		// Peeking under TLS would see TLS records (session tickets) as
 		// unexpected bytes; TLS connections skip the liveness check.
-		c.raw, c.rio = netconn.RawConnOf(conn), netconn.NewRawIO(conn)
+		c.raw = netconn.RawConnOf(conn)
 		c.peekFn = c.peek
 	}
 	if p.tlsConfig != nil {
@@ -158,16 +156,8 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, upRead
 func (c *upConn) reader() {
 	if c.br == nil {
 		c.br = readers.Get().(*bufio.Reader)
-		c.br.Reset(c.io())
+		c.br.Reset(c.Conn)
 	}
-}
-
-// io is what c is read and written through.
-func (c *upConn) io() io.ReadWriter {
-	if c.rio != nil {
-		return c.rio
-	}
-	return c.Conn
 }
 
 // dropReader gives c's read buffer back, keeping none of its bytes: the
