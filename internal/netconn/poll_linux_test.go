@@ -9,7 +9,7 @@ import (
 )
 
 // socketPair returns both ends of a loopback TCP connection.
-func socketPair(t *testing.T) (a, b *net.TCPConn) {
+func socketPair(t testing.TB) (a, b *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -28,7 +28,7 @@ func socketPair(t *testing.T) (a, b *net.TCPConn) {
 	return c.(*net.TCPConn), s.(*net.TCPConn)
 }
 
-func fdOf(t *testing.T, c *net.TCPConn) int {
+func fdOf(t testing.TB, c *net.TCPConn) int {
 	t.Helper()
 	raw, err := c.SyscallConn()
 	if err != nil {
@@ -211,27 +211,8 @@ func BenchmarkWait(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	raw, _ := s.(*net.TCPConn).SyscallConn()
-	fd, err := SocketFD(raw)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := p.Add(fd, Token{Index: 1}, WaitRead); err != nil {
+	c, sock := socketPair(b)
+	if err := p.Add(fdOf(b, sock), Token{Index: 1}, WaitRead); err != nil {
 		b.Fatal(err)
 	}
 	c.Write([]byte("x"))

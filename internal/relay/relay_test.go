@@ -807,19 +807,8 @@ func TestRelayTimeout(t *testing.T) {
 	h.start(sb)
 	a.readData("")
 	b.readData("")
-	// barrier returns once the loop has swept its streams on the clock as
-	// it is at the call: b, on the same loop, has had a chunk relayed in
-	// each of two turns of the loop after the call, and the loop sweeps
-	// at the end of a turn.
 	bdata := ""
-	barrier := func() {
-		t.Helper()
-		for range 2 {
-			bdata += "."
-			b.write("1\r\n.\r\n")
-			b.readData(bdata)
-		}
-	}
+	barrier := func() { sweepBarrier(b, &bdata) }
 
 	a.write("3\r\none\r\n")
 	a.readData("one")
@@ -856,6 +845,20 @@ func TestRelayTimeout(t *testing.T) {
 	}
 }
 
+// sweepBarrier returns once the loop of b's stream has swept its streams
+// on the clock as it is at the call: b has had a chunk relayed in each
+// of two turns of the loop after the call, and the loop sweeps at the end
+// of a turn. data is what b's client has had so far; it grows by the two
+// chunks.
+func sweepBarrier(b *streamEnds, data *string) {
+	b.h.t.Helper()
+	for range 2 {
+		*data += "."
+		b.write("1\r\n.\r\n")
+		b.readData(*data)
+	}
+}
+
 // TestRelayNoTimeout: a Timeout of zero does not bound the wait for the
 // upstream, whatever WriteTimeout is; WriteTimeout bounds only a wait for
 // a client that does not read. Nor does the longest Timeout there is.
@@ -874,11 +877,7 @@ func TestRelayNoTimeout(t *testing.T) {
 	bdata := ""
 	for turn := range 3 {
 		h.clock.advance(time.Hour)
-		for range 2 { // the loop has swept at the clock as it is (TestRelayTimeout)
-			bdata += "."
-			b.write("1\r\n.\r\n")
-			b.readData(bdata)
-		}
+		sweepBarrier(b, &bdata)
 		if da.ended() {
 			t.Fatalf("a stream without a Timeout ended %d h after its start: %+v", turn+1, <-da.ch)
 		}
