@@ -12,6 +12,10 @@
 // while a slow client leaves bytes unwritten, those bytes: each event is
 // one read, one write and the wait, as in nginx.
 //
+// Relay.Start writes the response's head and the body's first bytes (often
+// the first event) on its caller's goroutine, and only then hands the
+// stream to a loop: the first event does not wait for a loop to wake.
+//
 // The relay decodes the upstream's chunked framing (chunkDecoder), passes
 // the events through an openai.SSEScanner for their token usage when the
 // stream is metered (dropping the usage-only chunk if asked), and writes

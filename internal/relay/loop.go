@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,10 +17,11 @@ import (
 // a loop's goroutine with the loop's first stream. Its methods are safe
 // for concurrent use.
 type Relay struct {
-	loops  []*loop
-	next   atomic.Uint32
-	active atomic.Int64
-	now    func() time.Time
+	loops     []*loop
+	next      atomic.Uint32
+	active    atomic.Int64
+	now       func() time.Time
+	firstBufs sync.Pool // of *[]byte, Start's frames
 }
 
 // loop is a Poller (an epoll set) and the goroutine that waits on it.
@@ -41,7 +43,6 @@ type loop struct {
 	gen       uint32
 	buf       []byte    // what the upstream is read into
 	out       []byte    // a chunk being framed
-	first     []byte    // the head and the first chunk
 	nextSweep time.Time // on the Relay's clock
 	pollDue   time.Time // of the Poller's wait, on the wall clock
 }
@@ -52,6 +53,7 @@ const (
 	chunkRoom  = 18 // a chunk's size line, before its data: 16 hex digits and CRLF
 	sweepEvery = 50 * time.Millisecond
 	maxEvents  = 256
+	maxPooled  = 64 << 10                     // the largest frame buffer Start keeps for another
 	never      = time.Duration(math.MaxInt64) // a deadline that does not pass
 )
 
@@ -72,6 +74,7 @@ func New(cfg Config) (*Relay, error) {
 		n = runtime.GOMAXPROCS(0)
 	}
 	r := &Relay{now: cfg.Now}
+	r.firstBufs.New = func() any { return new([]byte) }
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -94,9 +97,13 @@ func newLoop(r *Relay) (*loop, error) {
 	return &loop{r: r, p: p, done: make(chan struct{})}, nil
 }
 
-// Start relays s: it returns at once, and s.Done is called when the
-// stream ends. It returns ErrClosed, without calling Done, after Close,
-// and an error if a socket has no descriptor.
+// Start relays s. It writes s's head and first bytes to the client on
+// the caller's goroutine, so that the first event does not wait for a
+// loop to wake, and hands the rest to a loop: it returns without waiting
+// for the client, and s.Done is called, on the loop's goroutine, when the
+// stream ends. It returns an error, without calling Done, if a socket has
+// no descriptor, and ErrClosed after Close (the head may have been
+// written by then).
 func (r *Relay) Start(s *Stream) error {
 	var err error
 	if s.cfd, err = netconn.SocketFD(s.Client); err != nil {
@@ -105,10 +112,14 @@ func (r *Relay) Start(s *Stream) error {
 	if s.ufd, err = netconn.SocketFD(s.Upstream); err != nil {
 		return fmt.Errorf("relay: the upstream's socket: %w", err)
 	}
-	s.slot, s.res, s.pending, s.finishing = -1, Result{}, nil, false
+	s.slot, s.res, s.pending, s.finishing, s.err = -1, Result{}, nil, false, nil
 	s.dec = chunkDecoder{}
 	s.scan.Reset()
 	l := r.loops[int(r.next.Add(1))%len(r.loops)]
+	if l.isClosed() {
+		return ErrClosed
+	}
+	r.first(s)
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -125,6 +136,47 @@ func (r *Relay) Start(s *Stream) error {
 	r.active.Add(1)
 	l.mu.Unlock()
 	return nil
+}
+
+// first writes s's head and the chunk of its first bytes to the client,
+// for Start, before any loop has s: what the client's socket does not
+// take waits in s.pending, and a failure in s.err, for the loop. The
+// frame is built in a pooled buffer, not the loop's, which is the loop
+// goroutine's own.
+func (r *Relay) first(s *Stream) {
+	bp := r.firstBufs.Get().(*[]byte)
+	lead := len(s.Head) + chunkRoom
+	out := slices.Grow((*bp)[:0], lead+len(s.Initial)+chunkRoom+len(lastChunk))[:lead]
+	out, err := s.decode(out, s.Initial)
+	if err == nil {
+		if s.finishing && s.Ending != nil {
+			s.Ending(&s.res)
+		}
+		var start int
+		out, start = s.frame(out, lead)
+		start -= len(s.Head)
+		copy(out[start:], s.Head)
+		b := out[start:]
+		n, werr := netconn.WriteFD(s.cfd, b)
+		switch {
+		case werr != nil && werr != netconn.ErrWouldBlock:
+			err = ErrClientGone
+		case n < len(b):
+			s.pending = append(s.pending[:0], b[n:]...)
+		}
+		s.res.Sent += int64(n)
+	}
+	s.err = err
+	if cap(out) <= maxPooled {
+		*bp = out[:0]
+		r.firstBufs.Put(bp)
+	}
+}
+
+func (l *loop) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 // Close ends every stream (Done with ErrClosed) and stops the loops;
@@ -237,8 +289,18 @@ func (l *loop) run() {
 	}
 }
 
-// admit registers s's sockets and writes its head and first bytes.
+// admit takes s, whose head and first bytes Start has written, into the
+// loop: it registers s's sockets, and waits for the upstream's next bytes
+// or, if the client did not take them all, for the client.
 func (l *loop) admit(s *Stream) {
+	switch {
+	case s.err != nil:
+		l.end(s, s.err)
+		return
+	case s.finishing && len(s.pending) == 0:
+		l.end(s, nil)
+		return
+	}
 	if k := len(l.free); k > 0 {
 		s.slot, l.free = l.free[k-1], l.free[:k-1]
 		l.slots[s.slot] = s
@@ -249,16 +311,19 @@ func (l *loop) admit(s *Stream) {
 	}
 	l.gen++
 	s.gen = l.gen
-	if err := l.p.Add(s.ufd, s.token(0), upstreamEvents); err != nil {
+	up, client, bound := upstreamEvents, clientEvents, s.Timeout
+	if len(s.pending) > 0 {
+		up, client, bound = 0, clientBlocked, s.WriteTimeout
+	}
+	if err := l.p.Add(s.ufd, s.token(0), up); err != nil {
 		l.end(s, ErrUpstream)
 		return
 	}
-	if err := l.p.Add(s.cfd, s.token(1), clientEvents); err != nil {
+	if err := l.p.Add(s.cfd, s.token(1), client); err != nil {
 		l.end(s, ErrClientGone)
 		return
 	}
-	l.setDeadline(s, s.Timeout)
-	l.relay(s, s.Initial, s.Head)
+	l.setDeadline(s, bound)
 }
 
 // upstreamReady reads what the upstream sent and passes it on.
@@ -280,19 +345,38 @@ func (l *loop) upstreamReady(s *Stream, ev netconn.PollEvent) {
 		return
 	}
 	l.setDeadline(s, s.Timeout)
-	l.relay(s, l.buf[:n], nil)
+	l.relay(s, l.buf[:n])
 }
 
 // relay decodes data, the upstream's next bytes, and writes its events to
-// the client as a chunk, after head if any; the last chunk too if the
-// body ends in data.
-func (l *loop) relay(s *Stream, data, head []byte) {
-	out := l.out[:chunkRoom]
+// the client as a chunk; the last chunk too if the body ends in data.
+func (l *loop) relay(s *Stream, data []byte) {
+	out, err := s.decode(l.out[:chunkRoom], data)
+	if err != nil {
+		l.end(s, err)
+		return
+	}
+	if s.finishing && s.Ending != nil {
+		s.Ending(&s.res)
+	}
+	out, start := s.frame(out, chunkRoom)
+	l.out = out[:chunkRoom] // keeps what it grew to
+	if frame := out[start:]; len(frame) > 0 && !l.send(s, frame) {
+		return
+	}
+	if s.finishing && len(s.pending) == 0 {
+		l.end(s, nil)
+	}
+}
+
+// decode decodes data, the upstream's next bytes, and appends to out the
+// events (or bytes) to pass on. At the body's end it sets s.finishing and
+// s.res.Reusable, and appends an event the body ended inside of.
+func (s *Stream) decode(out, data []byte) ([]byte, error) {
 	for len(data) > 0 && !s.dec.done() {
 		piece, rest, err := s.dec.next(data)
 		if err != nil {
-			l.end(s, err)
-			return
+			return out, err
 		}
 		data = rest
 		if len(piece) == 0 {
@@ -315,41 +399,34 @@ func (l *loop) relay(s *Stream, data, head []byte) {
 			}
 		}
 	}
-	if s.dec.done() {
+	if s.dec.done() && !s.finishing {
 		s.finishing = true
 		s.res.Reusable = len(data) == 0
 		if ev, ok := s.scan.Flush(); ok && s.Events {
 			// An event the body ended inside of, passed on as it came.
 			out = append(out, ev.Bytes...)
 		}
-		if s.Ending != nil {
-			s.Ending(&s.res)
-		}
 	}
-	start := chunkRoom
-	if k := len(out) - chunkRoom; k > 0 {
+	return out, nil
+}
+
+// frame makes what decode appended to out past lead, chunkRoom bytes of
+// room before it, one chunk (none if it is empty), followed by the last
+// chunk if the body has ended; it returns out and where the frame starts.
+func (s *Stream) frame(out []byte, lead int) ([]byte, int) {
+	start := lead
+	if k := len(out) - lead; k > 0 {
 		var hex [16]byte
 		size := strconv.AppendUint(hex[:0], uint64(k), 16)
 		start -= len(size) + 2
 		copy(out[start:], size)
-		copy(out[chunkRoom-2:], "\r\n")
+		copy(out[lead-2:], "\r\n")
 		out = append(out, '\r', '\n')
 	}
 	if s.finishing {
 		out = append(out, lastChunk...)
 	}
-	l.out = out[:chunkRoom] // keeps what it grew to
-	frame := out[start:]
-	if head != nil {
-		l.first = append(append(l.first[:0], head...), frame...)
-		frame = l.first
-	}
-	if len(frame) > 0 && !l.send(s, frame) {
-		return
-	}
-	if s.finishing && len(s.pending) == 0 {
-		l.end(s, nil)
-	}
+	return out, start
 }
 
 // send writes b to the client; what the client's socket does not take is

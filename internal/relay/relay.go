@@ -19,7 +19,7 @@ type Stream struct {
 	Client, Upstream syscall.RawConn
 
 	// Head is the response head, written to the client first, together
-	// with the body's first bytes if Initial holds any.
+	// with the body's first bytes if Initial holds any, by Start.
 	Head []byte
 	// Initial is what was read from the upstream past the response head:
 	// the start of the chunked body.
@@ -35,10 +35,11 @@ type Stream struct {
 	// not read to take what the upstream sent. Zero: no bound.
 	Timeout, WriteTimeout time.Duration
 
-	// Ending, if set, is called on the relay's goroutine when the body has
-	// ended whole, with the stream's usage, before the body's end is
-	// written to the client: what it records is in place before the
-	// client can know the stream ended. Done follows.
+	// Ending, if set, is called when the body has ended whole, with the
+	// stream's usage, before the body's end is written to the client: what
+	// it records is in place before the client can know the stream ended.
+	// Done follows. It is called on the relay's goroutine, or by Start if
+	// Initial holds the body's end.
 	Ending func(*Result)
 
 	// Done is called once, on the relay's goroutine, when the stream
@@ -54,6 +55,7 @@ type Stream struct {
 	scan      openai.SSEScanner
 	pending   []byte // written to the client only in part: the rest
 	finishing bool   // the body has ended: done once pending is written
+	err       error  // why the stream ended in Start, for its loop to end it
 	res       Result
 }
 

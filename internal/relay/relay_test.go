@@ -547,6 +547,85 @@ func TestRelayBody(t *testing.T) {
 	}
 }
 
+// TestRelayFirstBytes: Start writes a stream's head and first bytes on
+// its caller's goroutine, so they reach the client while the loop is busy
+// (here, in another stream's Done); a body that ends in them is then
+// whole (Ending called by Start), and the rest of another comes once the
+// loop is free. What the client's socket does not take of them waits for
+// it.
+func TestRelayFirstBytes(t *testing.T) {
+	h := newRelayHarness(t, Config{Loops: 1})
+	a := h.connect(0)
+	da := h.newDone()
+	inDone, proceed := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(proceed) })
+	t.Cleanup(release) // before the harness's: Close waits for the loop, blocked in Done
+	sa := a.stream("", da)
+	sa.Done = func(r Result) {
+		close(inDone)
+		<-proceed
+		da.done(r)
+	}
+	h.start(sa)
+	a.write("0\r\n\r\n")
+	select {
+	case <-inDone:
+	case <-time.After(relayWait):
+		t.Fatalf("Done not called within %v of the body's end", relayWait)
+	}
+
+	// The loop waits in a's Done.
+	b := h.connect(0)
+	db := h.newDone()
+	h.start(b.stream("5\r\nhello\r\n", db))
+	b.readData("hello")
+
+	c := h.connect(0)
+	dc := h.newDone()
+	sc := c.stream("5\r\nhello\r\n0\r\n\r\n", dc)
+	var endings atomic.Int32
+	sc.Ending = func(r *Result) {
+		if r.Err != nil || !r.Reusable || dc.ended() {
+			t.Errorf("Ending got %+v, Done called before: %v; want no error, reusable, before Done", r, dc.ended())
+		}
+		endings.Add(1)
+	}
+	h.start(sc)
+	c.readEnd("hello")
+	if n := endings.Load(); n != 1 {
+		t.Fatalf("Ending called %d times by the time the client has the body's end; want once", n)
+	}
+
+	// More than the client's connection holds.
+	big := strings.Repeat("0123456789abcdef", 16<<10) // 256 KiB
+	e := h.connect(4 << 10)
+	if err := e.rc.SetWriteBuffer(4 << 10); err != nil { // no autotuning: the write is cut
+		t.Fatal(err)
+	}
+	de := h.newDone()
+	h.start(e.stream(fmt.Sprintf("%x\r\n%s\r\n", len(big), big), de))
+	e.awaitFull()
+
+	release()
+	if r := da.wait(t); r.Err != nil {
+		t.Errorf("a: Done got %+v; want no error", r)
+	}
+	if r := dc.wait(t); r.Err != nil || !r.Reusable || r.Sent != int64(len(c.got)) {
+		t.Errorf("c: Done got %+v; want no error, reusable, Sent %d", r, len(c.got))
+	}
+	b.write("6\r\n world\r\n0\r\n\r\n")
+	b.readEnd("hello world")
+	if r := db.wait(t); r.Err != nil || r.Sent != int64(len(b.got)) {
+		t.Errorf("b: Done got %+v; want no error, Sent %d", r, len(b.got))
+	}
+	e.readData(big)
+	e.write("0\r\n\r\n")
+	e.readEnd(big)
+	if r := de.wait(t); r.Err != nil || r.Sent != int64(len(e.got)) {
+		t.Errorf("e: Done got %+v; want no error, Sent %d", r, len(e.got))
+	}
+}
+
 // TestRelayEvents relays chat completions streams whose events are cut by
 // the chunks and the reads: the usage and the content events are counted,
 // and the usage-only event kept from the client if asked.
