@@ -324,6 +324,36 @@ func queued(t *testing.T, c *net.TCPConn, req uint) int {
 	return n
 }
 
+// tcpClose is TCP_CLOSE, a socket's state (TCP_INFO) once reset.
+const tcpClose = 7
+
+// awaitReset waits until c's peer has reset the connection: c's socket
+// is closed (TCP_CLOSE), its error kept for the next call.
+func awaitReset(t *testing.T, c *net.TCPConn) {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(relayWait)
+	for {
+		var info *unix.TCPInfo
+		var gerr error
+		if err := rc.Control(func(fd uintptr) {
+			info, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		}); err != nil || gerr != nil {
+			t.Fatalf("TCP_INFO: %v", errors.Join(err, gerr))
+		}
+		if info.State == tcpClose {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reset within %v", relayWait)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // doneRecorder is a stream's Done: it passes the first Result on and
 // counts the calls.
 type doneRecorder struct {
@@ -855,6 +885,19 @@ func TestRelayClientGone(t *testing.T) {
 	}
 	f(false)
 	f(true)
+
+	// A client gone before Start: its write of the head fails, and the loop
+	// ends the stream.
+	e0 := h.connect(0)
+	d0 := h.newDone()
+	e0.client.SetLinger(0)
+	e0.client.Close()
+	awaitReset(t, e0.rc)
+	h.start(e0.stream("5\r\nhello\r\n", d0))
+	if r := d0.wait(t); r.Err != ErrClientGone || r.Reusable || r.Sent != 0 {
+		t.Errorf("gone before Start: Done got %+v; want %v, not reusable, nothing sent", r, ErrClientGone)
+	}
+	e0.release()
 
 	// A client that reads nothing, and closes when the relay waits for it.
 	_, body := bigStream()
