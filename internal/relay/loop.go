@@ -147,13 +147,8 @@ func (r *Relay) first(s *Stream) {
 	bp := r.firstBufs.Get().(*[]byte)
 	lead := len(s.Head) + chunkRoom
 	out := slices.Grow((*bp)[:0], lead+len(s.Initial)+chunkRoom+len(lastChunk))[:lead]
-	out, err := s.decode(out, s.Initial)
+	out, start, err := s.chunk(out, lead, s.Initial)
 	if err == nil {
-		if s.finishing && s.Ending != nil {
-			s.Ending(&s.res)
-		}
-		var start int
-		out, start = s.frame(out, lead)
 		start -= len(s.Head)
 		copy(out[start:], s.Head)
 		b := out[start:]
@@ -351,15 +346,11 @@ func (l *loop) upstreamReady(s *Stream, ev netconn.PollEvent) {
 // relay decodes data, the upstream's next bytes, and writes its events to
 // the client as a chunk; the last chunk too if the body ends in data.
 func (l *loop) relay(s *Stream, data []byte) {
-	out, err := s.decode(l.out[:chunkRoom], data)
+	out, start, err := s.chunk(l.out[:chunkRoom], chunkRoom, data)
 	if err != nil {
 		l.end(s, err)
 		return
 	}
-	if s.finishing && s.Ending != nil {
-		s.Ending(&s.res)
-	}
-	out, start := s.frame(out, chunkRoom)
 	l.out = out[:chunkRoom] // keeps what it grew to
 	if frame := out[start:]; len(frame) > 0 && !l.send(s, frame) {
 		return
@@ -367,6 +358,22 @@ func (l *loop) relay(s *Stream, data []byte) {
 	if s.finishing && len(s.pending) == 0 {
 		l.end(s, nil)
 	}
+}
+
+// chunk decodes data, the upstream's next bytes, into out past lead
+// (chunkRoom bytes of room before it) as the chunk to write, calling
+// Ending if the body ends in data: it returns out, where the chunk
+// starts, and a malformed body's error. Start and the loop share it.
+func (s *Stream) chunk(out []byte, lead int, data []byte) ([]byte, int, error) {
+	out, err := s.decode(out, data)
+	if err != nil {
+		return out, 0, err
+	}
+	if s.finishing && s.Ending != nil {
+		s.Ending(&s.res)
+	}
+	out, start := s.frame(out, lead)
+	return out, start, nil
 }
 
 // decode decodes data, the upstream's next bytes, and appends to out the
