@@ -119,10 +119,15 @@ func (r *Relay) Start(s *Stream) error {
 	if l.isClosed() {
 		return ErrClosed
 	}
+	// Active counts s before its first bytes can reach the client: Wait,
+	// at a stop, must not return while a stream the client has begun is
+	// still running.
+	r.active.Add(1)
 	r.first(s)
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
+		r.active.Add(-1)
 		return ErrClosed
 	}
 	if !l.started {
@@ -133,7 +138,6 @@ func (r *Relay) Start(s *Stream) error {
 		l.wake() // under l.mu: the loop closes the pipe under it
 	}
 	l.incoming = append(l.incoming, s)
-	r.active.Add(1)
 	l.mu.Unlock()
 	return nil
 }

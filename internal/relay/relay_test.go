@@ -618,6 +618,11 @@ func TestRelayFirstBytes(t *testing.T) {
 		if r.Err != nil || !r.Reusable || dc.ended() {
 			t.Errorf("Ending got %+v, Done called before: %v; want no error, reusable, before Done", r, dc.ended())
 		}
+		// Before the client has a byte of c, Active counts it (and b; a
+		// has ended): a stop's Wait must not miss it.
+		if n := h.r.Active(); n != 2 {
+			t.Errorf("Active = %d while Start writes c's first bytes; want 2 (b and c)", n)
+		}
 		endings.Add(1)
 	}
 	h.start(sc)
