@@ -112,6 +112,8 @@ type Proxy struct {
 	aliases  map[string]alias // Config.Aliases by name; read-only
 	aliasIDs []string         // its keys, sorted
 	created  int64            // Unix time of New: "created" of made-up model entries
+
+	hijackHook func() // tests: called as a relayed stream's hijack handler begins
 }
 
 // maxBuffered is the largest response body read whole before it is passed
@@ -398,7 +400,7 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, ht
 	if p.relay != nil && http11 && !BodyPending(&ctx.Request) {
 		client = ctx.Conn()
 	}
-	stream, relayed, err := readResponseHead(upResp, pc, ctx.IsHead(), client)
+	stream, relayed, err := p.readResponseHead(upResp, pc, ctx.IsHead(), client, &x.rs)
 	if err != nil {
 		gone := x.clientGone()
 		x.finish(false)
@@ -459,8 +461,10 @@ func (p *Proxy) roundTrip(ctx *fasthttp.RequestCtx, up *upstream, pc *upConn, ht
 // response) into resp, then either the whole body (stream false) or sets up
 // resp.BodyStream to read it (stream true); or, if the body is chunked
 // and may be relayed to client (non-nil), leaves it to the relay
-// (relayed true).
-func readResponseHead(resp *fasthttp.Response, pc *upConn, head bool, client net.Conn) (stream, relayed bool, err error) {
+// (relayed true), rs reserved in it (relay.Relay.Reserve): a stop waits for
+// the stream from now on, though the relay starts it only once the
+// handler has returned, after the server stopped counting the request.
+func (p *Proxy) readResponseHead(resp *fasthttp.Response, pc *upConn, head bool, client net.Conn, rs *relay.Stream) (stream, relayed bool, err error) {
 	for i := 0; ; i++ {
 		if err := resp.Header.Read(pc.br); err != nil {
 			return false, false, err
@@ -480,7 +484,7 @@ func readResponseHead(resp *fasthttp.Response, pc *upConn, head bool, client net
 	}
 	size := resp.Header.ContentLength()
 	stream = size < 0 || size > maxBuffered || bytes.HasPrefix(resp.Header.ContentType(), strEventStream)
-	if stream && client != nil && size == -1 && code != fasthttp.StatusSwitchingProtocols && relaySockets(client, pc) {
+	if stream && client != nil && size == -1 && code != fasthttp.StatusSwitchingProtocols && relaySockets(client, pc) && p.relay.Reserve(rs) == nil {
 		return true, true, nil // -1: chunked
 	}
 	resp.StreamBody = stream
@@ -643,6 +647,7 @@ func (x *exchange) CloseWithError(err error) error {
 // connection to the pool (reuse, and the upstream did not ask to close it)
 // or closes it, and recycles x.
 func (x *exchange) finish(reuse bool) {
+	x.rs.Unreserve() // if the relay never started the stream
 	if x.stopWatch() {
 		reuse = false // the watch may have closed the connection
 	}

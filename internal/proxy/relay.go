@@ -25,6 +25,13 @@ import (
 // fasthttp never calls the hijack handler (the connection failed
 // meanwhile), its release of the response closes the stream, and the
 // exchange ends there.
+//
+// fasthttp's Shutdown does not wait for hijack handlers: it stops
+// counting a request when its handler returns. So the relay counts the
+// stream from the moment it is chosen for it (readResponseHead reserves
+// it, relay.Relay.Reserve), and a stop that waits for the relay
+// (relay.Relay.Wait) waits for it too; finish gives the reservation up if
+// the relay never started the stream.
 
 const maxInitial = 16 << 10 // the most of a body's first bytes an exchange keeps buffer for
 
@@ -74,6 +81,9 @@ func (p *Proxy) startRelay(ctx *fasthttp.RequestCtx, x *exchange) {
 // connection, which fasthttp no longer serves. It runs before fasthttp
 // releases the request context, which it reads for the last time.
 func (x *exchange) hijacked(c net.Conn) {
+	if h := x.proxy.hijackHook; h != nil {
+		h()
+	}
 	ctx := x.ctx
 	x.ctx = nil
 	h := &ctx.Response.Header

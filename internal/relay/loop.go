@@ -19,7 +19,8 @@ import (
 type Relay struct {
 	loops     []*loop
 	next      atomic.Uint32
-	active    atomic.Int64
+	active    atomic.Int64 // streams reserved or started, not ended
+	closed    atomic.Bool
 	now       func() time.Time
 	firstBufs sync.Pool // of *[]byte, Start's frames
 }
@@ -103,13 +104,26 @@ func newLoop(r *Relay) (*loop, error) {
 // for the client, and s.Done is called, on the loop's goroutine, when the
 // stream ends. It returns an error, without calling Done, if a socket has
 // no descriptor, and ErrClosed after Close (the head may have been
-// written by then).
+// written by then). It takes over s's reservation (Reserve), if any,
+// whatever it returns.
 func (r *Relay) Start(s *Stream) error {
+	if s.held != r {
+		s.Unreserve()
+		if err := r.Reserve(s); err != nil {
+			return err
+		}
+	}
+	// Active counts s from here until its loop ends it, or Start fails:
+	// Wait, at a stop, must not return while a stream the client has
+	// begun is still running.
+	s.held = nil
 	var err error
 	if s.cfd, err = netconn.SocketFD(s.Client); err != nil {
+		r.active.Add(-1)
 		return fmt.Errorf("relay: the client's socket: %w", err)
 	}
 	if s.ufd, err = netconn.SocketFD(s.Upstream); err != nil {
+		r.active.Add(-1)
 		return fmt.Errorf("relay: the upstream's socket: %w", err)
 	}
 	s.slot, s.res, s.pending, s.finishing, s.err = -1, Result{}, nil, false, nil
@@ -117,12 +131,9 @@ func (r *Relay) Start(s *Stream) error {
 	s.scan.Reset()
 	l := r.loops[int(r.next.Add(1))%len(r.loops)]
 	if l.isClosed() {
+		r.active.Add(-1)
 		return ErrClosed
 	}
-	// Active counts s before its first bytes can reach the client: Wait,
-	// at a stop, must not return while a stream the client has begun is
-	// still running.
-	r.active.Add(1)
 	r.first(s)
 	l.mu.Lock()
 	if l.closed {
@@ -184,6 +195,7 @@ func (r *Relay) Close() {
 	if r == nil {
 		return
 	}
+	r.closed.Store(true)
 	for _, l := range r.loops {
 		l.mu.Lock()
 		first, started := !l.closed, l.started

@@ -48,6 +48,7 @@ type Stream struct {
 	Done func(Result)
 
 	// The relay's state.
+	held      *Relay // that counts s as reserved (Reserve), until Start
 	cfd, ufd  int
 	slot      int32 // in its loop's slots; -1 before it has one
 	gen       uint32
@@ -94,6 +95,30 @@ type Config struct {
 	// Now, if set, is the clock deadlines are read from (tests); nil:
 	// time.Now.
 	Now func() time.Time
+}
+
+// Reserve counts s as relayed from now on, for a caller that starts it
+// later, or on another goroutine: Wait waits for s from when Reserve
+// returns, not from Start. It returns ErrClosed, and counts nothing,
+// after Close. Start takes the reservation over; a reserved Stream that
+// will not be started is let go with Unreserve.
+func (r *Relay) Reserve(s *Stream) error {
+	r.active.Add(1) // before the check: a Close after it ends s's Start
+	if r.closed.Load() {
+		r.active.Add(-1)
+		return ErrClosed
+	}
+	s.held = r
+	return nil
+}
+
+// Unreserve gives up s's reservation, if it has one (Reserve) that Start
+// has not taken over.
+func (s *Stream) Unreserve() {
+	if r := s.held; r != nil {
+		s.held = nil
+		r.active.Add(-1)
+	}
 }
 
 // Wait waits until no stream is relayed, or ctx is done (its error).

@@ -5,6 +5,7 @@ package relay
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -1181,6 +1182,78 @@ func TestRelayClose(t *testing.T) {
 	if d.ended() {
 		t.Errorf("Done called for a stream Start refused: %+v", <-d.ch)
 	}
+}
+
+// TestRelayReserve: a reserved stream counts in Active, and Wait waits
+// for it, from Reserve on; Start takes the reservation over, counting the
+// stream once, and gives it up if it fails; Unreserve gives it up once;
+// after Close nothing is reserved.
+func TestRelayReserve(t *testing.T) {
+	h := newRelayHarness(t, Config{Loops: 1})
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	active := func(want int) {
+		t.Helper()
+		if n := h.r.Active(); n != want {
+			t.Fatalf("Active() = %d; want %d", n, want)
+		}
+		if err := h.r.Wait(done); (err == nil) != (want == 0) {
+			t.Fatalf("Wait, with %d streams: %v", want, err)
+		}
+	}
+
+	e := h.connect(0)
+	d := h.newDone()
+	s := e.stream("5\r\nhello\r\n", d)
+	if err := h.r.Reserve(s); err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	active(1)
+	h.start(s)
+	active(1)
+	e.readData("hello")
+	e.write("0\r\n\r\n")
+	if r := d.wait(t); r.Err != nil {
+		t.Fatalf("Done: %+v", r)
+	}
+	active(0)
+
+	// Given up, once.
+	s = e.stream("", h.newDone())
+	if err := h.r.Reserve(s); err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	s.Unreserve()
+	s.Unreserve()
+	active(0)
+
+	// Start fails: the reservation goes with it.
+	gone := h.connect(0)
+	s = gone.stream("", h.newDone())
+	gone.rc.Close()
+	if err := h.r.Reserve(s); err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	if err := h.r.Start(s); err == nil {
+		t.Fatal("Start of a stream whose client socket is closed succeeded")
+	}
+	active(0)
+
+	// Reserved, then the relay closes: Start returns ErrClosed.
+	s = e.stream("", h.newDone())
+	if err := h.r.Reserve(s); err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	h.r.Close()
+	active(1)
+	if err := h.r.Start(s); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start of a stream reserved before Close: %v; want %v", err, ErrClosed)
+	}
+	active(0)
+	if err := h.r.Reserve(s); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Reserve after Close: %v; want %v", err, ErrClosed)
+	}
+	active(0)
 }
 
 // TestRelayManyStreams relays 200 streams at once on two loops, each a
