@@ -113,6 +113,9 @@ func (b *bench) run(ctx context.Context) error {
 	if b.dir, err = os.MkdirTemp("", "authgate-loadbench-"); err != nil {
 		return err
 	}
+	if o.streamsPairs > 0 {
+		return b.runStreamsPairs(ctx)
+	}
 	if o.streamsOnly {
 		return b.runStreamsOnly(ctx)
 	}

@@ -70,6 +70,7 @@ type options struct {
 
 	// The streams-at-scale and idle-clients scenarios (scale.go).
 	streamsOnly, skipStreams bool
+	streamsPairs             int    // -streams-pairs: pairs of authgate and nginx per count; 0: none
 	upstreamBin              string // -upstream-bin: the streams' upstream (bench/cmd/eventsrv)
 	streamCounts             []int
 	streamEvents             int
@@ -182,6 +183,7 @@ func main() {
 	flag.IntVar(&o.costPairs, "cost-pairs", 6, "pairs of runs per path of the log and routing costs (at least 2)")
 	flag.BoolVar(&o.streamsOnly, "streams-only", false, "run only the streams-at-scale and idle-clients scenarios, and add them to OUT/latest.json's report (if any)")
 	flag.BoolVar(&o.skipStreams, "skip-streams", false, "skip the streams-at-scale and idle-clients scenarios")
+	flag.IntVar(&o.streamsPairs, "streams-pairs", envInt("BENCH_STREAMS_PAIRS", 0), "with -streams-only and -peers, run instead this many alternating pairs of authgate and nginx at each count of streams, into OUT/streams-pairs.{md,json}; 0: none (env BENCH_STREAMS_PAIRS)")
 	streams := flag.String("streams", envOr("BENCH_STREAMS", "1000,5000,10000"), "streams at once of the streams-at-scale runs, comma-separated (env BENCH_STREAMS)")
 	flag.IntVar(&o.streamEvents, "stream-events", envInt("BENCH_STREAM_EVENTS", 50), "events per stream at scale, [DONE] not counted; at least 3 (env BENCH_STREAM_EVENTS)")
 	flag.DurationVar(&o.streamInterval, "stream-interval", envDuration("BENCH_STREAM_INTERVAL", 40*time.Millisecond), "pause between two events of a stream at scale (env BENCH_STREAM_INTERVAL)")
@@ -221,6 +223,10 @@ func main() {
 	}
 	if o.streamEvents < 3 || o.streamInterval < 0 || o.streamsPlateau < time.Second || o.idleConns < 0 {
 		fmt.Fprintln(os.Stderr, "loadbench: streams at scale: want at least 3 events, an interval of 0 or more, a duration of at least 1s, idle connections 0 or more")
+		os.Exit(2)
+	}
+	if o.streamsPairs != 0 && (o.streamsPairs < 2 || !o.streamsOnly || !o.peers) {
+		fmt.Fprintf(os.Stderr, "loadbench: -streams-pairs %d: want at least 2, with -streams-only and -peers\n", o.streamsPairs)
 		os.Exit(2)
 	}
 	if o.streamsRamp == 0 {

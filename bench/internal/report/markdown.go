@@ -49,10 +49,13 @@ func (r *Report) machineLines(b *strings.Builder) {
 }
 
 // markdown renders the report as the table printed and kept in latest.md
-// (an A/B run's: abMarkdown).
+// (an A/B run's: abMarkdown; a -streams-pairs run's: peerPairsMarkdown).
 func (r *Report) markdown() string {
 	if r.AB != nil {
 		return r.abMarkdown()
+	}
+	if r.PeerPairs != nil {
+		return r.peerPairsMarkdown()
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# authgate load benchmark\n\n")

@@ -30,6 +30,7 @@ type Report struct {
 	Metering  *CostSum       `json:"metering_cost,omitempty"` // proxy path, token metering on against off
 	Ratios    []Ratio        `json:"ratios"`
 	AB        *ABRun         `json:"ab,omitempty"`               // an A/B run's (StartAB), which has nothing else
+	PeerPairs *PeerPairs     `json:"peer_pairs,omitempty"`       // a -streams-pairs run's (StartPeerPairs), which has nothing else
 	Scale     *ScaleReport   `json:"streams_at_scale,omitempty"` // the streams-at-scale and idle-clients scenarios
 }
 

@@ -8,8 +8,9 @@ import (
 	"path/filepath"
 )
 
-// Write writes BASE.md, BASE.json and BASE.svg (not for an A/B run) into
-// dir and the markdown to stdout. The whole benchmark's BASE is "latest".
+// Write writes BASE.md, BASE.json and BASE.svg (not for an A/B or a
+// -streams-pairs run) into dir and the markdown to stdout. The whole
+// benchmark's BASE is "latest".
 func (r *Report) Write(dir, base string, stdout io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -20,7 +21,7 @@ func (r *Report) Write(dir, base string, stdout io.Writer) error {
 		return err
 	}
 	files := map[string][]byte{base + ".md": []byte(md), base + ".json": append(js, '\n')}
-	if r.AB == nil {
+	if r.AB == nil && r.PeerPairs == nil {
 		files[base+".svg"] = []byte(r.svg())
 	}
 	for name, data := range files {
