@@ -93,19 +93,11 @@ func (b *bench) runStreamsOnly(ctx context.Context) error {
 // each server, then the idle-clients one, and adds them to the report.
 func (b *bench) scale(ctx context.Context) error {
 	o := b.o
-	keysFile := filepath.Join(b.dir, "api_keys.txt")
-	if err := keyset.WriteAuthgate(keysFile, keyset.Keys()); err != nil {
-		return err
-	}
-	size, err := b.eventSize(ctx)
+	settings, err := b.scaleSetup(ctx)
 	if err != nil {
 		return err
 	}
-	b.rep.StartScale(report.ScaleSettings{
-		Events: o.streamEvents, Interval: o.streamInterval.String(), EventBytes: size,
-		Ramp: o.streamsRamp.String(), Plateau: o.streamsPlateau.String(), FDLimit: b.fdLimit,
-		ServerCPU: o.serverCPU, LoadCPU: o.loadCPU,
-	})
+	b.rep.StartScale(settings)
 	limit := b.maxStreams()
 	targets := b.scaleTargets()
 	b.logf("streams at scale: %v streams (at most %d within %d open files), %d events %v apart, %v ramp, %v measured; about %v",
@@ -146,6 +138,22 @@ func (b *bench) scale(ctx context.Context) error {
 	}
 	b.rep.FinishScale()
 	return nil
+}
+
+// scaleSetup writes the keys file the streams' runs give authgate, and
+// returns the scenario's settings, with the size of a content event as
+// the upstream sends it.
+func (b *bench) scaleSetup(ctx context.Context) (report.ScaleSettings, error) {
+	o := b.o
+	if err := keyset.WriteAuthgate(filepath.Join(b.dir, "api_keys.txt"), keyset.Keys()); err != nil {
+		return report.ScaleSettings{}, err
+	}
+	size, err := b.eventSize(ctx)
+	return report.ScaleSettings{
+		Events: o.streamEvents, Interval: o.streamInterval.String(), EventBytes: size,
+		Ramp: o.streamsRamp.String(), Plateau: o.streamsPlateau.String(), FDLimit: b.fdLimit,
+		ServerCPU: o.serverCPU, LoadCPU: o.loadCPU,
+	}, err
 }
 
 // startScaleUpstream starts the upstream (bench/cmd/eventsrv) for one run

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
-	"github.com/authgate/authgate/bench/internal/keyset"
 	"github.com/authgate/authgate/bench/internal/report"
 )
 
@@ -19,18 +17,11 @@ import (
 func (b *bench) runStreamsPairs(ctx context.Context) error {
 	o := b.o
 	b.rep.Start(report.Settings{ServerCPU: o.serverCPU, LoadCPU: o.loadCPU, Peers: true}, o.wrk)
-	if err := keyset.WriteAuthgate(filepath.Join(b.dir, "api_keys.txt"), keyset.Keys()); err != nil {
-		return err
-	}
-	size, err := b.eventSize(ctx)
+	settings, err := b.scaleSetup(ctx)
 	if err != nil {
 		return err
 	}
-	b.rep.StartPeerPairs(report.ScaleSettings{
-		Events: o.streamEvents, Interval: o.streamInterval.String(), EventBytes: size,
-		Ramp: o.streamsRamp.String(), Plateau: o.streamsPlateau.String(), FDLimit: b.fdLimit,
-		ServerCPU: o.serverCPU, LoadCPU: o.loadCPU,
-	})
+	b.rep.StartPeerPairs(settings)
 	b.logf("streams pairs: %v streams, %d pairs of authgate and nginx each", o.streamCounts, o.streamsPairs)
 	for _, asked := range o.streamCounts {
 		n := min(asked, b.maxStreams())

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -53,18 +52,7 @@ func TestAB(t *testing.T) {
 	f("proxy", 4, 3, 5, 2, true, false, 100*(1-50.0/52))
 	f("limit", -4, -5, -3, 2, false, true, 100*(1-52.0/50))
 
-	dir := t.TempDir()
-	var stdout bytes.Buffer
-	if err := r.Write(dir, "ab-x", &stdout); err != nil {
-		t.Fatal(err)
-	}
-	md, err := os.ReadFile(filepath.Join(dir, "ab-x.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stdout.String() != string(md) {
-		t.Error("stdout and the markdown file differ")
-	}
+	dir, md := written(t, r, "ab-x")
 	for _, want := range []string{
 		"# authgate A/B: bin/authgate-ab-1111111 (A) against bin/authgate-ab-2222222 (B)",
 		"each run 5s after a 1s warm-up",

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -35,18 +34,7 @@ func TestPeerPairs(t *testing.T) {
 	if !near(c.Median, 1.05) || !near(c.Min, 0.9) || !near(c.Max, 1.2) {
 		t.Errorf("ratio median %v, range %v to %v; want 1.05, 0.9 to 1.2", c.Median, c.Min, c.Max)
 	}
-	dir := t.TempDir()
-	var stdout bytes.Buffer
-	if err := r.Write(dir, "streams-pairs", &stdout); err != nil {
-		t.Fatal(err)
-	}
-	md, err := os.ReadFile(filepath.Join(dir, "streams-pairs.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stdout.String() != string(md) {
-		t.Error("stdout and the markdown file differ")
-	}
+	dir, md := written(t, r, "streams-pairs")
 	for _, want := range []string{
 		"# authgate beside nginx, streams at scale, in alternating pairs",
 		"(50 events 400ms apart, 233 bytes each; the streams open over 20s, then 10s measured)",

@@ -98,20 +98,28 @@ func TestRatios(t *testing.T) {
 	f("highest rate with p99 ≤ 1ms, authgate / haproxy", 1.5, nil)
 }
 
-func TestWrite(t *testing.T) {
-	r := sampleReport()
-	dir := t.TempDir()
+// written writes r as base into a new temporary directory, and returns
+// the directory and BASE.md, failing the test unless stdout got the same.
+func written(t *testing.T, r *Report, base string) (dir string, md []byte) {
+	t.Helper()
+	dir = t.TempDir()
 	var stdout bytes.Buffer
-	if err := r.Write(dir, "latest", &stdout); err != nil {
+	if err := r.Write(dir, base, &stdout); err != nil {
 		t.Fatal(err)
 	}
-	md, err := os.ReadFile(filepath.Join(dir, "latest.md"))
+	md, err := os.ReadFile(filepath.Join(dir, base+".md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if stdout.String() != string(md) {
-		t.Error("stdout and latest.md differ")
+		t.Errorf("stdout and %s.md differ", base)
 	}
+	return dir, md
+}
+
+func TestWrite(t *testing.T) {
+	r := sampleReport()
+	dir, md := written(t, r, "latest")
 	for _, want := range []string{"| scenario | server | req/s |", "## Ratios and the issue's bars", "| reject / ceiling, throughput | 0.96 | ≥ 0.95 | yes |", "p99 ≤ 10ms"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("latest.md lacks %q", want)
