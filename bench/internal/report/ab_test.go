@@ -1,7 +1,6 @@
 package report
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,31 +51,41 @@ func TestAB(t *testing.T) {
 	f("proxy", 4, 3, 5, 2, true, false, 100*(1-50.0/52))
 	f("limit", -4, -5, -3, 2, false, true, 100*(1-52.0/50))
 
-	dir, md := written(t, r, "ab-x")
-	for _, want := range []string{
+	back := sideReport(t, r, "ab-x",
 		"# authgate A/B: bin/authgate-ab-1111111 (A) against bin/authgate-ab-2222222 (B)",
 		"each run 5s after a 1s warm-up",
 		"| reject | 6 | 102 | 100 | +2.5% | -1.0%–+5.0% | 6.0 | no | +5.0% | -10.0%–+20.0% |",
 		"| proxy | 4 | 104 | 100 | +4.0% | +3.0%–+5.0% | 2.0 | yes |",
 		"| limit | 4 | 96 | 100 | -4.0% | -5.0%–-3.0% | 2.0 | no: B faster beyond the spread |",
 		"| 4 | B | 99 | 100 | -1.0% |",
-	} {
-		if !strings.Contains(string(md), want) {
-			t.Errorf("the markdown lacks %q:\n%s", want, md)
+	)
+	if back.AB == nil || len(back.AB.Paths) != 3 || back.AB.Paths[1].Median != r.AB.Paths[1].Median {
+		t.Fatal("the JSON does not hold the A/B run")
+	}
+}
+
+// sideReport writes r, a run's report with nothing of the whole
+// benchmark's (an A/B or a -streams-pairs run), as base; checks that its
+// markdown has each of want and none of the whole benchmark's sections,
+// and that no chart was written; and returns the report read back from
+// its JSON.
+func sideReport(t *testing.T, r *Report, base string, want ...string) Report {
+	t.Helper()
+	dir, md := written(t, r, base)
+	for _, w := range want {
+		if !strings.Contains(string(md), w) {
+			t.Errorf("the markdown lacks %q:\n%s", w, md)
 		}
 	}
 	if strings.Contains(string(md), "Closed loop") || strings.Contains(string(md), "Ratios") {
-		t.Error("the A/B report has the whole benchmark's sections")
+		t.Error("the report has the whole benchmark's sections")
 	}
-	js, err := os.ReadFile(filepath.Join(dir, "ab-x.json"))
+	if _, err := os.Stat(filepath.Join(dir, base+".svg")); err == nil {
+		t.Error("the report has a chart")
+	}
+	back, err := Read(filepath.Join(dir, base+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back Report
-	if err := json.Unmarshal(js, &back); err != nil || back.AB == nil || len(back.AB.Paths) != 3 || back.AB.Paths[1].Median != r.AB.Paths[1].Median {
-		t.Fatalf("the JSON does not hold the A/B run: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "ab-x.svg")); err == nil {
-		t.Error("an A/B run wrote a chart")
-	}
+	return *back
 }
