@@ -122,8 +122,11 @@ func Wrap(c net.Conn, o Options) net.Conn {
 // serving, parks it (Parker) and leaves it open.
 func (c *Conn) Close() error {
 	if p := c.parker; p != nil {
-		if c.parkOnClose.CompareAndSwap(true, false) && p.park(c) {
-			return nil
+		if c.parkOnClose.CompareAndSwap(true, false) {
+			parked, refused := p.park(c)
+			if parked || refused && p.serveAgain(c) {
+				return nil
+			}
 		}
 		p.forget(c)
 		c.entered()

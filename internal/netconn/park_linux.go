@@ -135,17 +135,19 @@ func (p *Parker) closeParked() (started, first bool) {
 	return started, true
 }
 
-// park adds c to the parked connections; false if it cannot (the Parker
-// is closed, or epoll refused the socket), and c is then to be closed.
-func (p *Parker) park(c *Conn) bool {
+// park adds c to the parked connections. It reports parked false if it
+// cannot: the Parker is closed, or c has no descriptor, and c is then to
+// be closed; or epoll refused the socket (refused: its set is full, at
+// fs.epoll.max_user_watches), and c is then to be served again.
+func (p *Parker) park(c *Conn) (parked, refused bool) {
 	fd, ok := c.fd()
 	if !ok {
-		return false
+		return false, false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return false
+		return false, false
 	}
 	if !p.started {
 		// Not before: a Parker of a Gateway that never serves starts no
@@ -157,7 +159,7 @@ func (p *Parker) park(c *Conn) bool {
 	c.parkGen, c.parkFD, c.parked = p.gen, int32(fd), true
 	if err := p.poller.Add(fd, Token{Index: int32(fd), Gen: p.gen}, parkEvents); err != nil {
 		c.parked = false
-		return false
+		return false, true
 	}
 	p.byFD[c.parkFD] = c
 	c.prevParked, c.nextParked = p.tail, nil
@@ -170,6 +172,23 @@ func (p *Parker) park(c *Conn) bool {
 		p.wake()
 	}
 	p.tail = c
+	return true, false
+}
+
+// serveAgain hands c, which was to park but could not, back to serve, as
+// the loop does a connection that woke: closing it would drop a client
+// that did nothing wrong, and race its next request. It reports false,
+// doing nothing, if p is closed.
+func (p *Parker) serveAgain(c *Conn) bool {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	p.entering.Add(1)
+	p.mu.Unlock()
+	c.entering.Store(true)
+	go p.serve(c.outer)
 	return true
 }
 
@@ -190,7 +209,8 @@ func (p *Parker) Park(c net.Conn) bool {
 	}
 	dc.idle = false
 	dc.parkUntil = time.Now().Add(p.idleTimeout - p.after)
-	return p.park(dc)
+	parked, _ := p.park(dc)
+	return parked
 }
 
 // wake makes the loop's wait return.

@@ -29,8 +29,9 @@ func (p *Parker) Close() {}
 // Park returns false: nothing parks.
 func (p *Parker) Park(net.Conn) bool { return false }
 
-func (p *Parker) park(*Conn) bool { return false }
-func (p *Parker) forget(*Conn)    {}
+func (p *Parker) park(*Conn) (parked, refused bool) { return false, false }
+func (p *Parker) serveAgain(*Conn) bool             { return false }
+func (p *Parker) forget(*Conn)                      {}
 
 func (c *Conn) parkingRead(b []byte) (int, error) { return c.Conn.Read(b) }
 func (c *Conn) setIdleDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
