@@ -119,7 +119,8 @@ func Wrap(c net.Conn, o Options) net.Conn {
 
 // Close closes the wrapped connection and, the first time, calls
 // Options.OnClose; or, if the connection's idle read has just ended its
-// serving, parks it (Parker) and leaves it open.
+// serving, parks it (Parker) and leaves it open, or, if epoll refuses its
+// socket, has the Parker serve it again.
 func (c *Conn) Close() error {
 	if p := c.parker; p != nil {
 		if c.parkOnClose.CompareAndSwap(true, false) {
