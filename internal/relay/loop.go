@@ -117,28 +117,34 @@ func (r *Relay) Start(s *Stream) error {
 	// Wait, at a stop, must not return while a stream the client has
 	// begun is still running.
 	s.held = nil
+	if err := r.start(s); err != nil {
+		r.active.Add(-1)
+		return err
+	}
+	return nil
+}
+
+// start is Start once s is counted: it writes s's first bytes and hands
+// s to a loop, or returns why it could not.
+func (r *Relay) start(s *Stream) error {
 	var err error
 	if s.cfd, err = netconn.SocketFD(s.Client); err != nil {
-		r.active.Add(-1)
 		return fmt.Errorf("relay: the client's socket: %w", err)
 	}
 	if s.ufd, err = netconn.SocketFD(s.Upstream); err != nil {
-		r.active.Add(-1)
 		return fmt.Errorf("relay: the upstream's socket: %w", err)
+	}
+	if r.closed.Load() {
+		return ErrClosed // before the head is written
 	}
 	s.slot, s.res, s.pending, s.finishing, s.err = -1, Result{}, nil, false, nil
 	s.dec = chunkDecoder{}
 	s.scan.Reset()
-	l := r.loops[int(r.next.Add(1))%len(r.loops)]
-	if l.isClosed() {
-		r.active.Add(-1)
-		return ErrClosed
-	}
 	r.first(s)
+	l := r.loops[int(r.next.Add(1))%len(r.loops)]
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.closed {
-		l.mu.Unlock()
-		r.active.Add(-1)
 		return ErrClosed
 	}
 	if !l.started {
@@ -149,7 +155,6 @@ func (r *Relay) Start(s *Stream) error {
 		l.wake() // under l.mu: the loop closes the pipe under it
 	}
 	l.incoming = append(l.incoming, s)
-	l.mu.Unlock()
 	return nil
 }
 
@@ -181,12 +186,6 @@ func (r *Relay) first(s *Stream) {
 		*bp = out[:0]
 		r.firstBufs.Put(bp)
 	}
-}
-
-func (l *loop) isClosed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
 }
 
 // Close ends every stream (Done with ErrClosed) and stops the loops;
